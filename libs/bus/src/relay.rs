@@ -1,0 +1,278 @@
+//! The relay publishes committed outbox rows through a transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::entity::{self, Column};
+use crate::{Envelope, Error, Result, Transport};
+
+/// Tuning of the [`Relay`].
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// Rows read and published per round.
+    pub batch_size: u64,
+    /// Sweep even without a notification, so rows committed before a crash (or by a process
+    /// that forgot to notify) are sent.
+    pub sweep_interval: Duration,
+    /// Sent rows are kept this long (for inspection) and then deleted, keeping the table small.
+    pub retention: Duration,
+    /// How often the retention delete runs.
+    pub cleanup_interval: Duration,
+    /// First pause after a failed publish; it doubles per consecutive failure up to
+    /// `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// On shutdown, how long the relay may spend publishing what is still unsent.
+    pub shutdown_flush: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            sweep_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(24 * 3600),
+            cleanup_interval: Duration::from_secs(60),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+            shutdown_flush: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Wakes the relay: call [`RelayNotifier::notify`] after committing a transaction that
+/// enqueued events. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct RelayNotifier(Arc<Notify>);
+
+impl RelayNotifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Never blocks; several notifications before the relay runs collapse into one round.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Publishes outbox rows in id order and marks them sent.
+pub struct Relay {
+    db: DatabaseConnection,
+    transport: Arc<dyn Transport>,
+    opts: RelayOptions,
+    notifier: RelayNotifier,
+}
+
+impl Relay {
+    pub fn new(db: DatabaseConnection, transport: Arc<dyn Transport>, opts: RelayOptions) -> Self {
+        Self {
+            db,
+            transport,
+            opts,
+            notifier: RelayNotifier::new(),
+        }
+    }
+
+    /// Uses a notifier created earlier (e.g. stored in the service state before the relay).
+    pub fn with_notifier(mut self, notifier: RelayNotifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    pub fn notifier(&self) -> RelayNotifier {
+        self.notifier.clone()
+    }
+
+    /// Shorthand for `new` + `notifier` + `spawn`.
+    pub fn start(
+        db: DatabaseConnection,
+        transport: Arc<dyn Transport>,
+        opts: RelayOptions,
+        shutdown: CancellationToken,
+    ) -> (RelayNotifier, JoinHandle<()>) {
+        let relay = Self::new(db, transport, opts);
+        let notifier = relay.notifier();
+        (notifier, relay.spawn(shutdown))
+    }
+
+    /// Runs the relay until `shutdown` is cancelled.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = self.opts.min_backoff;
+        // Clean up soon after start, then every cleanup_interval.
+        let mut next_cleanup = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match relay_once(&self.db, self.transport.as_ref(), self.opts.batch_size).await {
+                // A full batch: there may be more, go again at once.
+                Ok(n) if n as u64 >= self.opts.batch_size => {
+                    backoff = self.opts.min_backoff;
+                    continue;
+                }
+                Ok(_) => backoff = self.opts.min_backoff,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "bus relay: publish failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(self.opts.max_backoff);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+            }
+            if tokio::time::Instant::now() >= next_cleanup {
+                match crate::outbox::purge_sent(&self.db, self.opts.retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "bus relay: purged sent outbox rows"),
+                    Err(e) => tracing::warn!(error = %e, "bus relay: purge failed"),
+                }
+                next_cleanup = tokio::time::Instant::now() + self.opts.cleanup_interval;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.notifier.0.notified() => {}
+                _ = tokio::time::sleep(self.opts.sweep_interval) => {}
+            }
+        }
+        // Best effort: publish what was committed just before shutdown; whatever is left goes
+        // out after the next start.
+        let flush = async {
+            while let Ok(n) =
+                relay_once(&self.db, self.transport.as_ref(), self.opts.batch_size).await
+            {
+                if (n as u64) < self.opts.batch_size {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.opts.shutdown_flush, flush).await;
+    }
+}
+
+/// Publishes up to `batch_size` unsent outbox rows in id order and marks them sent. Returns how
+/// many were published. On a publish failure it stops at that row (keeping the order), records
+/// `attempts`/`last_error` on it, keeps the rows published before it marked sent, and returns
+/// the error.
+///
+/// On PostgreSQL the batch is read with `FOR UPDATE SKIP LOCKED` inside a transaction, so
+/// several replicas of a service never publish the same row at the same time. On SQLite (one
+/// process) it runs without a long transaction, which would block the service's writers.
+pub async fn relay_once(
+    db: &DatabaseConnection,
+    transport: &dyn Transport,
+    batch_size: u64,
+) -> Result<usize> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            let outcome = relay_batch(&txn, transport, batch_size, true).await?;
+            txn.commit().await?;
+            outcome.into_result()
+        }
+        _ => relay_batch(db, transport, batch_size, false)
+            .await?
+            .into_result(),
+    }
+}
+
+struct Outcome {
+    sent: usize,
+    failure: Option<Error>,
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<usize> {
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self.sent),
+        }
+    }
+}
+
+async fn relay_batch<C: ConnectionTrait>(
+    conn: &C,
+    transport: &dyn Transport,
+    batch_size: u64,
+    lock: bool,
+) -> Result<Outcome> {
+    let mut query = entity::Entity::find()
+        .filter(Column::SentAt.is_null())
+        .order_by_asc(Column::Id)
+        .limit(batch_size);
+    if lock {
+        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = query.all(conn).await?;
+    let mut sent_ids = Vec::with_capacity(rows.len());
+    let mut failure = None;
+    for row in rows {
+        let id = row.id;
+        let env = to_envelope(row);
+        match transport.publish(&env).await {
+            Ok(()) => sent_ids.push(id),
+            Err(e) => {
+                entity::Entity::update_many()
+                    .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+                    .col_expr(Column::LastError, Expr::value(truncate(&e.to_string(), 1000)))
+                    .filter(Column::Id.eq(id))
+                    .exec(conn)
+                    .await?;
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    if !sent_ids.is_empty() {
+        // If we crash before this commits the rows are published again: at least once.
+        entity::Entity::update_many()
+            .col_expr(Column::SentAt, Expr::value(Utc::now()))
+            .filter(Column::Id.is_in(sent_ids.clone()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(Outcome {
+        sent: sent_ids.len(),
+        failure,
+    })
+}
+
+fn to_envelope(row: entity::Model) -> Envelope {
+    let headers = Envelope::parse_headers(&row.headers).unwrap_or_else(|e| {
+        // Only a hand-edited row gets here; losing the trace context beats blocking the outbox.
+        tracing::warn!(event_id = %row.event_id, error = %e, "bus relay: bad outbox headers");
+        Default::default()
+    });
+    Envelope {
+        event_id: row.event_id,
+        topic: row.topic,
+        event_type: row.event_type,
+        organization: row.organization,
+        headers,
+        payload: row.payload.into(),
+        occurred_at: row.occurred_at,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}

@@ -1,0 +1,215 @@
+//! Outbox + relay on real SQLite and PostgreSQL databases.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{TestDb, bounded, envelope, payload_str, unique};
+use salestrainer_bus::outbox::{self, entity};
+use salestrainer_bus::{
+    CancellationToken, Envelope, Error, InProcessOptions, InProcessTransport, Relay, RelayOptions,
+    SubscribeOptions, Subscription, Transport, relay_once,
+};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait};
+
+async fn enqueue_committed(db: &DatabaseConnection, env: &Envelope) {
+    let txn = db.begin().await.unwrap();
+    outbox::enqueue(&txn, env).await.unwrap();
+    txn.commit().await.unwrap();
+}
+
+async fn expect_next(sub: &mut Subscription) -> salestrainer_bus::Delivery {
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("no delivery within 5 s")
+        .expect("subscription closed")
+}
+
+async fn expect_nothing(sub: &mut Subscription, wait: Duration) {
+    if let Ok(d) = tokio::time::timeout(wait, sub.next()).await {
+        panic!("unexpected delivery: {d:?}");
+    }
+}
+
+async fn rows(db: &DatabaseConnection) -> Vec<entity::Model> {
+    entity::Entity::find()
+        .order_by_asc(entity::Column::Id)
+        .all(db)
+        .await
+        .unwrap()
+}
+
+async fn outbox_scenario(tdb: TestDb) {
+    let db = &tdb.db;
+    let topic = unique("outbox");
+    let transport = InProcessTransport::default();
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+
+    // Rolled back: the event must never leave.
+    let rolled_back = envelope(&topic, 0);
+    let txn = db.begin().await.unwrap();
+    outbox::enqueue(&txn, &rolled_back).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 0);
+    assert!(rows(db).await.is_empty());
+
+    // Committed: relayed exactly once and marked sent.
+    let committed = envelope(&topic, 1);
+    enqueue_committed(db, &committed).await;
+    assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 1);
+    assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 0);
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, committed, "envelope survives the outbox unchanged");
+    d.ack().await.unwrap();
+    expect_nothing(&mut sub, Duration::from_millis(200)).await;
+    let stored = rows(db).await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].sent_at.is_some());
+    assert_eq!(stored[0].attempts, 0);
+
+    // Committed while no relay runs (the process crashed after commit): a relay started later
+    // sends them, in order, without being notified.
+    let e2 = envelope(&topic, 2);
+    let e3 = envelope(&topic, 3);
+    enqueue_committed(db, &e2).await;
+    enqueue_committed(db, &e3).await;
+    let shutdown = CancellationToken::new();
+    let opts = RelayOptions {
+        // Long enough that only a notification (or the start-up round) can explain a fast send.
+        sweep_interval: Duration::from_secs(60),
+        ..RelayOptions::default()
+    };
+    let (notifier, handle) = Relay::start(
+        db.clone(),
+        Arc::new(transport.clone()),
+        opts,
+        shutdown.clone(),
+    );
+    for expected in [&e2, &e3] {
+        let d = expect_next(&mut sub).await;
+        assert_eq!(&d.envelope, expected);
+        d.ack().await.unwrap();
+    }
+
+    // Committed while the relay runs: the notifier wakes it at once.
+    let e4 = envelope(&topic, 4);
+    enqueue_committed(db, &e4).await;
+    notifier.notify();
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e4);
+    d.ack().await.unwrap();
+    expect_nothing(&mut sub, Duration::from_millis(300)).await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("relay stops on shutdown")
+        .unwrap();
+    assert!(rows(db).await.iter().all(|r| r.sent_at.is_some()));
+
+    // Sent rows are purged after the retention period; unsent ones never.
+    let e5 = envelope(&topic, 5);
+    enqueue_committed(db, &e5).await;
+    assert_eq!(
+        outbox::purge_sent(db, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(outbox::purge_sent(db, Duration::ZERO).await.unwrap(), 4);
+    let left = rows(db).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_id, e5.event_id);
+
+    drop(sub);
+    tdb.cleanup().await;
+}
+
+/// A publish failure (here: the in-process queue is full) stops the batch at that row, records
+/// the attempt and keeps the order; the row goes out once the transport accepts it.
+async fn failure_scenario(tdb: TestDb) {
+    let db = &tdb.db;
+    let topic = unique("outbox-fail");
+    let transport = InProcessTransport::new(InProcessOptions {
+        max_queue: 1,
+        retain: 0,
+    });
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let e1 = envelope(&topic, 1);
+    let e2 = envelope(&topic, 2);
+    enqueue_committed(db, &e1).await;
+    enqueue_committed(db, &e2).await;
+
+    let err = relay_once(db, &transport, 100).await.unwrap_err();
+    assert!(matches!(err, Error::QueueFull { .. }), "{err}");
+    let stored = rows(db).await;
+    assert!(stored[0].sent_at.is_some(), "published prefix is marked sent");
+    assert!(stored[1].sent_at.is_none());
+    assert_eq!(stored[1].attempts, 1);
+    assert!(stored[1].last_error.as_deref().unwrap().contains("full"));
+
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e1);
+    d.ack().await.unwrap();
+    assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 1);
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e2);
+    d.ack().await.unwrap();
+    assert!(rows(db).await.iter().all(|r| r.sent_at.is_some()));
+
+    drop(sub);
+    tdb.cleanup().await;
+}
+
+#[tokio::test]
+async fn outbox_sqlite() {
+    bounded(async { outbox_scenario(TestDb::sqlite().await).await }).await;
+}
+
+#[tokio::test]
+async fn outbox_postgres() {
+    bounded(async { outbox_scenario(TestDb::postgres().await).await }).await;
+}
+
+#[tokio::test]
+async fn outbox_publish_failure_sqlite() {
+    bounded(async { failure_scenario(TestDb::sqlite().await).await }).await;
+}
+
+#[tokio::test]
+async fn outbox_publish_failure_postgres() {
+    bounded(async { failure_scenario(TestDb::postgres().await).await }).await;
+}
+
+#[tokio::test]
+async fn payload_and_headers_round_trip() {
+    bounded(async {
+        let tdb = TestDb::sqlite().await;
+        let topic = unique("bytes");
+        let mut env = envelope(&topic, 0);
+        env.payload = vec![0u8, 255, 1, 128, 0].into();
+        env.headers.insert("tracestate".into(), "a=b".into());
+        enqueue_committed(&tdb.db, &env).await;
+        let transport = InProcessTransport::default();
+        let mut sub = transport
+            .subscribe(&topic, "g", "c", SubscribeOptions::default())
+            .await
+            .unwrap();
+        relay_once(&tdb.db, &transport, 10).await.unwrap();
+        let d = expect_next(&mut sub).await;
+        assert_eq!(d.envelope, env);
+        assert_eq!(payload_str(&envelope(&topic, 7)), "payload-7");
+        drop(sub);
+        tdb.cleanup().await;
+    })
+    .await;
+}

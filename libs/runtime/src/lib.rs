@@ -1,0 +1,24 @@
+//! The service runtime: everything a Salestrainer service needs besides its own logic, so no
+//! service repeats server plumbing.
+
+pub mod auth;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod ready;
+pub mod redis;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+
+pub use auth::{Principal, Role};
+pub use error::{ApiError, ApiResult, FieldViolation, Violations};
+pub use ready::Ready;
+pub use settings::Settings;
+
+/// Installs the process-wide TLS crypto provider (ring) used by outbound HTTPS clients.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

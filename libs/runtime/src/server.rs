@@ -1,0 +1,225 @@
+//! The gRPC server every service runs on: health (NOT_SERVING until the service says it is
+//! ready), reflection, gRPC-Web over HTTP/1.1, plain HTTP routes (webhooks), a default
+//! deadline, a global concurrency limit with load shedding, a per-message size limit, JWT
+//! auth, metrics, tracing, and a graceful drain bounded by a deadline.
+
+use std::{collections::HashSet, convert::Infallible, future::Future, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::Mutex};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::{Routes, RoutesBuilder},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::ServiceBuilder;
+
+use crate::{
+    auth::{AuthLayer, AuthPolicy, JwtVerifier},
+    limits::MessageLimitLayer,
+    metrics::MetricsLayer,
+    settings::ServerSettings,
+    telemetry::TraceLayer,
+};
+
+/// Tracks which services have finished starting; the overall health (`""`) turns SERVING
+/// only when every one has.
+#[derive(Clone)]
+pub struct Readiness {
+    reporter: HealthReporter,
+    pending: Arc<Mutex<HashSet<String>>>,
+    all: Arc<Vec<String>>,
+}
+
+impl Readiness {
+    pub async fn set_serving(&self, service: &str) {
+        self.reporter
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+        let mut pending = self.pending.lock().await;
+        pending.remove(service);
+        if pending.is_empty() {
+            self.reporter.set_service_status("", ServingStatus::Serving).await;
+        }
+    }
+
+    async fn set_all_not_serving(&self) {
+        self.reporter.set_service_status("", ServingStatus::NotServing).await;
+        for name in self.all.iter() {
+            self.reporter
+                .set_service_status(name.as_str(), ServingStatus::NotServing)
+                .await;
+        }
+    }
+}
+
+pub struct ServerBuilder {
+    settings: ServerSettings,
+    routes: RoutesBuilder,
+    http: axum::Router,
+    policy: AuthPolicy,
+    verifier: Arc<JwtVerifier>,
+    reporter: HealthReporter,
+    services: Vec<String>,
+    descriptor_sets: Vec<&'static [u8]>,
+}
+
+impl ServerBuilder {
+    pub async fn new(settings: ServerSettings, verifier: Arc<JwtVerifier>) -> Self {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health);
+        Self {
+            settings,
+            routes,
+            http: axum::Router::new(),
+            policy: AuthPolicy::new(),
+            verifier,
+            reporter,
+            services: Vec::new(),
+            descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
+        }
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// Adds a gRPC service; its health is NOT_SERVING until [`Readiness::set_serving`].
+    pub async fn add_service<S>(&mut self, svc: S) -> &mut Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.reporter
+            .set_service_status(S::NAME, ServingStatus::NotServing)
+            .await;
+        self.services.push(S::NAME.to_owned());
+        self.routes.add_service(svc);
+        self
+    }
+
+    /// Plain HTTP routes under `prefix` that authenticate themselves (webhook signatures).
+    pub fn add_http_routes(&mut self, prefix: &str, router: axum::Router) -> &mut Self {
+        self.policy.public_prefix(prefix);
+        self.http = std::mem::take(&mut self.http).merge(router);
+        self
+    }
+
+    /// A `/package.Service/Method` path callable only with a service identity.
+    pub fn internal_method(&mut self, path: &str) -> &mut Self {
+        self.policy.internal_method(path);
+        self
+    }
+
+    /// Adds an encoded `FileDescriptorSet` to what reflection serves.
+    pub fn file_descriptor_set(&mut self, bytes: &'static [u8]) -> &mut Self {
+        self.descriptor_sets.push(bytes);
+        self
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            reporter: self.reporter.clone(),
+            pending: Arc::new(Mutex::new(self.services.iter().cloned().collect())),
+            all: Arc::new(self.services.clone()),
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, the listener
+    /// closes, in-flight calls finish, and anything still open after the drain deadline is cut.
+    pub async fn serve(
+        mut self,
+        listener: TcpListener,
+        readiness: Readiness,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut reflection = tonic_reflection::server::Builder::configure();
+        let mut reflection_alpha = tonic_reflection::server::Builder::configure();
+        for set in &self.descriptor_sets {
+            reflection = reflection.register_encoded_file_descriptor_set(set);
+            reflection_alpha = reflection_alpha.register_encoded_file_descriptor_set(set);
+        }
+        self.routes.add_service(reflection.build_v1()?);
+        self.routes.add_service(reflection_alpha.build_v1alpha()?);
+
+        let router = self.routes.routes().into_axum_router().merge(self.http);
+        let routes = Routes::from(router);
+
+        let stack = ServiceBuilder::new()
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(TraceLayer)
+            .layer(MetricsLayer)
+            .load_shed()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(self.settings.concurrency_limit))
+            .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
+            .layer(AuthLayer::new(self.verifier.clone(), self.policy.clone()))
+            .into_inner();
+
+        let drain_deadline = self.settings.drain_deadline();
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight calls");
+            readiness.set_all_not_serving().await;
+            let _ = drain_tx.send(());
+        };
+
+        let serve = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .timeout(self.settings.request_timeout())
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(stack)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        tokio::pin!(serve);
+
+        let deadline = async move {
+            if drain_rx.await.is_ok() {
+                tokio::time::sleep(drain_deadline).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = &mut serve => result?,
+            () = deadline => tracing::warn!(
+                deadline_ms = drain_deadline.as_millis() as u64,
+                "drain deadline passed; closing the calls still open"
+            ),
+        }
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
