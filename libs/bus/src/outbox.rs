@@ -62,7 +62,9 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, env: &Envelope) -> Result<(),
     };
     // Without RETURNING: we do not need the id, and it keeps the statement identical on both
     // backends.
-    entity::Entity::insert(row).exec_without_returning(conn).await?;
+    entity::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 

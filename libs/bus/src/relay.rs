@@ -230,7 +230,10 @@ async fn relay_batch<C: ConnectionTrait>(
             Err(e) => {
                 entity::Entity::update_many()
                     .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-                    .col_expr(Column::LastError, Expr::value(truncate(&e.to_string(), 1000)))
+                    .col_expr(
+                        Column::LastError,
+                        Expr::value(truncate(&e.to_string(), 1000)),
+                    )
                     .filter(Column::Id.eq(id))
                     .exec(conn)
                     .await?;

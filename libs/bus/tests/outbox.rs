@@ -64,7 +64,10 @@ async fn outbox_scenario(tdb: TestDb) {
     assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 1);
     assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 0);
     let d = expect_next(&mut sub).await;
-    assert_eq!(d.envelope, committed, "envelope survives the outbox unchanged");
+    assert_eq!(
+        d.envelope, committed,
+        "envelope survives the outbox unchanged"
+    );
     d.ack().await.unwrap();
     expect_nothing(&mut sub, Duration::from_millis(200)).await;
     let stored = rows(db).await;
@@ -152,7 +155,10 @@ async fn failure_scenario(tdb: TestDb) {
     let err = relay_once(db, &transport, 100).await.unwrap_err();
     assert!(matches!(err, Error::QueueFull { .. }), "{err}");
     let stored = rows(db).await;
-    assert!(stored[0].sent_at.is_some(), "published prefix is marked sent");
+    assert!(
+        stored[0].sent_at.is_some(),
+        "published prefix is marked sent"
+    );
     assert!(stored[1].sent_at.is_none());
     assert_eq!(stored[1].attempts, 1);
     assert!(stored[1].last_error.as_deref().unwrap().contains("full"));

@@ -41,4 +41,7 @@ pub mod salestrainer {
     }
 }
 
-pub use salestrainer::{analytics::v1 as analytics, call::v1 as call, config::v1 as config, events::v1 as events, grading::v1 as grading};
+pub use salestrainer::{
+    analytics::v1 as analytics, call::v1 as call, config::v1 as config, events::v1 as events,
+    grading::v1 as grading,
+};

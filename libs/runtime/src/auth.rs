@@ -112,7 +112,11 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    pub fn new(hs256_secret: Option<&[u8]>, rs256_pems: &[Vec<u8>], issuer: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        hs256_secret: Option<&[u8]>,
+        rs256_pems: &[Vec<u8>],
+        issuer: &str,
+    ) -> anyhow::Result<Self> {
         let rs256 = rs256_pems
             .iter()
             .map(|pem| DecodingKey::from_rsa_pem(pem))
@@ -125,7 +129,10 @@ impl JwtVerifier {
     }
 
     /// From settings; the dev secret must already be resolved (see [`dev_secret`]).
-    pub fn from_settings(settings: &AuthSettings, dev_secret: Option<&[u8]>) -> anyhow::Result<Self> {
+    pub fn from_settings(
+        settings: &AuthSettings,
+        dev_secret: Option<&[u8]>,
+    ) -> anyhow::Result<Self> {
         let mut pems = Vec::new();
         for key in &settings.rs256_public_keys {
             if key.contains("-----BEGIN") {
@@ -178,7 +185,13 @@ impl TokenMinter {
         }
     }
 
-    pub fn mint(&self, subject: &str, organization: &str, role: Role, ttl_secs: u64) -> anyhow::Result<String> {
+    pub fn mint(
+        &self,
+        subject: &str,
+        organization: &str,
+        role: Role,
+        ttl_secs: u64,
+    ) -> anyhow::Result<String> {
         let now = now_secs();
         let claims = Claims {
             sub: subject.to_owned(),
@@ -188,7 +201,11 @@ impl TokenMinter {
             exp: now + ttl_secs,
             iss: self.issuer.clone(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.key,
+        )?)
     }
 
     pub fn service_token(&self, service: &str) -> anyhow::Result<String> {
@@ -238,7 +255,9 @@ impl AuthPolicy {
         self.internal_methods.insert(path.into());
     }
     fn is_public(&self, path: &str) -> bool {
-        self.public_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+        self.public_prefixes
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
     }
 }
 
@@ -266,7 +285,10 @@ impl AuthLayer {
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
         let claims = self
             .verifier
@@ -303,7 +325,10 @@ pub struct AuthService<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -341,7 +366,10 @@ mod tests {
         let token = minter.mint("alice", "acme", Role::Manager, 60).unwrap();
         let good = JwtVerifier::new(Some(b"secret-a"), &[], "").unwrap();
         let claims = good.verify(&token).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.org.as_str(), claims.role), ("alice", "acme", Role::Manager));
+        assert_eq!(
+            (claims.sub.as_str(), claims.org.as_str(), claims.role),
+            ("alice", "acme", Role::Manager)
+        );
         let other = JwtVerifier::new(Some(b"secret-b"), &[], "").unwrap();
         assert!(other.verify(&token).is_err());
     }
@@ -350,8 +378,16 @@ mod tests {
     fn expired_token_is_refused() {
         let minter = TokenMinter::new(b"k", "");
         let now = now_secs();
-        let claims = Claims { sub: "a".into(), org: "o".into(), role: Role::Admin, exp: now - 3600, iat: now - 7200, iss: String::new() };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &minter.key).unwrap();
+        let claims = Claims {
+            sub: "a".into(),
+            org: "o".into(),
+            role: Role::Admin,
+            exp: now - 3600,
+            iat: now - 7200,
+            iss: String::new(),
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &minter.key).unwrap();
         let v = JwtVerifier::new(Some(b"k"), &[], "").unwrap();
         assert!(v.verify(&token).is_err());
     }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
 use sea_orm_migration::MigratorTrait;
 
 /// The URL with any password replaced, for log lines.
@@ -11,7 +13,9 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}://{}:***{}", &url[..scheme], &creds[..colon], &url[at..]),
+                Some(colon) => {
+                    format!("{}://{}:***{}", &url[..scheme], &creds[..colon], &url[at..])
+                }
                 None => url.to_owned(),
             }
         }
@@ -42,7 +46,9 @@ async fn ensure_exists(url: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     // postgres://user@host:port/dbname?params → connect to the maintenance db to create dbname.
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let Some(slash) = base.rfind('/') else {
         return Ok(());
     };
@@ -97,12 +103,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     if is_sqlite(url) {
         // WAL lets readers run beside the single writer; the busy timeout queues writers
         // instead of failing them.
-        opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true)
-        });
+        opts.max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+            });
     } else {
         opts.max_connections(16).min_connections(1);
     }
@@ -110,7 +118,9 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Connects and applies every pending migration.
-pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    url: &str,
+) -> anyhow::Result<DatabaseConnection> {
     let db = connect(url).await?;
     M::up(&db, None).await?;
     Ok(db)
@@ -118,7 +128,10 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> anyhow::Result<
 
 /// Like [`connect_and_migrate`], but keeps trying with capped exponential backoff, saying
 /// clearly what is wrong, until it succeeds. The server meanwhile reports NOT_SERVING.
-pub async fn connect_and_migrate_with_retry<M: MigratorTrait>(service: &str, url: &str) -> DatabaseConnection {
+pub async fn connect_and_migrate_with_retry<M: MigratorTrait>(
+    service: &str,
+    url: &str,
+) -> DatabaseConnection {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1u32;
     loop {
@@ -150,7 +163,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }

@@ -194,6 +194,9 @@ mod tests {
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("hunter2"));
         let details = status.get_error_details();
-        assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("INTERNAL"));
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("INTERNAL")
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The service runtime: everything a Salestrainer service needs besides its own logic, so no
 //! service repeats server plumbing.
 
+pub mod app;
 pub mod auth;
 pub mod crypto;
 pub mod db;

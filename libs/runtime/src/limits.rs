@@ -66,8 +66,10 @@ where
             header_len: 0,
             remaining: 0,
         };
-        self.inner
-            .call(http::Request::from_parts(parts, tonic::body::Body::new(body)))
+        self.inner.call(http::Request::from_parts(
+            parts,
+            tonic::body::Body::new(body),
+        ))
     }
 }
 
@@ -112,7 +114,12 @@ impl HttpBody for FrameLimited {
                 chunk.advance(n);
                 *this.header_len += n;
                 if *this.header_len == 5 {
-                    let len = u32::from_be_bytes([this.header[1], this.header[2], this.header[3], this.header[4]]) as usize;
+                    let len = u32::from_be_bytes([
+                        this.header[1],
+                        this.header[2],
+                        this.header[3],
+                        this.header[4],
+                    ]) as usize;
                     if len > *this.limit {
                         return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
                             "message of {len} bytes exceeds the limit of {} bytes",

@@ -22,7 +22,8 @@ pub fn prometheus() -> &'static PrometheusHandle {
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
                 &[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
                 ],
             )
             .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -42,12 +43,18 @@ pub async fn serve_admin(
 ) -> std::io::Result<SocketAddr> {
     let handle = prometheus();
     let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(move || async move { handle.render() }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { handle.render() }),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::warn!(error = %err, "admin server stopped");
         }
     });
@@ -122,7 +129,10 @@ impl Drop for Observation {
 
 impl<S, B> tower::Service<http::Request<B>> for MetricsService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -154,7 +164,10 @@ where
             }
             let (parts, body) = resp.into_parts();
             let body = ObservedBody { inner: body, obs };
-            Ok(http::Response::from_parts(parts, tonic::body::Body::new(body)))
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(body),
+            ))
         })
     }
 }

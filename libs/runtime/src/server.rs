@@ -40,12 +40,16 @@ impl Readiness {
         let mut pending = self.pending.lock().await;
         pending.remove(service);
         if pending.is_empty() {
-            self.reporter.set_service_status("", ServingStatus::Serving).await;
+            self.reporter
+                .set_service_status("", ServingStatus::Serving)
+                .await;
         }
     }
 
     async fn set_all_not_serving(&self) {
-        self.reporter.set_service_status("", ServingStatus::NotServing).await;
+        self.reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for name in self.all.iter() {
             self.reporter
                 .set_service_status(name.as_str(), ServingStatus::NotServing)
@@ -68,7 +72,9 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     pub async fn new(settings: ServerSettings, verifier: Arc<JwtVerifier>) -> Self {
         let (reporter, health) = tonic_health::server::health_reporter();
-        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         let mut routes = RoutesBuilder::default();
         routes.add_service(health);
         Self {
@@ -158,7 +164,9 @@ impl ServerBuilder {
             .layer(TraceLayer)
             .layer(MetricsLayer)
             .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(self.settings.concurrency_limit))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                self.settings.concurrency_limit,
+            ))
             .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
             .layer(AuthLayer::new(self.verifier.clone(), self.policy.clone()))
             .into_inner();

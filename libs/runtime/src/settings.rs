@@ -134,7 +134,11 @@ impl Settings {
         if let Ok(file) = std::env::var("SALESTRAINER_CONFIG_FILE") {
             fig = fig.merge(Toml::file(file));
         }
-        fig.merge(Env::prefixed("SALESTRAINER_").split("__").ignore(&["config_file"]))
+        fig.merge(
+            Env::prefixed("SALESTRAINER_")
+                .split("__")
+                .ignore(&["config_file"]),
+        )
     }
 
     /// The database URL of one service, with embedded SQLite as the fallback.
@@ -162,9 +166,15 @@ mod tests {
             data_dir: PathBuf::from("/tmp/x"),
             ..Settings::default()
         };
-        assert_eq!(s.database_url_for("config"), "sqlite:///tmp/x/config.db?mode=rwc");
+        assert_eq!(
+            s.database_url_for("config"),
+            "sqlite:///tmp/x/config.db?mode=rwc"
+        );
         s.database_url = "postgres://u@h/salestrainer_{service}".into();
-        assert_eq!(s.database_url_for("call"), "postgres://u@h/salestrainer_call");
+        assert_eq!(
+            s.database_url_for("call"),
+            "postgres://u@h/salestrainer_call"
+        );
     }
 
     #[test]

@@ -37,7 +37,8 @@ impl Drop for Telemetry {
 /// tonic). A second call (tests) leaves the first subscriber in place.
 pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
 
     let provider = if settings.otlp_endpoint.is_empty() {
         None
@@ -64,7 +65,11 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<Telem
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if settings.log_format == "json" {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_current_span(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false),
+            )
             .try_init()
     } else {
         registry.with(tracing_subscriber::fmt::layer()).try_init()
@@ -109,7 +114,9 @@ impl Extractor for MapExtractor<'_> {
 pub fn current_trace_context() -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
     let cx = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MapInjector(&mut map)));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut MapInjector(&mut map))
+    });
     map
 }
 
@@ -179,7 +186,9 @@ where
             otel.kind = "server",
             rpc.system = "grpc",
         );
-        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
         let _ = span.set_parent(parent);
         Box::pin(async move { inner.call(req).await }.instrument(span))
     }

@@ -154,11 +154,7 @@ impl InProcessTransport {
         state.next_seq += 1;
         let topic = state.topics.entry(env.topic.clone()).or_default();
         // Check every group first so an event is queued for all of them or for none.
-        if let Some((name, _)) = topic
-            .groups
-            .iter()
-            .find(|(_, g)| g.len() >= opts.max_queue)
-        {
+        if let Some((name, _)) = topic.groups.iter().find(|(_, g)| g.len() >= opts.max_queue) {
             return Err(Error::QueueFull {
                 topic: env.topic.clone(),
                 group: name.clone(),

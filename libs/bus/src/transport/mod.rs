@@ -94,8 +94,11 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Subscription>>;
 
     /// How much work `group` still has on `topic`.
-    fn queue_depth<'a>(&'a self, topic: &'a str, group: &'a str)
-    -> BoxFuture<'a, Result<QueueDepth>>;
+    fn queue_depth<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<QueueDepth>>;
 }
 
 /// The transport-specific side of a [`Subscription`]; dropping it leaves the group.

@@ -425,7 +425,11 @@ impl Reader {
         backoff: &mut Duration,
     ) -> Stop {
         let mut next_claim = Instant::now();
-        let mut next_trim = self.transport.opts.trim_interval.map(|i| Instant::now() + i);
+        let mut next_trim = self
+            .transport
+            .opts
+            .trim_interval
+            .map(|i| Instant::now() + i);
         let count = self.opts.batch_size.max(1);
         loop {
             if self.cancel.is_cancelled() {
@@ -445,7 +449,11 @@ impl Reader {
                 if let Err(e) = self.transport.trim_acked(&self.topic).await {
                     tracing::debug!(topic = %self.topic, error = %e, "bus: trim failed");
                 }
-                next_trim = self.transport.opts.trim_interval.map(|i| Instant::now() + i);
+                next_trim = self
+                    .transport
+                    .opts
+                    .trim_interval
+                    .map(|i| Instant::now() + i);
             }
 
             let mut cmd = redis::cmd("XREADGROUP");
@@ -458,7 +466,11 @@ impl Reader {
             if !reading_own {
                 // Wake up in time for the next XAUTOCLAIM.
                 let until_claim = next_claim.saturating_duration_since(Instant::now());
-                let block = self.opts.block.min(until_claim).max(Duration::from_millis(1));
+                let block = self
+                    .opts
+                    .block
+                    .min(until_claim)
+                    .max(Duration::from_millis(1));
                 cmd.arg("BLOCK").arg(block.as_millis() as u64);
             }
             cmd.arg("STREAMS")

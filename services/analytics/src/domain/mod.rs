@@ -1,0 +1,1 @@
+//! Domain logic of the analytics service: plain Rust, no I/O.

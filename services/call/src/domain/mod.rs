@@ -1,0 +1,1 @@
+//! Domain logic of the call service: plain Rust, no I/O.

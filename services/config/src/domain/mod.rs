@@ -1,0 +1,1 @@
+//! Domain logic of the config service: plain Rust, no I/O.

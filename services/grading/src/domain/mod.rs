@@ -1,0 +1,1 @@
+//! Domain logic of the grading service: plain Rust, no I/O.
