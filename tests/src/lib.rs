@@ -1,1 +1,166 @@
+//! `spawn_app()`: the whole suite on `127.0.0.1:0` with a fresh data directory (and, when
+//! asked, fresh PostgreSQL databases), for end-to-end tests over real connections.
 
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use salestrainer_runtime::{
+    Role, Settings, app,
+    auth::{JwtVerifier, TokenMinter},
+    server::ServerBuilder,
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+pub const TEST_SECRET: &[u8] = b"test-secret-of-the-suite";
+
+/// PostgreSQL server URL without a database (`SALESTRAINER_TEST_POSTGRES_URL` overrides).
+pub fn postgres_server_url() -> String {
+    std::env::var("SALESTRAINER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database URL template with a unique prefix, one database per service.
+pub fn fresh_postgres_template() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}/st_{}_{{service}}", postgres_server_url(), &id[..12])
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub minter: TokenMinter,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn token(&self, role: Role, subject: &str, org: &str) -> String {
+        self.minter
+            .mint(subject, org, role, 3600)
+            .expect("mint token")
+    }
+
+    pub fn service_token(&self, service: &str) -> String {
+        self.minter
+            .service_token(service)
+            .expect("mint service token")
+    }
+
+    /// Stops the server (graceful drain) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), handle).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Settings of a test suite: a temp data dir, the test secret, no admin port.
+pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings {
+        data_dir: data_dir.to_path_buf(),
+        admin_listen: None,
+        ..Settings::default()
+    };
+    settings.auth.dev_secret = String::from_utf8_lossy(TEST_SECRET).into_owned();
+    settings.server.drain_deadline_ms = 2_000;
+    settings
+}
+
+/// Starts the suite; `customize` may change settings (database URL, limits) first.
+/// Does not wait for readiness: see [`wait_serving`].
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    salestrainer_runtime::install_crypto_provider();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(data_dir.path());
+    customize(&mut settings);
+    let verifier = Arc::new(JwtVerifier::new(Some(TEST_SECRET), &[], "").expect("verifier"));
+    let mut server = ServerBuilder::new(settings.server.clone(), verifier).await;
+    let starters = salestrainer::mount_all(&mut server, &settings).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app::run_until(server, starters, listener, async move {
+        let _ = rx.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    TestApp {
+        addr,
+        channel,
+        minter: TokenMinter::new(TEST_SECRET, ""),
+        settings,
+        shutdown: Some(tx),
+        handle: Some(handle),
+        _data_dir: data_dir,
+    }
+}
+
+/// Starts the suite on embedded defaults and waits until every service is SERVING.
+pub async fn spawn_app() -> TestApp {
+    let app = spawn_app_with(|_| {}).await;
+    wait_serving(&app, "", Duration::from_secs(30)).await;
+    app
+}
+
+pub async fn health(app: &TestApp, service: &str) -> Option<ServingStatus> {
+    let mut client = HealthClient::new(app.channel.clone());
+    let resp = client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(resp.into_inner().status).ok()
+}
+
+/// Waits until `service` ("" = all) reports SERVING, or panics after `limit`.
+pub async fn wait_serving(app: &TestApp, service: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if health(app, service).await == Some(ServingStatus::Serving) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{service:?} not SERVING within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Adds `authorization: Bearer …` to a request.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    req
+}
+
+/// The gRPC service names the suite must expose.
+pub const SERVICES: [&str; 4] = [
+    "salestrainer.config.v1.ConfigService",
+    "salestrainer.call.v1.CallService",
+    "salestrainer.grading.v1.GradingService",
+    "salestrainer.analytics.v1.AnalyticsService",
+];

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod crypto;
 pub mod db;
+pub mod drain;
 pub mod error;
 pub mod limits;
 pub mod metrics;

@@ -17,6 +17,7 @@ use tower::ServiceBuilder;
 
 use crate::{
     auth::{AuthLayer, AuthPolicy, JwtVerifier},
+    drain::DrainLayer,
     limits::MessageLimitLayer,
     metrics::MetricsLayer,
     settings::ServerSettings,
@@ -30,6 +31,7 @@ pub struct Readiness {
     reporter: HealthReporter,
     pending: Arc<Mutex<HashSet<String>>>,
     all: Arc<Vec<String>>,
+    all_ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Readiness {
@@ -43,7 +45,14 @@ impl Readiness {
             self.reporter
                 .set_service_status("", ServingStatus::Serving)
                 .await;
+            self.all_ready.send_replace(true);
         }
+    }
+
+    /// Resolves once every service has reported SERVING.
+    pub async fn wait_all(&self) {
+        let mut rx = self.all_ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
     }
 
     async fn set_all_not_serving(&self) {
@@ -136,6 +145,7 @@ impl ServerBuilder {
             reporter: self.reporter.clone(),
             pending: Arc::new(Mutex::new(self.services.iter().cloned().collect())),
             all: Arc::new(self.services.clone()),
+            all_ready: tokio::sync::watch::Sender::new(self.services.is_empty()),
         }
     }
 
@@ -159,10 +169,12 @@ impl ServerBuilder {
         let router = self.routes.routes().into_axum_router().merge(self.http);
         let routes = Routes::from(router);
 
+        let cut = tokio_util::sync::CancellationToken::new();
         let stack = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(TraceLayer)
             .layer(MetricsLayer)
+            .layer(DrainLayer::new(cut.clone()))
             .load_shed()
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 self.settings.concurrency_limit,
@@ -198,10 +210,17 @@ impl ServerBuilder {
         };
         tokio::select! {
             result = &mut serve => result?,
-            () = deadline => tracing::warn!(
-                deadline_ms = drain_deadline.as_millis() as u64,
-                "drain deadline passed; closing the calls still open"
-            ),
+            () = deadline => {
+                tracing::warn!(
+                    deadline_ms = drain_deadline.as_millis() as u64,
+                    "drain deadline passed; ending the streams still open"
+                );
+                cut.cancel();
+                // Streams now end with UNAVAILABLE; give connections a moment to flush that.
+                if tokio::time::timeout(Duration::from_secs(1), &mut serve).await.is_err() {
+                    tracing::warn!("connections still open after the cut; closing them");
+                }
+            }
         }
         tracing::info!("server stopped");
         Ok(())

@@ -1,1 +1,35 @@
+//! The whole suite in one process: all four services on one server and one port, each with
+//! its own database, going through the same gRPC contracts as in distributed mode.
 
+use salestrainer_runtime::{Settings, app::Starter, server::ServerBuilder};
+
+/// The demo organization created on first start of embedded mode.
+pub const DEMO_ORGANIZATION: &str = "demo";
+/// The JWT subject of the demo organization's first admin.
+pub const DEMO_ADMIN_SUBJECT: &str = "demo-admin";
+
+/// Mounts every service on `server` and returns their start-up tasks.
+pub async fn mount_all(server: &mut ServerBuilder, settings: &Settings) -> Vec<Starter> {
+    server.file_descriptor_set(salestrainer_proto::FILE_DESCRIPTOR_SET);
+    vec![
+        salestrainer_config::mount(server, settings).await,
+        salestrainer_call::mount(server, settings).await,
+        salestrainer_grading::mount(server, settings).await,
+        salestrainer_analytics::mount(server, settings).await,
+    ]
+}
+
+/// Creates the demo organization and its admin unless they exist. Returns whether it did.
+pub async fn ensure_demo_organization(settings: &Settings) -> anyhow::Result<bool> {
+    let url = settings.database_url_for(salestrainer_config::SERVICE);
+    let db = salestrainer_runtime::db::connect(&url).await?;
+    let created = salestrainer_config::store::ensure_organization(
+        &db,
+        DEMO_ORGANIZATION,
+        "Demo Organization",
+        DEMO_ADMIN_SUBJECT,
+    )
+    .await?;
+    db.close().await?;
+    Ok(created)
+}

@@ -1,0 +1,147 @@
+//! `salestrainer up` runs the whole suite on embedded defaults; `salestrainer token` mints
+//! development tokens.
+
+use std::{net::SocketAddr, path::PathBuf, time::Instant};
+
+use clap::{Parser, Subcommand};
+use salestrainer_runtime::{
+    Role, Settings, app,
+    auth::{TokenMinter, dev_secret},
+    server::{ServerBuilder, shutdown_signal},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "salestrainer",
+    version,
+    about = "Salestrainer: AI sales-training backend"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run all four services in one process on one port (SQLite, in-process bus and cache).
+    Up {
+        /// Where the SQLite files and generated keys live.
+        #[arg(long, env = "SALESTRAINER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// gRPC / gRPC-Web listen address.
+        #[arg(long, env = "SALESTRAINER_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Mint a development token signed with the data directory's secret.
+    Token {
+        #[arg(long, default_value = salestrainer::DEMO_ORGANIZATION)]
+        org: String,
+        /// admin, manager, trainee or service.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        #[arg(long, default_value = salestrainer::DEMO_ADMIN_SUBJECT)]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 7 * 24 * 3600)]
+        ttl: u64,
+        #[arg(long, env = "SALESTRAINER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn settings_with(
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load()?;
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir;
+    }
+    if let Some(addr) = listen {
+        settings.listen = addr;
+    }
+    Ok(settings)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    match Cli::parse().command {
+        Command::Up { data_dir, listen } => up(settings_with(data_dir, listen)?, started).await,
+        Command::Token {
+            org,
+            role,
+            subject,
+            ttl,
+            data_dir,
+        } => {
+            let settings = settings_with(data_dir, None)?;
+            let role =
+                Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role:?}"))?;
+            let secret = dev_secret(&settings.auth, &settings.data_dir)?;
+            let token =
+                TokenMinter::new(&secret, &settings.auth.issuer).mint(&subject, &org, role, ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
+    let boot = app::bootstrap_with("salestrainer", settings)?;
+    let settings = boot.settings;
+    let mut server = ServerBuilder::new(settings.server.clone(), boot.verifier.clone()).await;
+    let starters = salestrainer::mount_all(&mut server, &settings).await;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let address = listener.local_addr()?;
+    if let Some(admin) = settings.admin_listen {
+        let admin = salestrainer_runtime::metrics::serve_admin(admin, shutdown_signal()).await?;
+        tracing::info!(%admin, "metrics at http://{admin}/metrics");
+    }
+
+    let readiness = server.readiness();
+    for start in starters {
+        tokio::spawn(start(readiness.clone()));
+    }
+    let announce = {
+        let readiness = readiness.clone();
+        let minter = boot.minter.clone();
+        let settings = settings.clone();
+        async move {
+            readiness.wait_all().await;
+            match salestrainer::ensure_demo_organization(&settings).await {
+                Ok(true) => tracing::info!("created the demo organization"),
+                Ok(false) => {}
+                Err(err) => tracing::error!(error = %err, "could not create the demo organization"),
+            }
+            let token = minter.as_ref().and_then(|m| {
+                m.mint(
+                    salestrainer::DEMO_ADMIN_SUBJECT,
+                    salestrainer::DEMO_ORGANIZATION,
+                    Role::Admin,
+                    7 * 24 * 3600,
+                )
+                .ok()
+            });
+            println!();
+            println!(
+                "Salestrainer is SERVING on {address} (all four services) after {} ms",
+                started.elapsed().as_millis()
+            );
+            println!("  data directory : {}", settings.data_dir.display());
+            println!(
+                "  organization   : organizations/{}",
+                salestrainer::DEMO_ORGANIZATION
+            );
+            if let Some(token) = token {
+                println!("  admin token    : {token}");
+            }
+            println!(
+                "  reflection     : on — any gRPC client can list and call the services at {address}"
+            );
+            println!();
+        }
+    };
+    tokio::spawn(announce);
+    server.serve(listener, readiness, shutdown_signal()).await
+}

@@ -1,0 +1,354 @@
+//! The foundation every service stands on, exercised over real connections: health,
+//! reflection, gRPC-Web, authentication, internal RPCs, message limits, migrations.
+
+use std::time::Duration;
+
+use prost::Message;
+use salestrainer_proto::{analytics, config, grading};
+use salestrainer_runtime::Role;
+use salestrainer_tests::{
+    SERVICES, authed, fresh_postgres_template, health, spawn_app, spawn_app_with, wait_serving,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+#[tokio::test]
+async fn every_service_reports_serving_and_reflection_lists_them() {
+    let app = spawn_app().await;
+    for service in SERVICES {
+        assert_eq!(
+            health(&app, service).await,
+            Some(ServingStatus::Serving),
+            "{service}"
+        );
+    }
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut client = ServerReflectionClient::new(app.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection call")
+        .into_inner();
+    let response = stream.next().await.expect("a response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in SERVICES {
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
+    }
+    assert!(names.iter().any(|n| n == "grpc.health.v1.Health"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_turns_serving_only_after_migrations() {
+    // Hold an exclusive lock on the config database so its migrations cannot run yet.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.db");
+    let lock_url = format!("sqlite://{}?mode=rwc", path.display());
+    let locker = sea_orm::Database::connect(lock_url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    locker
+        .execute_unprepared("CREATE TABLE hold (x INTEGER)")
+        .await
+        .unwrap();
+    let txn = sea_orm::TransactionTrait::begin(&locker).await.unwrap();
+    txn.execute_unprepared("INSERT INTO hold VALUES (1)")
+        .await
+        .unwrap();
+
+    let data_dir = dir.path().to_path_buf();
+    let app = spawn_app_with(move |s| {
+        s.database_url = format!("sqlite://{}/{{service}}.db?mode=rwc", data_dir.display());
+    })
+    .await;
+    for other in &SERVICES[1..] {
+        wait_serving(&app, other, Duration::from_secs(20)).await;
+    }
+    // The others are up; config is still blocked on its migrations.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        health(&app, SERVICES[0]).await,
+        Some(ServingStatus::NotServing)
+    );
+    assert_eq!(health(&app, "").await, Some(ServingStatus::NotServing));
+    // A call meanwhile is refused as UNAVAILABLE rather than hanging or failing oddly.
+    let mut client = config::config_service_client::ConfigServiceClient::new(app.channel.clone());
+    let token = app.token(Role::Admin, "demo-admin", "demo");
+    let err = client
+        .get_organization(authed(
+            config::GetOrganizationRequest {
+                name: "organizations/demo".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::Unavailable | Code::Unimplemented),
+        "{err:?}"
+    );
+
+    txn.rollback().await.unwrap();
+    drop(locker);
+    wait_serving(&app, SERVICES[0], Duration::from_secs(30)).await;
+    wait_serving(&app, "", Duration::from_secs(5)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_web_over_http1_works() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+
+    let frame = |msg: Vec<u8>| {
+        let mut body = vec![0u8];
+        body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        body.extend_from_slice(&msg);
+        body
+    };
+    let check = tonic_health::pb::HealthCheckRequest {
+        service: SERVICES[0].into(),
+    };
+    let resp = http
+        .post(format!("http://{}/grpc.health.v1.Health/Check", app.addr))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(frame(check.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_11);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/grpc-web")
+    );
+    let body = resp.bytes().await.unwrap();
+    // Data frame: flag 0, length, HealthCheckResponse; then a trailer frame (flag 0x80).
+    assert_eq!(body[0], 0);
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let msg = tonic_health::pb::HealthCheckResponse::decode(&body[5..5 + len]).unwrap();
+    assert_eq!(msg.status, ServingStatus::Serving as i32);
+    let trailers = String::from_utf8_lossy(&body[5 + len + 5..]).to_lowercase();
+    assert_eq!(body[5 + len], 0x80);
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+
+    // An authenticated service call goes through gRPC-Web too (and without a token, it is refused).
+    let req = config::GetOrganizationRequest {
+        name: "organizations/demo".into(),
+    };
+    let unauth = http
+        .post(format!(
+            "http://{}/salestrainer.config.v1.ConfigService/GetOrganization",
+            app.addr
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .body(frame(req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let status = unauth
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        status.as_deref(),
+        Some("16"),
+        "UNAUTHENTICATED without a token"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn missing_or_forged_tokens_are_unauthenticated() {
+    let app = spawn_app().await;
+    let mut client = config::config_service_client::ConfigServiceClient::new(app.channel.clone());
+    let req = || config::ListPersonasRequest {
+        parent: "organizations/demo".into(),
+        ..Default::default()
+    };
+
+    let err = client.list_personas(req()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let forged = salestrainer_runtime::auth::TokenMinter::new(b"not-the-server-secret", "")
+        .mint("demo-admin", "demo", Role::Admin, 600)
+        .unwrap();
+    let err = client
+        .list_personas(authed(req(), &forged))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let err = client
+        .list_personas(authed(req(), "not.a.jwt"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A valid token passes authentication (whatever the handler then answers).
+    let token = app.token(Role::Admin, "demo-admin", "demo");
+    if let Err(err) = client.list_personas(authed(req(), &token)).await {
+        assert_ne!(err.code(), Code::Unauthenticated, "{err:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn internal_rpcs_refuse_user_tokens() {
+    let app = spawn_app().await;
+    let user = app.token(Role::Admin, "demo-admin", "demo");
+    let service = app.service_token("call");
+
+    let mut cfg = config::config_service_client::ConfigServiceClient::new(app.channel.clone());
+    let resolve = || config::ResolveProviderCredentialRequest {
+        parent: "organizations/demo".into(),
+        ..Default::default()
+    };
+    let err = cfg
+        .resolve_provider_credential(authed(resolve(), &user))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    if let Err(err) = cfg
+        .resolve_provider_credential(authed(resolve(), &service))
+        .await
+    {
+        assert!(
+            !matches!(err.code(), Code::PermissionDenied | Code::Unauthenticated),
+            "{err:?}"
+        );
+    }
+
+    let mut grd = grading::grading_service_client::GradingServiceClient::new(app.channel.clone());
+    let err = grd
+        .submit_session(authed(grading::SubmitSessionRequest::default(), &user))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let mut ana =
+        analytics::analytics_service_client::AnalyticsServiceClient::new(app.channel.clone());
+    let err = ana
+        .ingest_events(authed(analytics::IngestEventsRequest::default(), &user))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_message_is_resource_exhausted() {
+    let app = spawn_app_with(|s| s.server.max_message_bytes = 64 * 1024).await;
+    wait_serving(&app, "", Duration::from_secs(30)).await;
+    let token = app.token(Role::Admin, "demo-admin", "demo");
+    let mut client = config::config_service_client::ConfigServiceClient::new(app.channel.clone());
+    let persona = config::Persona {
+        display_name: "Big".into(),
+        background: "x".repeat(100 * 1024),
+        ..Default::default()
+    };
+    let err = client
+        .create_persona(authed(
+            config::CreatePersonaRequest {
+                parent: "organizations/demo".into(),
+                persona: Some(persona),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    // A message under the limit is not refused for its size.
+    let small = config::ListPersonasRequest {
+        parent: "organizations/demo".into(),
+        ..Default::default()
+    };
+    if let Err(err) = client.list_personas(authed(small, &token)).await {
+        assert_ne!(err.code(), Code::ResourceExhausted);
+    }
+    app.stop().await;
+}
+
+async fn migrated_tables(url: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM seaql_migrations ORDER BY version",
+        ))
+        .await
+        .unwrap();
+    let versions = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "version").unwrap())
+        .collect();
+    db.close().await.unwrap();
+    versions
+}
+
+#[tokio::test]
+async fn migrations_run_on_sqlite() {
+    let app = spawn_app().await;
+    for service in ["config", "call", "grading", "analytics"] {
+        let url = app.settings.database_url_for(service);
+        let versions = migrated_tables(&url).await;
+        assert!(!versions.is_empty(), "{service} has no migrations applied");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn migrations_run_on_postgres() {
+    let template = fresh_postgres_template();
+    let app = spawn_app_with({
+        let template = template.clone();
+        move |s| s.database_url = template
+    })
+    .await;
+    wait_serving(&app, "", Duration::from_secs(60)).await;
+    for service in ["config", "call", "grading", "analytics"] {
+        let url = template.replace("{service}", service);
+        assert!(url.starts_with("postgres://"));
+        let versions = migrated_tables(&url).await;
+        assert!(!versions.is_empty(), "{service} has no migrations applied");
+    }
+    app.stop().await;
+    // Leave no test databases behind.
+    let admin = sea_orm::Database::connect(format!(
+        "{}/postgres",
+        salestrainer_tests::postgres_server_url()
+    ))
+    .await
+    .unwrap();
+    use sea_orm::ConnectionTrait;
+    for service in ["config", "call", "grading", "analytics"] {
+        let name = template
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .replace("{service}", service);
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
+    }
+}
