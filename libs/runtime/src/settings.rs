@@ -81,7 +81,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            admin_listen: None,
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             data_dir: PathBuf::from("data"),
             database_url: String::new(),
             redis_url: String::new(),

@@ -6,6 +6,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        // The outbox carries this service's events; the inbox makes its consumers idempotent.
+        vec![
+            Box::new(salestrainer_bus::CreateOutbox),
+            Box::new(salestrainer_bus::CreateInbox),
+        ]
     }
 }
