@@ -290,19 +290,19 @@ async fn oversized_message_is_resource_exhausted() {
 
 async fn migrated_tables(url: &str) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
-    let db = sea_orm::Database::connect(url).await.unwrap();
+    let db = sea_orm::Database::connect(url).await.expect("connect");
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
             "SELECT version FROM seaql_migrations ORDER BY version",
         ))
         .await
-        .unwrap();
+        .expect("read migrations");
     let versions = rows
         .iter()
-        .map(|r| r.try_get::<String>("", "version").unwrap())
+        .map(|r| r.try_get::<String>("", "version").expect("version"))
         .collect();
-    db.close().await.unwrap();
+    db.close().await.expect("close");
     versions
 }
 

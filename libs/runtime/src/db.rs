@@ -36,12 +36,11 @@ async fn ensure_exists(url: &str) -> anyhow::Result<()> {
             .split('?')
             .next()
             .unwrap_or_default();
-        if path != ":memory:" {
-            if let Some(parent) = std::path::Path::new(path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent)?;
-                }
-            }
+        if path != ":memory:"
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
         }
         return Ok(());
     }
@@ -83,10 +82,10 @@ async fn ensure_exists(url: &str) -> anyhow::Result<()> {
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await;
         // Another replica may have created it between our check and our CREATE.
-        if let Err(err) = created {
-            if !err.to_string().contains("already exists") {
-                return Err(err.into());
-            }
+        if let Err(err) = created
+            && !err.to_string().contains("already exists")
+        {
+            return Err(err.into());
         }
     }
     admin.close().await?;

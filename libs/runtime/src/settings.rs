@@ -125,8 +125,8 @@ impl ServerSettings {
 
 impl Settings {
     /// Defaults < `SALESTRAINER_CONFIG_FILE` (if set) < `SALESTRAINER_*` variables.
-    pub fn load() -> Result<Self, figment::Error> {
-        Self::figment().extract()
+    pub fn load() -> Result<Self, Box<figment::Error>> {
+        Self::figment().extract().map_err(Box::new)
     }
 
     pub fn figment() -> Figment {
@@ -178,11 +178,12 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // the closure signature is figment's
     fn environment_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("SALESTRAINER_LISTEN", "127.0.0.1:6000");
             jail.set_env("SALESTRAINER_SERVER__MAX_MESSAGE_BYTES", "1024");
-            let s = Settings::load()?;
+            let s = Settings::load().map_err(|e| *e)?;
             assert_eq!(s.listen.port(), 6000);
             assert_eq!(s.server.max_message_bytes, 1024);
             assert_eq!(s.server.concurrency_limit, 2_048);

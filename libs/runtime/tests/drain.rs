@@ -66,8 +66,10 @@ async fn slow_call(channel: Channel, token: String) -> Result<HealthCheckRespons
     let mut req = tonic::Request::new(HealthCheckRequest {
         service: String::new(),
     });
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
     let path = http::uri::PathAndQuery::from_static("/test.Slow/Check");
     Ok(grpc
         .unary(req, path, ProstCodec::default())
@@ -171,12 +173,7 @@ async fn sigterm_drains_in_flight_calls_and_refuses_new_ones() {
     );
     // The stream was ended by the server, not left dangling.
     let ended = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match watch.message().await {
-                Ok(Some(_)) => continue,
-                _ => break,
-            }
-        }
+        while let Ok(Some(_)) = watch.message().await {}
     })
     .await;
     assert!(ended.is_ok(), "watch stream still open after shutdown");
