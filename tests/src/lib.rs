@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use salestrainer_runtime::{
-    Role, Settings, app,
+    Context, Role, Settings, app,
     auth::{JwtVerifier, TokenMinter},
     server::ServerBuilder,
 };
@@ -33,6 +33,8 @@ pub struct TestApp {
     pub channel: Channel,
     pub minter: TokenMinter,
     pub settings: Settings,
+    /// What the services were mounted with: the bus, peer channels.
+    pub ctx: Context,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -91,22 +93,33 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     customize(&mut settings);
     let verifier = Arc::new(JwtVerifier::new(Some(TEST_SECRET), &[], "").expect("verifier"));
     let mut server = ServerBuilder::new(settings.server.clone(), verifier).await;
-    let starters = salestrainer::mount_all(&mut server, &settings).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("local addr");
+    let minter = TokenMinter::new(TEST_SECRET, "");
+    let ctx = Context::new(settings.clone(), minter.clone(), addr).expect("context");
+    let starters = salestrainer::mount_all(&mut server, &ctx).await;
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(app::run_until(server, starters, listener, async move {
-        let _ = rx.await;
-    }));
+    let handle = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            let result = app::run_until(server, starters, listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+            ctx.shutdown.cancel();
+            result
+        }
+    });
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect_lazy();
     TestApp {
         addr,
         channel,
-        minter: TokenMinter::new(TEST_SECRET, ""),
+        minter,
+        ctx,
         settings,
         shutdown: Some(tx),
         handle: Some(handle),

@@ -8,7 +8,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 
 use crate::{
-    Ready, Settings,
+    Context, Ready, Settings,
     auth::{JwtVerifier, TokenMinter},
     server::{Readiness, ServerBuilder},
     telemetry::Telemetry,
@@ -25,8 +25,8 @@ pub struct Bootstrap {
     pub settings: Settings,
     pub telemetry: Telemetry,
     pub verifier: Arc<JwtVerifier>,
-    /// Mints service identities (and dev tokens); present when an HS256 secret is in use.
-    pub minter: Option<TokenMinter>,
+    /// Mints service identities (and dev tokens) with the HS256 secret.
+    pub minter: TokenMinter,
 }
 
 /// Loads settings, installs telemetry and resolves the auth keys. Call inside the runtime.
@@ -42,7 +42,7 @@ pub fn bootstrap_with(service: &str, settings: Settings) -> anyhow::Result<Boots
     // secret into the data directory so `salestrainer token` can mint matching tokens.
     let secret = crate::auth::dev_secret(&settings.auth, &settings.data_dir)?;
     let verifier = Arc::new(JwtVerifier::from_settings(&settings.auth, Some(&secret))?);
-    let minter = Some(TokenMinter::new(&secret, &settings.auth.issuer));
+    let minter = TokenMinter::new(&secret, &settings.auth.issuer);
     Ok(Bootstrap {
         settings,
         telemetry,
@@ -70,13 +70,17 @@ pub fn database_starter<M: MigratorTrait>(
     })
 }
 
-/// Binds, runs every starter in the background and serves until SIGTERM/SIGINT.
+/// Runs every starter in the background and serves until SIGTERM/SIGINT; then stops the
+/// context's background work (relays, consumers).
 pub async fn run(
     server: ServerBuilder,
     starters: Vec<Starter>,
     listener: TcpListener,
+    ctx: &Context,
 ) -> anyhow::Result<()> {
-    run_until(server, starters, listener, crate::server::shutdown_signal()).await
+    let result = run_until(server, starters, listener, crate::server::shutdown_signal()).await;
+    ctx.shutdown.cancel();
+    result
 }
 
 pub async fn run_until(
@@ -90,4 +94,30 @@ pub async fn run_until(
         tokio::spawn(start(readiness.clone()));
     }
     server.serve(listener, readiness, shutdown).await
+}
+
+/// Mounts a service's API on a server.
+pub type MountFn = Box<
+    dyn for<'a> FnOnce(
+        &'a mut ServerBuilder,
+        &'a Context,
+    ) -> Pin<Box<dyn Future<Output = Starter> + Send + 'a>>,
+>;
+
+/// The whole `main` of a single-service binary (distributed mode).
+pub async fn serve_single(service: &'static str, mount: MountFn) -> anyhow::Result<()> {
+    let boot = bootstrap(service).await?;
+    let mut server = ServerBuilder::new(boot.settings.server.clone(), boot.verifier.clone()).await;
+    let listener = TcpListener::bind(boot.settings.listen).await?;
+    let ctx = Context::new(
+        boot.settings.clone(),
+        boot.minter.clone(),
+        listener.local_addr()?,
+    )?;
+    let starter = mount(&mut server, &ctx).await;
+    if let Some(admin) = boot.settings.admin_listen {
+        crate::metrics::serve_admin(admin, crate::server::shutdown_signal()).await?;
+    }
+    tracing::info!(service, address = %listener.local_addr()?, "listening");
+    run(server, vec![starter], listener, &ctx).await
 }

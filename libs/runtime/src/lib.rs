@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod drain;
@@ -16,6 +17,7 @@ pub mod settings;
 pub mod telemetry;
 
 pub use auth::{Principal, Role};
+pub use context::{Context, Peer};
 pub use error::{ApiError, ApiResult, FieldViolation, Violations};
 pub use ready::Ready;
 pub use settings::Settings;

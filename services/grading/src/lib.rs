@@ -9,7 +9,7 @@ pub mod store;
 
 use salestrainer_proto::grading::grading_service_server::GradingServiceServer;
 use salestrainer_runtime::{
-    Ready, Settings,
+    Context, Ready,
     app::{Starter, database_starter},
     server::ServerBuilder,
 };
@@ -18,8 +18,8 @@ use salestrainer_runtime::{
 pub const SERVICE: &str = "grading";
 
 /// Registers the gRPC API on `server` and returns the start-up task that connects to the
-/// database, migrates it and reports SERVING.
-pub async fn mount(server: &mut ServerBuilder, settings: &Settings) -> Starter {
+/// database, migrates it, starts the outbox relay and reports SERVING.
+pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     let db = Ready::new();
     let api = grpc::GradingServiceApi::new(db.clone());
     let max = server.settings().max_message_bytes;
@@ -34,8 +34,16 @@ pub async fn mount(server: &mut ServerBuilder, settings: &Settings) -> Starter {
     database_starter::<store::Migrator>(
         SERVICE,
         <GradingServiceServer<grpc::GradingServiceApi> as tonic::server::NamedService>::NAME,
-        settings.database_url_for(SERVICE),
+        ctx.settings.database_url_for(SERVICE),
         db,
-        |_db| Box::pin(async {}),
+        {
+            let ctx = ctx.clone();
+            move |db| {
+                Box::pin(async move {
+                    // Events committed to the outbox (also before a crash) are published from here.
+                    ctx.start_relay(db);
+                })
+            }
+        },
     )
 }

@@ -1,14 +1,13 @@
 //! `salestrainer-grading`: the grading service as a process of its own (distributed mode).
 
-use salestrainer_runtime::{app, server::ServerBuilder};
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let boot = app::bootstrap(salestrainer_grading::SERVICE).await?;
-    let mut server = ServerBuilder::new(boot.settings.server.clone(), boot.verifier.clone()).await;
-    server.file_descriptor_set(salestrainer_proto::FILE_DESCRIPTOR_SET);
-    let starter = salestrainer_grading::mount(&mut server, &boot.settings).await;
-    let listener = tokio::net::TcpListener::bind(boot.settings.listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "grading service listening");
-    app::run(server, vec![starter], listener).await
+    salestrainer_runtime::app::serve_single(
+        salestrainer_grading::SERVICE,
+        Box::new(|server, ctx| {
+            server.file_descriptor_set(salestrainer_proto::FILE_DESCRIPTOR_SET);
+            Box::pin(salestrainer_grading::mount(server, ctx))
+        }),
+    )
+    .await
 }

@@ -1,7 +1,7 @@
 //! The whole suite in one process: all four services on one server and one port, each with
 //! its own database, going through the same gRPC contracts as in distributed mode.
 
-use salestrainer_runtime::{Settings, app::Starter, server::ServerBuilder};
+use salestrainer_runtime::{Context, Settings, app::Starter, server::ServerBuilder};
 
 /// The demo organization created on first start of embedded mode.
 pub const DEMO_ORGANIZATION: &str = "demo";
@@ -9,13 +9,14 @@ pub const DEMO_ORGANIZATION: &str = "demo";
 pub const DEMO_ADMIN_SUBJECT: &str = "demo-admin";
 
 /// Mounts every service on `server` and returns their start-up tasks.
-pub async fn mount_all(server: &mut ServerBuilder, settings: &Settings) -> Vec<Starter> {
+/// They share `ctx`: in embedded mode that means one in-process bus.
+pub async fn mount_all(server: &mut ServerBuilder, ctx: &Context) -> Vec<Starter> {
     server.file_descriptor_set(salestrainer_proto::FILE_DESCRIPTOR_SET);
     vec![
-        salestrainer_config::mount(server, settings).await,
-        salestrainer_call::mount(server, settings).await,
-        salestrainer_grading::mount(server, settings).await,
-        salestrainer_analytics::mount(server, settings).await,
+        salestrainer_config::mount(server, &ctx.settings).await,
+        salestrainer_call::mount(server, ctx).await,
+        salestrainer_grading::mount(server, ctx).await,
+        salestrainer_analytics::mount(server, ctx).await,
     ]
 }
 

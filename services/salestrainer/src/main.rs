@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Instant};
 
 use clap::{Parser, Subcommand};
 use salestrainer_runtime::{
-    Role, Settings, app,
+    Context, Role, Settings, app,
     auth::{TokenMinter, dev_secret},
     server::{ServerBuilder, shutdown_signal},
 };
@@ -91,9 +91,10 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
     let boot = app::bootstrap_with("salestrainer", settings)?;
     let settings = boot.settings;
     let mut server = ServerBuilder::new(settings.server.clone(), boot.verifier.clone()).await;
-    let starters = salestrainer::mount_all(&mut server, &settings).await;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let address = listener.local_addr()?;
+    let ctx = Context::new(settings.clone(), boot.minter.clone(), address)?;
+    let starters = salestrainer::mount_all(&mut server, &ctx).await;
     if let Some(admin) = settings.admin_listen {
         let admin = salestrainer_runtime::metrics::serve_admin(admin, shutdown_signal()).await?;
         tracing::info!(%admin, "metrics at http://{admin}/metrics");
@@ -114,15 +115,14 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
                 Ok(false) => {}
                 Err(err) => tracing::error!(error = %err, "could not create the demo organization"),
             }
-            let token = minter.as_ref().and_then(|m| {
-                m.mint(
+            let token = minter
+                .mint(
                     salestrainer::DEMO_ADMIN_SUBJECT,
                     salestrainer::DEMO_ORGANIZATION,
                     Role::Admin,
                     7 * 24 * 3600,
                 )
-                .ok()
-            });
+                .ok();
             println!();
             println!(
                 "Salestrainer is SERVING on {address} (all four services) after {} ms",
@@ -143,5 +143,7 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
         }
     };
     tokio::spawn(announce);
-    server.serve(listener, readiness, shutdown_signal()).await
+    let result = server.serve(listener, readiness, shutdown_signal()).await;
+    ctx.shutdown.cancel();
+    result
 }

@@ -1,1 +1,11 @@
 //! Domain logic of the grading service: plain Rust, no I/O.
+
+pub mod clean;
+pub mod close;
+pub mod grader;
+pub mod limiter;
+pub mod llm;
+pub mod metrics;
+pub mod retry;
+pub mod text;
+pub mod types;

@@ -1,0 +1,524 @@
+//! Text helpers and the small English lexicons the cleaner, metrics and graders share.
+//!
+//! Matching is ASCII-case-insensitive on word boundaries and returns byte ranges into the
+//! original text, so every quote we cut is an exact substring of a turn.
+
+/// Words that carry no content on their own.
+pub const FILLERS: &[&str] = &[
+    "um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "ahh", "hmm", "hm", "mm", "mmm", "mhm",
+    "mm-hmm", "mm-hm", "uh-huh", "uh-hum",
+];
+
+/// Acknowledgements: filler-like, but meaningful when they answer a question.
+pub const BACKCHANNELS: &[&str] = &[
+    "okay", "ok", "right", "yeah", "yep", "yes", "sure", "alright", "so", "well", "like",
+];
+
+/// Multi-word verbal fillers counted in the filler rate.
+const FILLER_PHRASES: &[&str] = &["you know", "i mean", "kind of", "sort of"];
+
+pub const NEXT_STEP_TERMS: &[&str] = &[
+    "meeting",
+    "meet",
+    "call",
+    "demo",
+    "demonstration",
+    "trial",
+    "pilot",
+    "contract",
+    "proposal",
+    "follow-up",
+    "follow up",
+    "calendar invite",
+    "invite",
+    "onboarding",
+    "kickoff",
+    "kick-off",
+    "workshop",
+    "quote",
+    "agreement",
+    "order form",
+    "purchase order",
+    "next step",
+    "next steps",
+];
+
+const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
+];
+
+const TIME_WORDS: &[&str] = &[
+    "tomorrow",
+    "today",
+    "tonight",
+    "morning",
+    "afternoon",
+    "evening",
+    "noon",
+    "midday",
+    "o'clock",
+    "am",
+    "pm",
+    "a.m",
+    "p.m",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+const TIME_PHRASES: &[&str] = &[
+    "next week",
+    "this week",
+    "next month",
+    "end of the week",
+    "end of week",
+    "later this week",
+    "first thing",
+];
+
+pub const ACCEPTANCE: &[&str] = &[
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "sure",
+    "sounds good",
+    "sounds great",
+    "sounds fine",
+    "that works",
+    "works for me",
+    "works great",
+    "let's do it",
+    "let's do that",
+    "lets do it",
+    "ok",
+    "okay",
+    "deal",
+    "perfect",
+    "great",
+    "absolutely",
+    "of course",
+    "definitely",
+    "go ahead",
+    "book it",
+    "send it over",
+    "send it",
+    "i'm in",
+    "count me in",
+    "fine",
+    "alright",
+    "all right",
+    "agreed",
+    "happy to",
+    "i'd like that",
+    "why not",
+];
+
+/// Rejections checked in the first sentence of a reply, after removing the friendly negatives
+/// in [`FRIENDLY_NEGATIVES`].
+const REJECTION: &[&str] = &[
+    "no",
+    "nope",
+    "not",
+    "can't",
+    "cannot",
+    "won't",
+    "don't",
+    "doesn't",
+    "isn't",
+    "wouldn't",
+    "busy",
+    "pass",
+    "never",
+    "maybe later",
+    "not interested",
+];
+
+const FRIENDLY_NEGATIVES: &[&str] = &[
+    "no problem",
+    "not a problem",
+    "no worries",
+    "why not",
+    "can't wait",
+    "don't see why not",
+];
+
+/// Sentence openers that make a sentence a question even without a question mark (voice
+/// transcripts often drop punctuation).
+const QUESTION_OPENERS: &[&str] = &[
+    "what", "how", "why", "when", "where", "who", "which", "do", "does", "did", "can", "could",
+    "would", "will", "is", "are", "have", "has", "should", "shall", "may",
+];
+
+/// Openers of open questions, the discovery kind.
+pub const OPEN_QUESTION_OPENERS: &[&str] = &[
+    "what",
+    "how",
+    "why",
+    "tell me",
+    "walk me through",
+    "describe",
+    "help me understand",
+    "can you tell me",
+    "could you tell me",
+    "can you walk me",
+    "could you walk me",
+    "what's",
+    "how's",
+];
+
+/// Collapses whitespace runs to one space and trims.
+pub fn collapse_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Lowercased word tokens with surrounding punctuation stripped.
+pub fn words(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_ascii_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+pub fn word_count(s: &str) -> usize {
+    words(s).len()
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '\''
+}
+
+/// Finds `needle` in `hay`, ASCII-case-insensitively, on word boundaries. Returns the byte
+/// range in `hay` (always on char boundaries, so `&hay[s..e]` is an exact substring).
+pub fn find_phrase(hay: &str, needle: &str) -> Option<(usize, usize)> {
+    find_phrase_from(hay, needle, 0)
+}
+
+pub fn find_phrase_from(hay: &str, needle: &str, from: usize) -> Option<(usize, usize)> {
+    let n = needle.trim();
+    if n.is_empty() {
+        return None;
+    }
+    let hb = hay.as_bytes();
+    let nb = n.as_bytes();
+    let needs_left = n.chars().next().is_some_and(is_word_char);
+    let needs_right = n.chars().next_back().is_some_and(is_word_char);
+    let mut i = from;
+    while i + nb.len() <= hb.len() {
+        if hay.is_char_boundary(i)
+            && hay.is_char_boundary(i + nb.len())
+            && hb[i..i + nb.len()].eq_ignore_ascii_case(nb)
+        {
+            let end = i + nb.len();
+            let left_ok = !needs_left || !hay[..i].chars().next_back().is_some_and(is_word_char);
+            let right_ok = !needs_right || !hay[end..].chars().next().is_some_and(is_word_char);
+            if left_ok && right_ok {
+                return Some((i, end));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The first phrase of `phrases` (in list order) found in `hay`, with its range.
+pub fn find_any<'p>(hay: &str, phrases: &'p [&'p str]) -> Option<(&'p str, usize, usize)> {
+    phrases
+        .iter()
+        .find_map(|p| find_phrase(hay, p).map(|(s, e)| (*p, s, e)))
+}
+
+pub fn contains_any(hay: &str, phrases: &[&str]) -> bool {
+    phrases.iter().any(|p| find_phrase(hay, p).is_some())
+}
+
+/// Byte ranges of the sentences of `text`, trimmed, terminators included.
+pub fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut iter = text.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        if matches!(c, '.' | '!' | '?') {
+            // Keep "3.5" and "..." together; a sentence ends at a terminator followed by space
+            // or the end.
+            let next = iter.peek().map(|&(_, n)| n);
+            if next.is_none() || next.is_some_and(char::is_whitespace) {
+                push_trimmed(text, start, i + c.len_utf8(), &mut out);
+                start = i + c.len_utf8();
+            }
+        }
+    }
+    push_trimmed(text, start, text.len(), &mut out);
+    out
+}
+
+fn push_trimmed(text: &str, s: usize, e: usize, out: &mut Vec<(usize, usize)>) {
+    let piece = &text[s..e];
+    let lead = piece.len() - piece.trim_start().len();
+    let trail = piece.len() - piece.trim_end().len();
+    if s + lead < e - trail {
+        out.push((s + lead, e - trail));
+    }
+}
+
+/// The sentence of `text` containing byte `pos`, as an exact substring. Long sentences are cut
+/// to a window around the match so quotes stay readable.
+pub fn quote_around(text: &str, start: usize, end: usize) -> &str {
+    const MAX: usize = 240;
+    let (s, e) = sentences(text)
+        .into_iter()
+        .find(|&(s, e)| s <= start && start < e)
+        .unwrap_or((start, end));
+    if e - s <= MAX {
+        return &text[s..e];
+    }
+    let mut ws = start.saturating_sub(MAX / 2).max(s);
+    while !text.is_char_boundary(ws) {
+        ws += 1;
+    }
+    let mut we = (end + MAX / 2).min(e);
+    while !text.is_char_boundary(we) {
+        we -= 1;
+    }
+    text[ws..we].trim()
+}
+
+/// Whether a sentence is a question: a question mark, or a question opener.
+pub fn is_question(sentence: &str) -> bool {
+    if sentence.trim_end().ends_with('?') {
+        return true;
+    }
+    words(sentence)
+        .first()
+        .is_some_and(|w| QUESTION_OPENERS.contains(&w.as_str()))
+}
+
+/// Whether a question sentence is open (invites the customer to talk).
+pub fn is_open_question(sentence: &str) -> bool {
+    let s = sentence.trim_start();
+    OPEN_QUESTION_OPENERS
+        .iter()
+        .any(|o| find_phrase(s, o).is_some_and(|(st, _)| st == 0))
+}
+
+/// Question sentences of `text` as byte ranges.
+pub fn questions(text: &str) -> Vec<(usize, usize)> {
+    sentences(text)
+        .into_iter()
+        .filter(|&(s, e)| is_question(&text[s..e]))
+        .collect()
+}
+
+pub fn is_filler(word: &str) -> bool {
+    FILLERS.contains(&word)
+}
+
+/// Number of filler words and phrases in `text`.
+pub fn filler_count(text: &str) -> usize {
+    let single = words(text).iter().filter(|w| is_filler(w)).count();
+    let phrases: usize = FILLER_PHRASES.iter().map(|p| count_phrase(text, p)).sum();
+    single + phrases
+}
+
+pub fn count_phrase(text: &str, phrase: &str) -> usize {
+    let mut n = 0;
+    let mut from = 0;
+    while let Some((_, e)) = find_phrase_from(text, phrase, from) {
+        n += 1;
+        from = e;
+    }
+    n
+}
+
+/// A day, a date or a clock time ("Tuesday", "tomorrow", "3pm", "10:30", "at 2").
+pub fn find_time_expr(text: &str) -> Option<(usize, usize)> {
+    if let Some((_, s, e)) = find_any(text, WEEKDAYS)
+        .or_else(|| find_any(text, TIME_WORDS))
+        .or_else(|| find_any(text, TIME_PHRASES))
+    {
+        return Some((s, e));
+    }
+    // Token shapes: 10:30, 3pm, 2:00pm, and "at 3".
+    let mut prev_at = false;
+    let mut offset = 0;
+    for raw in text.split_whitespace() {
+        let pos = text[offset..].find(raw).map_or(offset, |p| p + offset);
+        offset = pos + raw.len();
+        let t = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != ':');
+        let lower = t.to_ascii_lowercase();
+        let digits_then = |suffix: &str| {
+            lower
+                .strip_suffix(suffix)
+                .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit() || c == ':'))
+        };
+        let clock = lower.contains(':')
+            && lower.split(':').count() == 2
+            && lower
+                .split(':')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        let at_hour = prev_at
+            && !lower.is_empty()
+            && lower.chars().all(|c| c.is_ascii_digit())
+            && lower.parse::<u32>().is_ok_and(|h| (1..=12).contains(&h));
+        if clock || digits_then("am") || digits_then("pm") || at_hour {
+            return Some((pos, pos + raw.len()));
+        }
+        prev_at = lower == "at";
+    }
+    None
+}
+
+/// The first sentence of a reply accepts (and does not turn down) what was proposed.
+pub fn accepts(reply: &str) -> Option<(usize, usize)> {
+    let (s, e) = sentences(reply).into_iter().next()?;
+    // Look at the opening clause: "Sure, but not Tuesday" is a no.
+    let first = &reply[s..e];
+    if is_rejection(first) {
+        return None;
+    }
+    let (_, ms, me) = find_any(first, ACCEPTANCE).or_else(|| {
+        // Friendly negatives are themselves acceptances ("No problem, Tuesday it is").
+        find_any(first, FRIENDLY_NEGATIVES)
+    })?;
+    Some((s + ms, s + me))
+}
+
+/// Whether `text` turns something down or hedges ("not", "can't", "if"…), ignoring friendly
+/// negatives such as "no problem".
+pub fn is_rejection(text: &str) -> bool {
+    let mut scrubbed = text.to_ascii_lowercase();
+    for f in FRIENDLY_NEGATIVES {
+        scrubbed = scrubbed.replace(f, " ");
+    }
+    contains_any(&scrubbed, REJECTION)
+}
+
+/// Whether `text` proposes something: a question, or a proposing phrase.
+pub fn proposes(text: &str) -> bool {
+    const CUES: &[&str] = &[
+        "let's",
+        "lets",
+        "shall we",
+        "can we",
+        "could we",
+        "how about",
+        "what about",
+        "would you",
+        "i'll send",
+        "i will send",
+        "i can send",
+        "let me send",
+        "i'll set up",
+        "i'll book",
+        "i can book",
+        "i'll put",
+        "works for you",
+        "are you free",
+        "are you available",
+        "i suggest",
+        "i propose",
+    ];
+    text.contains('?') || contains_any(text, CUES)
+}
+
+/// Content words of a description: lowercase, length ≥ 4, minus common stop words.
+pub fn keywords(text: &str) -> Vec<String> {
+    const STOP: &[&str] = &[
+        "that", "this", "with", "from", "they", "them", "their", "there", "what", "when", "where",
+        "which", "while", "about", "into", "your", "yours", "have", "has", "will", "would",
+        "should", "could", "does", "doing", "done", "been", "were", "than", "then", "also", "each",
+        "other", "more", "most", "very", "just", "such", "only", "some", "like", "well", "make",
+        "makes", "sure", "call", "calls", "trainee", "customer", "rep", "uses", "using", "before",
+        "after", "during", "it's", "that's", "we're", "you're", "i'm", "don't", "good", "right",
+        "really", "honestly", "sounds", "think", "want", "know",
+    ];
+    let mut out: Vec<String> = Vec::new();
+    for w in words(text) {
+        if w.len() >= 4 && !STOP.contains(&w.as_str()) && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrase_matching_respects_word_boundaries_and_case() {
+        assert_eq!(
+            find_phrase("I hear you, Dana.", "i hear you"),
+            Some((0, 10))
+        );
+        assert_eq!(find_phrase("Thanks!", "thank"), None);
+        assert_eq!(find_phrase("a demo?", "demo"), Some((2, 6)));
+        assert_eq!(find_phrase("démo demo", "demo"), Some((6, 10)));
+    }
+
+    #[test]
+    fn sentences_and_questions() {
+        let t = "Hi there. What keeps you up at night? We cost $3.5k per year!";
+        let s: Vec<&str> = sentences(t).into_iter().map(|(a, b)| &t[a..b]).collect();
+        assert_eq!(
+            s,
+            vec![
+                "Hi there.",
+                "What keeps you up at night?",
+                "We cost $3.5k per year!"
+            ]
+        );
+        assert_eq!(questions(t).len(), 1);
+        assert!(is_question("how do you handle onboarding today"));
+        assert!(is_open_question("Tell me about your team."));
+        assert!(!is_open_question("Do you like it?"));
+    }
+
+    #[test]
+    fn time_expressions() {
+        assert!(find_time_expr("Does Tuesday work?").is_some());
+        assert!(find_time_expr("How about 3pm").is_some());
+        assert!(find_time_expr("say 10:30?").is_some());
+        assert!(find_time_expr("at 2 then").is_some());
+        assert!(find_time_expr("we have 20 reps").is_none());
+    }
+
+    #[test]
+    fn acceptance_and_rejection() {
+        assert!(accepts("Sure, Tuesday works.").is_some());
+        assert!(accepts("No problem, send it over.").is_some());
+        assert!(accepts("Sure, but not this week.").is_none());
+        assert!(accepts("I'm not interested.").is_none());
+        assert!(accepts("Let me think about it.").is_none());
+    }
+
+    #[test]
+    fn fillers() {
+        assert_eq!(filler_count("Um, so, you know, it's uh fine"), 3);
+    }
+}
