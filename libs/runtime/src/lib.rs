@@ -3,11 +3,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod drain;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod metrics;
 pub mod ready;
