@@ -352,3 +352,45 @@ async fn migrations_run_on_postgres() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn prometheus_metrics_count_requests_by_code() {
+    let app = spawn_app().await;
+    let admin = salestrainer_runtime::metrics::serve_admin(
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let mut client = config::config_service_client::ConfigServiceClient::new(app.channel.clone());
+    let _ = client
+        .list_personas(config::ListPersonasRequest {
+            parent: "organizations/demo".into(),
+            ..Default::default()
+        })
+        .await;
+    let body = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = body
+        .lines()
+        .find(|l| {
+            l.starts_with("grpc_server_requests_total")
+                && l.contains("method=\"ListPersonas\"")
+                && l.contains("code=\"Unauthenticated\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for ListPersonas in:\n{body}"));
+    assert!(
+        line.ends_with(" 1")
+            || line
+                .split(' ')
+                .next_back()
+                .is_some_and(|n| n.parse::<f64>().unwrap_or(0.0) >= 1.0)
+    );
+    assert!(body.contains("grpc_server_request_duration_seconds_bucket"));
+    assert!(body.contains("grpc_server_in_flight"));
+    app.stop().await;
+}

@@ -68,11 +68,11 @@ fn split_path(path: &str) -> (String, String) {
     (service, method)
 }
 
+/// The gRPC status of a response as a code name (`Ok`, `NotFound`, …), if it is known yet.
 fn grpc_code(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.to_owned())
+    let raw = headers.get("grpc-status")?.to_str().ok()?;
+    let code = raw.parse::<i32>().map(tonic::Code::from_i32).ok()?;
+    Some(format!("{code:?}"))
 }
 
 #[derive(Clone, Default)]
@@ -197,7 +197,7 @@ impl HttpBody for ObservedBody {
                 }
             }
             Poll::Ready(Some(Err(_))) => this.obs.finish("STREAM_ERROR"),
-            Poll::Ready(None) => this.obs.finish("0"),
+            Poll::Ready(None) => this.obs.finish("Ok"),
             Poll::Pending => {}
         }
         polled

@@ -5,11 +5,13 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod keys;
 pub mod store;
 
+use salestrainer_bus::{Relay, RelayNotifier, RelayOptions};
 use salestrainer_proto::config::config_service_server::ConfigServiceServer;
 use salestrainer_runtime::{
-    Ready, Settings,
+    Context, Ready,
     app::{Starter, database_starter},
     server::ServerBuilder,
 };
@@ -18,10 +20,18 @@ use salestrainer_runtime::{
 pub const SERVICE: &str = "config";
 
 /// Registers the gRPC API on `server` and returns the start-up task that connects to the
-/// database, migrates it and reports SERVING.
-pub async fn mount(server: &mut ServerBuilder, settings: &Settings) -> Starter {
+/// database, migrates it, starts the outbox relay and reports SERVING.
+pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     let db = Ready::new();
-    let api = grpc::ConfigServiceApi::new(db.clone());
+    let kek = match keys::load_kek(&ctx.settings) {
+        Ok(kek) => Some(kek),
+        Err(err) => {
+            tracing::error!(error = %err, "no key-encryption key: provider credentials are unavailable");
+            None
+        }
+    };
+    let notifier = RelayNotifier::new();
+    let api = grpc::ConfigServiceApi::new(db.clone(), kek, notifier.clone());
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
@@ -32,8 +42,17 @@ pub async fn mount(server: &mut ServerBuilder, settings: &Settings) -> Starter {
     database_starter::<store::Migrator>(
         SERVICE,
         <ConfigServiceServer<grpc::ConfigServiceApi> as tonic::server::NamedService>::NAME,
-        settings.database_url_for(SERVICE),
+        ctx.settings.database_url_for(SERVICE),
         db,
-        |_db| Box::pin(async {}),
+        {
+            let ctx = ctx.clone();
+            move |db| {
+                Box::pin(async move {
+                    Relay::new(db, ctx.bus.clone(), RelayOptions::default())
+                        .with_notifier(notifier)
+                        .spawn(ctx.shutdown.clone());
+                })
+            }
+        },
     )
 }

@@ -13,7 +13,7 @@ pub const DEMO_ADMIN_SUBJECT: &str = "demo-admin";
 pub async fn mount_all(server: &mut ServerBuilder, ctx: &Context) -> Vec<Starter> {
     server.file_descriptor_set(salestrainer_proto::FILE_DESCRIPTOR_SET);
     vec![
-        salestrainer_config::mount(server, &ctx.settings).await,
+        salestrainer_config::mount(server, ctx).await,
         salestrainer_call::mount(server, ctx).await,
         salestrainer_grading::mount(server, ctx).await,
         salestrainer_analytics::mount(server, ctx).await,
