@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -28,9 +26,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
 
-    let fds = protox::compile(&files, [&root])?;
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(&files)?;
+    // Encoded by protox itself: `prost_types` would drop the `google.api.http` options that
+    // Envoy's JSON transcoder routes by.
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("salestrainer_descriptor.bin"), fds.encode_to_vec())?;
+    std::fs::write(
+        out.join("salestrainer_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    let fds = compiler.file_descriptor_set();
 
     tonic_prost_build::configure()
         .build_client(true)

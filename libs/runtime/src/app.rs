@@ -78,6 +78,7 @@ pub async fn run(
     listener: TcpListener,
     ctx: &Context,
 ) -> anyhow::Result<()> {
+    let starters = gate_on_redis(starters, ctx);
     let result = run_until(server, starters, listener, crate::server::shutdown_signal()).await;
     ctx.shutdown.cancel();
     result
@@ -120,4 +121,46 @@ pub async fn serve_single(service: &'static str, mount: MountFn) -> anyhow::Resu
     }
     tracing::info!(service, address = %listener.local_addr()?, "listening");
     run(server, vec![starter], listener, &ctx).await
+}
+
+/// In distributed mode, holds every starter until Redis answers, retrying with capped backoff
+/// and saying so, so a service whose Redis is down stays NOT_SERVING instead of exiting.
+pub fn gate_on_redis(starters: Vec<Starter>, ctx: &Context) -> Vec<Starter> {
+    let Some(pool) = ctx.redis.clone() else {
+        return starters;
+    };
+    let ready = Arc::new(tokio::sync::OnceCell::<()>::new());
+    starters
+        .into_iter()
+        .map(|start| {
+            let pool = pool.clone();
+            let ready = ready.clone();
+            let gated: Starter = Box::new(move |readiness| {
+                Box::pin(async move {
+                    ready.get_or_init(|| wait_for_redis(pool)).await;
+                    start(readiness).await;
+                })
+            });
+            gated
+        })
+        .collect()
+}
+
+async fn wait_for_redis(pool: deadpool_redis::Pool) {
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 1u32;
+    loop {
+        match crate::redis::ping(&pool).await {
+            Ok(()) => {
+                tracing::info!("redis ready");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "redis unavailable; staying NOT_SERVING and retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                attempt += 1;
+            }
+        }
+    }
 }

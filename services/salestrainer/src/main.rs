@@ -94,7 +94,7 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let address = listener.local_addr()?;
     let ctx = Context::new(settings.clone(), boot.minter.clone(), address)?;
-    let starters = salestrainer::mount_all(&mut server, &ctx).await;
+    let starters = app::gate_on_redis(salestrainer::mount_all(&mut server, &ctx).await, &ctx);
     if let Some(admin) = settings.admin_listen {
         let admin = salestrainer_runtime::metrics::serve_admin(admin, shutdown_signal()).await?;
         tracing::info!(%admin, "metrics at http://{admin}/metrics");
