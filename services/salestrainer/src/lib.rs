@@ -34,3 +34,26 @@ pub async fn ensure_demo_organization(settings: &Settings) -> anyhow::Result<boo
     db.close().await?;
     Ok(created)
 }
+
+/// Polls `grpc.health.v1.Health/Check("")` at `uri` until SERVING or `limit` passes.
+pub async fn wait_serving(uri: &str, limit: std::time::Duration) -> anyhow::Result<()> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    let channel = tonic::transport::Channel::from_shared(uri.to_owned())?.connect_lazy();
+    let mut client = HealthClient::new(channel);
+    loop {
+        let status = client
+            .check(HealthCheckRequest::default())
+            .await
+            .map(|r| r.into_inner().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{uri} not SERVING after {limit:?} (last answer: {status:?})");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -47,6 +47,14 @@ enum Command {
         #[arg(long, env = "SALESTRAINER_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Create the demo organization and its admin in the configured config database.
+    SeedDemo,
+    /// Wait until the server at ADDR reports SERVING for every service (exit 1 on timeout).
+    Wait {
+        addr: String,
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
 }
 
 fn settings_with(
@@ -83,6 +91,24 @@ async fn main() -> anyhow::Result<()> {
                 TokenMinter::new(&secret, &settings.auth.issuer).mint(&subject, &org, role, ttl)?;
             println!("{token}");
             Ok(())
+        }
+        Command::SeedDemo => {
+            let settings = Settings::load()?;
+            let created = salestrainer::ensure_demo_organization(&settings).await?;
+            println!(
+                "organizations/{} {}",
+                salestrainer::DEMO_ORGANIZATION,
+                if created { "created" } else { "already exists" }
+            );
+            Ok(())
+        }
+        Command::Wait { addr, timeout_secs } => {
+            let uri = if addr.contains("://") {
+                addr
+            } else {
+                format!("http://{addr}")
+            };
+            salestrainer::wait_serving(&uri, std::time::Duration::from_secs(timeout_secs)).await
         }
     }
 }
