@@ -171,6 +171,7 @@ impl ServerBuilder {
 
         let cut = tokio_util::sync::CancellationToken::new();
         let stack = ServiceBuilder::new()
+            .map_request(plain_http1_passes_grpc_web)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(TraceLayer)
             .layer(MetricsLayer)
@@ -225,6 +226,22 @@ impl ServerBuilder {
         tracing::info!("server stopped");
         Ok(())
     }
+}
+
+/// The gRPC-Web layer answers 400 to any HTTP/1.1 request that is not gRPC-Web, which would
+/// make the plain HTTP routes (webhooks, sent over HTTP/1.1) unreachable. Marking such a
+/// request as HTTP/2 makes the layer pass it through untouched; nothing downstream reads the
+/// version, and the connection still answers in HTTP/1.1.
+fn plain_http1_passes_grpc_web(mut req: http::Request<Body>) -> http::Request<Body> {
+    let grpc_web = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc-web"));
+    if req.version() != http::Version::HTTP_2 && !grpc_web {
+        *req.version_mut() = http::Version::HTTP_2;
+    }
+    req
 }
 
 /// Resolves on SIGTERM or SIGINT.

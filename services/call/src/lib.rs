@@ -1,11 +1,23 @@
 //! The call service: sessions, text roleplay, live transcripts, voice-provider webhooks.
 //!
-//! Rooms: `grpc` translates protobuf to domain types and errors to statuses; `domain` is plain
-//! Rust with no I/O; `store` holds the entities and migrations of the tables this service owns.
+//! Rooms: `grpc` translates protobuf to domain types and errors to statuses (one file per
+//! group of RPCs); `domain` is plain Rust with no I/O; `store` holds the entities, queries and
+//! migrations of the tables this service owns; `webhooks` is the plain-HTTP provider side;
+//! `workers` the grading-event consumer and the idle sweeper; `engine`, `llm` and `threads`
+//! the persona engines (scripted / OpenAI-compatible streaming) and their thread storage.
 
+pub mod core;
 pub mod domain;
+pub mod engine;
 pub mod grpc;
+pub mod llm;
+pub mod settings;
 pub mod store;
+pub mod threads;
+pub mod webhooks;
+pub mod workers;
+
+use std::sync::Arc;
 
 use salestrainer_proto::call::call_service_server::CallServiceServer;
 use salestrainer_runtime::{
@@ -17,17 +29,29 @@ use salestrainer_runtime::{
 /// The service's name: its database, its logs, its metrics.
 pub const SERVICE: &str = "call";
 
-/// Registers the gRPC API on `server` and returns the start-up task that connects to the
-/// database, migrates it, starts the outbox relay and reports SERVING.
+/// Registers the gRPC API and the webhook routes on `server` and returns the start-up task
+/// that connects to the database, migrates it, starts the outbox relay, the grading-event
+/// consumer and the idle sweeper, and reports SERVING.
 pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     let db = Ready::new();
-    let api = grpc::CallServiceApi::new(db.clone());
+    let core = match core::Core::new(ctx, db.clone()) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            // Only a malformed peer endpoint or HTTP client setup can fail here; the service
+            // then stays NOT_SERVING rather than taking the whole process down.
+            tracing::error!(error = %e, "call service cannot start");
+            return Box::new(|_| Box::pin(async {}));
+        }
+    };
+    let api = grpc::CallServiceApi::new(core.clone());
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
     server
         .add_service(CallServiceServer::new(api).max_decoding_message_size(max.saturating_mul(2)))
         .await;
+    server.add_http_routes("/webhooks/", webhooks::router(core.clone()));
+    core.config.spawn_invalidator(ctx, SERVICE);
     database_starter::<store::Migrator>(
         SERVICE,
         <CallServiceServer<grpc::CallServiceApi> as tonic::server::NamedService>::NAME,
@@ -38,7 +62,9 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
             move |db| {
                 Box::pin(async move {
                     // Events committed to the outbox (also before a crash) are published from here.
-                    ctx.start_relay(db);
+                    core.relay.set(ctx.start_relay(db));
+                    workers::spawn_grading_consumer(core.clone(), &ctx);
+                    workers::spawn_sweeper(core, &ctx);
                 })
             }
         },

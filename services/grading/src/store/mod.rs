@@ -1,6 +1,22 @@
-//! Tables owned by the grading service and their migrations.
+//! Tables owned by the grading service, their migrations and the queries of the job engine.
+//!
+//! Every write a worker makes after claiming a job is fenced by its lease token: once another
+//! worker has taken an expired lease over, the old worker's writes match no row.
 
+pub mod entities;
+mod migration;
+
+use chrono::Utc;
+use salestrainer_proto::events as ev;
+use salestrainer_proto::grading::{DeadReason, JobState, PipelineStep};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+pub use entities::{evaluation, job, usage};
 
 pub struct Migrator;
 
@@ -10,6 +26,546 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(salestrainer_bus::CreateInbox),
+            Box::new(migration::CreateGradingTables),
         ]
     }
+}
+
+/// SQLite has one writer at a time; writers of this process queue here instead of in SQLite's
+/// busy handler, which sleeps in steps of up to 100 ms and caps throughput.
+static SQLITE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn write_gate<C: ConnectionTrait>(
+    conn: &C,
+) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        Some(SQLITE_WRITES.lock().await)
+    } else {
+        None
+    }
+}
+
+/// The inbox consumer name of the SessionEnded handler.
+pub const INBOX_CONSUMER: &str = "grading";
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// What a new job is created from (a SessionEnded event, SubmitSession or RegradeSession).
+#[derive(Clone, Debug, Default)]
+pub struct NewJob {
+    pub organization: String,
+    pub session: String,
+    pub request_id: String,
+    pub trainee: String,
+    pub scenario: String,
+    pub assignment: String,
+    pub rubric: String,
+    pub session_start_ms: Option<i64>,
+    pub session_duration_ms: Option<i64>,
+    pub max_attempts: i32,
+}
+
+fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
+    let now = now_ms();
+    job::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().simple().to_string()),
+        organization: Set(n.organization.clone()),
+        session: Set(n.session.clone()),
+        generation: Set(generation),
+        request_id: Set(n.request_id.clone()),
+        regrade: Set(generation > 0),
+        trainee: Set(n.trainee.clone()),
+        scenario: Set(n.scenario.clone()),
+        assignment: Set(n.assignment.clone()),
+        rubric: Set(n.rubric.clone()),
+        session_start_ms: Set(n.session_start_ms),
+        session_duration_ms: Set(n.session_duration_ms),
+        state: Set(JobState::Queued as i32),
+        attempts: Set(0),
+        max_attempts: Set(Ord::max(n.max_attempts, 1)),
+        next_attempt_at: Set(now),
+        lease_token: Set(None),
+        lease_until: Set(None),
+        current_step: Set(PipelineStep::Unspecified as i32),
+        checkpoint: Set("{}".into()),
+        dead_reason: Set(DeadReason::Unspecified as i32),
+        last_error: Set(None),
+        attempt_log: Set("[]".into()),
+        evaluation: Set(None),
+        started: Set(false),
+        enqueued_at: Set(None),
+        version: Set(1),
+        create_ms: Set(now),
+        update_ms: Set(now),
+    }
+}
+
+/// Inserts the first job of a session unless the session (or the request id) already has one.
+/// Returns the job and whether it was created now.
+pub async fn create_first_job<C: ConnectionTrait>(
+    conn: &C,
+    n: &NewJob,
+) -> Result<(job::Model, bool), DbErr> {
+    // ON CONFLICT on either unique key (session+generation, request_id) inserts nothing.
+    let inserted = job::Entity::insert(new_row(n, 0))
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    let found = job::Entity::find()
+        .filter(
+            Condition::any()
+                .add(job::Column::RequestId.eq(n.request_id.as_str()))
+                .add(
+                    Condition::all()
+                        .add(job::Column::Session.eq(n.session.as_str()))
+                        .add(job::Column::Generation.eq(0)),
+                ),
+        )
+        .order_by_asc(job::Column::Generation)
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("grading job after insert".into()))?;
+    Ok((found, inserted == 1))
+}
+
+/// Creates a regrade job (next generation) unless `request_id` was used already.
+pub async fn create_regrade_job(
+    db: &DatabaseConnection,
+    n: &NewJob,
+) -> Result<(job::Model, bool), DbErr> {
+    let _gate = write_gate(db).await;
+    // Two concurrent regrades may pick the same generation: the unique index rejects one,
+    // which then takes the next number.
+    for _ in 0..5 {
+        if let Some(existing) = job::Entity::find()
+            .filter(job::Column::RequestId.eq(n.request_id.as_str()))
+            .one(db)
+            .await?
+        {
+            return Ok((existing, false));
+        }
+        let last = job::Entity::find()
+            .filter(job::Column::Session.eq(n.session.as_str()))
+            .order_by_desc(job::Column::Generation)
+            .one(db)
+            .await?;
+        let generation = last.map_or(0, |j| j.generation + 1);
+        let row = new_row(n, generation);
+        let inserted = job::Entity::insert(row)
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(db)
+            .await?;
+        if inserted == 1 {
+            let created = job::Entity::find()
+                .filter(job::Column::RequestId.eq(n.request_id.as_str()))
+                .one(db)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("regrade job after insert".into()))?;
+            return Ok((created, true));
+        }
+    }
+    Err(DbErr::Custom(
+        "could not allocate a regrade generation".into(),
+    ))
+}
+
+pub async fn find_job<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<job::Model>, DbErr> {
+    job::Entity::find_by_id(id.to_owned()).one(conn).await
+}
+
+/// Due jobs: QUEUED/RETRYING whose time has come, or RUNNING whose lease expired (its worker
+/// died). Oldest first.
+pub async fn due_job_ids(
+    db: &DatabaseConnection,
+    now: i64,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(due_condition(now))
+        .order_by_asc(job::Column::NextAttemptAt)
+        .limit(limit)
+        .into_tuple::<String>()
+        .all(db)
+        .await
+}
+
+fn due_condition(now: i64) -> Condition {
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(job::Column::State.is_in([JobState::Queued as i32, JobState::Retrying as i32]))
+                .add(job::Column::NextAttemptAt.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(job::Column::State.eq(JobState::Running as i32))
+                .add(job::Column::LeaseUntil.lt(now)),
+        )
+}
+
+/// Claims job `id` if it is due: one atomic compare-and-set UPDATE, so of several workers
+/// exactly one wins. The first claim also emits GradingStarted in the same transaction.
+pub async fn claim(
+    db: &DatabaseConnection,
+    id: &str,
+    lease_ms: i64,
+) -> Result<Option<(job::Model, String)>, DbErr> {
+    let _gate = write_gate(db).await;
+    let now = now_ms();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let txn = db.begin().await?;
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
+        .col_expr(job::Column::LeaseToken, Expr::value(token.clone()))
+        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(due_condition(now))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let Some(mut j) = find_job(&txn, id).await? else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    if !j.started {
+        job::Entity::update_many()
+            .col_expr(job::Column::Started, Expr::value(true))
+            .filter(job::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        j.started = true;
+        let event = salestrainer_runtime::events::new_event(
+            &j.organization,
+            crate::SERVICE,
+            ev::event::Payload::GradingStarted(ev::GradingStarted {
+                session: j.session.clone(),
+                grading_job: crate::names::job_name(&j.organization, &j.id),
+                regrade: j.regrade,
+            }),
+        );
+        salestrainer_runtime::events::enqueue(&txn, &event).await?;
+    }
+    txn.commit().await?;
+    Ok(Some((j, token)))
+}
+
+/// Extends a held lease; false when the lease was lost.
+pub async fn heartbeat(
+    db: &DatabaseConnection,
+    id: &str,
+    token: &str,
+    lease_ms: i64,
+) -> Result<bool, DbErr> {
+    let _gate = write_gate(db).await;
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntil, Expr::value(now_ms() + lease_ms))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::LeaseToken.eq(token))
+        .filter(job::Column::State.eq(JobState::Running as i32))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Saves the checkpoint of the steps done so far (and the LLM usage rows of this step).
+pub async fn save_checkpoint(
+    db: &DatabaseConnection,
+    id: &str,
+    token: &str,
+    step: PipelineStep,
+    checkpoint: &str,
+    usage_rows: Vec<usage::ActiveModel>,
+) -> Result<bool, DbErr> {
+    let _gate = write_gate(db).await;
+    let txn = db.begin().await?;
+    let now = now_ms();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Checkpoint, Expr::value(checkpoint.to_owned()))
+        .col_expr(job::Column::CurrentStep, Expr::value(step as i32))
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::LeaseToken.eq(token))
+        .filter(job::Column::State.eq(JobState::Running as i32))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    if !usage_rows.is_empty() {
+        usage::Entity::insert_many(usage_rows)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Records LLM usage of a failed attempt (paid or not, it is usage).
+pub async fn record_usage(
+    db: &DatabaseConnection,
+    rows: Vec<usage::ActiveModel>,
+) -> Result<(), DbErr> {
+    let _gate = write_gate(db).await;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    usage::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The session's current (not superseded) evaluation, if any.
+pub async fn current_evaluation<C: ConnectionTrait>(
+    conn: &C,
+    session: &str,
+) -> Result<Option<evaluation::Model>, DbErr> {
+    evaluation::Entity::find()
+        .filter(evaluation::Column::Session.eq(session))
+        .filter(evaluation::Column::SupersededBy.is_null())
+        .order_by_desc(evaluation::Column::CreateMs)
+        .one(conn)
+        .await
+}
+
+/// One entry of a job's attempt log.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: i32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub step: i32,
+    pub error: String,
+    pub retryable: bool,
+}
+
+/// Keeps the 20 most recent attempts, newest first.
+pub fn push_attempt(log_json: &str, rec: AttemptRecord) -> String {
+    let mut log: Vec<AttemptRecord> = serde_json::from_str(log_json).unwrap_or_default();
+    log.insert(0, rec);
+    log.truncate(20);
+    serde_json::to_string(&log).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn attempt_log(log_json: &str) -> Vec<AttemptRecord> {
+    serde_json::from_str(log_json).unwrap_or_default()
+}
+
+/// How an attempt ended, for [`finish_attempt`].
+pub enum Outcome {
+    Succeeded {
+        evaluation: Box<evaluation::Model>,
+        event: Box<ev::Event>,
+    },
+    Retry {
+        at_ms: i64,
+        error: String,
+    },
+    Dead {
+        reason: DeadReason,
+        error: String,
+    },
+}
+
+/// Ends the attempt of the lease holder: the job's new state, the evaluation (on success)
+/// and the event, in one transaction. Returns false when the lease was lost (nothing written).
+pub async fn finish_attempt(
+    db: &DatabaseConnection,
+    j: &job::Model,
+    token: &str,
+    attempt_start_ms: i64,
+    step: PipelineStep,
+    outcome: Outcome,
+) -> Result<bool, DbErr> {
+    let _gate = write_gate(db).await;
+    let now = now_ms();
+    let txn = db.begin().await?;
+    let mut upd = job::Entity::update_many()
+        .col_expr(job::Column::LeaseToken, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::CurrentStep, Expr::value(step as i32))
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(job::Column::Id.eq(j.id.as_str()))
+        .filter(job::Column::LeaseToken.eq(token))
+        .filter(job::Column::State.eq(JobState::Running as i32));
+    let (error, retryable) = match &outcome {
+        Outcome::Succeeded { .. } => (String::new(), false),
+        Outcome::Retry { error, .. } => (error.clone(), true),
+        Outcome::Dead { error, .. } => (error.clone(), false),
+    };
+    // The log as read at claim time plus this attempt: only the lease holder writes it, and
+    // not reading first keeps this transaction a writer from its first statement (SQLite would
+    // refuse to upgrade a stale read snapshot).
+    let log = push_attempt(
+        &j.attempt_log,
+        AttemptRecord {
+            attempt: j.attempts,
+            start_ms: attempt_start_ms,
+            end_ms: now,
+            step: step as i32,
+            error: error.clone(),
+            retryable,
+        },
+    );
+    upd = upd.col_expr(job::Column::AttemptLog, Expr::value(log));
+    upd = match &outcome {
+        Outcome::Succeeded { evaluation, .. } => upd
+            .col_expr(job::Column::State, Expr::value(JobState::Succeeded as i32))
+            .col_expr(
+                job::Column::Evaluation,
+                Expr::value(Some(evaluation.id.clone())),
+            )
+            .col_expr(job::Column::LastError, Expr::value(Option::<String>::None)),
+        Outcome::Retry { at_ms, error } => upd
+            .col_expr(job::Column::State, Expr::value(JobState::Retrying as i32))
+            .col_expr(job::Column::NextAttemptAt, Expr::value(*at_ms))
+            // Due again at `at_ms`: the scheduler must put it on the stream then.
+            .col_expr(job::Column::EnqueuedAt, Expr::value(Option::<i64>::None))
+            .col_expr(job::Column::LastError, Expr::value(Some(error.clone()))),
+        Outcome::Dead { reason, error } => upd
+            .col_expr(job::Column::State, Expr::value(JobState::Dead as i32))
+            .col_expr(job::Column::DeadReason, Expr::value(*reason as i32))
+            .col_expr(job::Column::LastError, Expr::value(Some(error.clone()))),
+    };
+    let res = upd.exec(&txn).await?;
+    if res.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    match outcome {
+        Outcome::Succeeded { evaluation, event } => {
+            let previous = current_evaluation(&txn, &j.session).await?;
+            let id = evaluation.id.clone();
+            let mut row: evaluation::ActiveModel = (*evaluation).into();
+            row = evaluation::ActiveModel {
+                supersedes: Set(previous.as_ref().map(|p| p.id.clone())),
+                ..row
+            };
+            evaluation::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await?;
+            if let Some(p) = previous {
+                evaluation::Entity::update_many()
+                    .col_expr(evaluation::Column::SupersededBy, Expr::value(Some(id)))
+                    .filter(evaluation::Column::Id.eq(p.id))
+                    .exec(&txn)
+                    .await?;
+            }
+            salestrainer_runtime::events::enqueue(&txn, &event).await?;
+        }
+        Outcome::Dead { reason, error } => {
+            let event = salestrainer_runtime::events::new_event(
+                &j.organization,
+                crate::SERVICE,
+                ev::event::Payload::GradingFailed(ev::GradingFailed {
+                    session: j.session.clone(),
+                    grading_job: crate::names::job_name(&j.organization, &j.id),
+                    reason: reason as i32,
+                    last_error: error,
+                    attempts: j.attempts,
+                    trainee: j.trainee.clone(),
+                    scenario: j.scenario.clone(),
+                }),
+            );
+            salestrainer_runtime::events::enqueue(&txn, &event).await?;
+        }
+        Outcome::Retry { .. } => {}
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Puts a DEAD job back in the queue (attempts reset), or runs a RETRYING job now.
+/// Returns None when the job is in another state.
+pub async fn requeue(db: &DatabaseConnection, id: &str) -> Result<Option<job::Model>, DbErr> {
+    let _gate = write_gate(db).await;
+    let now = now_ms();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(JobState::Queued as i32))
+        .col_expr(job::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(
+            job::Column::DeadReason,
+            Expr::value(DeadReason::Unspecified as i32),
+        )
+        .col_expr(job::Column::EnqueuedAt, Expr::value(Option::<i64>::None))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::case(job::Column::State.eq(JobState::Dead as i32), Expr::value(0))
+                .finally(Expr::col(job::Column::Attempts))
+                .into(),
+        )
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::State.is_in([JobState::Dead as i32, JobState::Retrying as i32]))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    find_job(db, id).await
+}
+
+pub async fn mark_enqueued(db: &DatabaseConnection, ids: &[String]) -> Result<(), DbErr> {
+    let _gate = write_gate(db).await;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    job::Entity::update_many()
+        .col_expr(job::Column::EnqueuedAt, Expr::value(now_ms()))
+        .filter(job::Column::Id.is_in(ids.iter().cloned()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Jobs per state, for the metrics.
+pub async fn count_by_state(db: &DatabaseConnection) -> Result<Vec<(i32, i64)>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::State)
+        .column_as(job::Column::Id.count(), "n")
+        .group_by(job::Column::State)
+        .into_tuple::<(i32, i64)>()
+        .all(db)
+        .await
+}
+
+/// Of `ids`, those never put on the work stream or put there before `cutoff`.
+pub async fn enqueued_before(
+    db: &DatabaseConnection,
+    ids: &[String],
+    cutoff: i64,
+) -> Result<Vec<String>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(job::Column::Id.is_in(ids.iter().cloned()))
+        .filter(
+            Condition::any()
+                .add(job::Column::EnqueuedAt.is_null())
+                .add(job::Column::EnqueuedAt.lt(cutoff)),
+        )
+        .into_tuple::<String>()
+        .all(db)
+        .await
 }

@@ -1,0 +1,176 @@
+//! Shared harness: a migrated database (SQLite file or a fresh PostgreSQL database), an engine
+//! over recorded inputs, and waits bounded in time.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use salestrainer_grading::inputs::Credential;
+use salestrainer_grading::ratelimit::{LocalRateLimit, RateLimit};
+use salestrainer_grading::store::{self, Migrator, evaluation, job};
+use salestrainer_grading::testkit::{RecordedTranscripts, StaticInputs, strong_call};
+use salestrainer_grading::worker::{Engine, EngineConfig, WorkQueue};
+use salestrainer_proto::grading::JobState;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use tokio_util::sync::CancellationToken;
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Db {
+    pub db: DatabaseConnection,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn database(backend: Backend) -> Db {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/grading.db?mode=rwc", dir.path().display());
+            let db = salestrainer_runtime::db::connect_and_migrate::<Migrator>(&url)
+                .await
+                .unwrap();
+            Db {
+                db,
+                _dir: Some(dir),
+            }
+        }
+        Backend::Postgres => {
+            let server = std::env::var("SALESTRAINER_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let url = format!("{server}/st_grading_{}", &id[..12]);
+            // Fails (not skips) when PostgreSQL is down.
+            let db = salestrainer_runtime::db::connect_and_migrate::<Migrator>(&url)
+                .await
+                .expect("PostgreSQL must be running for this test");
+            Db { db, _dir: None }
+        }
+    }
+}
+
+pub fn fast_config() -> EngineConfig {
+    EngineConfig {
+        workers: 2,
+        lease: Duration::from_secs(5),
+        poll: Duration::from_millis(20),
+        max_attempts: 5,
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(200),
+        llm_timeout: Duration::from_secs(5),
+        max_completion_tokens: 300,
+        ..EngineConfig::default()
+    }
+}
+
+pub struct Harness {
+    pub engine: Arc<Engine>,
+    pub stop: CancellationToken,
+    pub handles: Vec<tokio::task::JoinHandle<()>>,
+    pub transcripts: Arc<RecordedTranscripts>,
+}
+
+impl Harness {
+    pub fn kill(&self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+pub fn engine(
+    db: &DatabaseConnection,
+    cfg: EngineConfig,
+    credential: Option<Credential>,
+    limiter: Option<Arc<dyn RateLimit>>,
+    queue: Option<WorkQueue>,
+) -> Harness {
+    let transcripts = Arc::new(RecordedTranscripts::new(strong_call()));
+    let engine = Engine::new(
+        db.clone(),
+        cfg,
+        Arc::new(StaticInputs::new(credential)),
+        transcripts.clone(),
+        limiter.unwrap_or_else(|| Arc::new(LocalRateLimit::default())),
+        None,
+        tokio::sync::broadcast::channel(64).0,
+        queue,
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let handles = engine.start(stop.clone());
+    Harness {
+        engine,
+        stop,
+        handles,
+        transcripts,
+    }
+}
+
+/// Feeds a recorded SessionEnded event; returns the job id if one was created.
+pub async fn session_ended(h: &Harness, session: &str) -> Option<String> {
+    let event = salestrainer_grading::testkit::session_ended("organizations/acme", session);
+    let id = salestrainer_grading::consumer::handle_session_ended(
+        &h.engine.db,
+        &event,
+        h.engine.cfg.max_attempts,
+    )
+    .await
+    .unwrap();
+    if let Some(id) = &id {
+        h.engine.job_ready(id).await;
+    }
+    id
+}
+
+pub async fn job(db: &DatabaseConnection, id: &str) -> job::Model {
+    store::find_job(db, id).await.unwrap().unwrap()
+}
+
+/// Waits until the job reaches `state` (panics after `limit`).
+pub async fn wait_state(
+    db: &DatabaseConnection,
+    id: &str,
+    state: JobState,
+    limit: Duration,
+) -> job::Model {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let j = job(db, id).await;
+        if j.state == state as i32 {
+            return j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} still {:?} (wanted {state:?}); last error {:?}",
+            JobState::try_from(j.state),
+            j.last_error
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn evaluations_of(db: &DatabaseConnection, session: &str) -> Vec<evaluation::Model> {
+    evaluation::Entity::find()
+        .filter(evaluation::Column::Session.eq(session))
+        .all(db)
+        .await
+        .unwrap()
+}
+
+pub async fn outbox_types(db: &DatabaseConnection) -> Vec<String> {
+    use salestrainer_bus::outbox::entity;
+    entity::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event_type)
+        .collect()
+}
+
+pub fn session(id: &str) -> String {
+    format!("organizations/acme/sessions/{id}")
+}

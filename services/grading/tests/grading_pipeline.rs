@@ -1,0 +1,388 @@
+//! The pipeline end to end against a local fake OpenAI-compatible server and the built-in
+//! grader, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use salestrainer_grading::pipeline::Checkpoint;
+use salestrainer_grading::store::{self, usage};
+use salestrainer_grading::testkit::{Behaviour, FakeProvider};
+use salestrainer_proto::grading::{DeadReason, GraderKind, JobState};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+const T: Duration = Duration::from_secs(20);
+
+async fn deterministic_end_to_end(backend: Backend) {
+    let d = database(backend).await;
+    let h = engine(&d.db, fast_config(), None, None, None);
+    let id = session_ended(&h, "s1").await.expect("job created");
+    // A redelivered SessionEnded (same event id) and a new event for the same session create
+    // nothing.
+    let event = salestrainer_grading::testkit::session_ended("organizations/acme", "s1");
+    assert!(
+        salestrainer_grading::consumer::handle_session_ended(&d.db, &event, 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let j = wait_state(&d.db, &id, JobState::Succeeded, T).await;
+    assert_eq!(j.attempts, 1);
+    let evals = evaluations_of(&d.db, &session("s1")).await;
+    assert_eq!(evals.len(), 1);
+    let e = salestrainer_grading::grpc::evaluation_pb(&evals[0]);
+    assert_eq!(e.grader, GraderKind::Deterministic as i32);
+    assert_eq!(e.criterion_scores.len(), 4);
+    assert!(e.closed, "the strong call books a meeting");
+    assert!(e.metrics.as_ref().unwrap().next_step_set);
+    assert!(e.criterion_scores.iter().any(|c| !c.evidence.is_empty()));
+    let types = outbox_types(&d.db).await;
+    assert_eq!(types.iter().filter(|t| *t == "grading.started").count(), 1);
+    assert_eq!(types.iter().filter(|t| *t == "session.graded").count(), 1);
+    let jobs = store::due_job_ids(&d.db, i64::MAX, 10).await.unwrap();
+    assert!(jobs.is_empty());
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn deterministic_end_to_end_sqlite() {
+    deterministic_end_to_end(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn deterministic_end_to_end_postgres() {
+    deterministic_end_to_end(Backend::Postgres).await;
+}
+
+/// Runs one session with the fake provider after `script`; returns the final job.
+async fn llm_run(
+    backend: Backend,
+    script: Vec<Behaviour>,
+    cfg: salestrainer_grading::worker::EngineConfig,
+    want: JobState,
+) -> (store::job::Model, FakeProvider, common::Db) {
+    let fake = FakeProvider::start(None).await.unwrap();
+    fake.script(script);
+    let d = database(backend).await;
+    let h = engine(&d.db, cfg, Some(fake.credential(0, 0)), None, None);
+    let id = session_ended(&h, "llm").await.unwrap();
+    let j = wait_state(&d.db, &id, want, T).await;
+    h.stop.cancel();
+    (j, fake, d)
+}
+
+#[tokio::test]
+async fn llm_success_sqlite() {
+    let (j, fake, d) = llm_run(Backend::Sqlite, vec![], fast_config(), JobState::Succeeded).await;
+    assert_eq!(fake.requests(), 1);
+    let evals = evaluations_of(&d.db, &session("llm")).await;
+    assert_eq!(evals.len(), 1);
+    let e = salestrainer_grading::grpc::evaluation_pb(&evals[0]);
+    assert_eq!(e.grader, GraderKind::Llm as i32);
+    assert_eq!(e.model, "fake-grader-1");
+    let u = e.usage.unwrap();
+    assert_eq!(u.requests, 1);
+    assert!(u.prompt_tokens > 0 && u.completion_tokens == 150);
+    let rows = usage::Entity::find()
+        .filter(usage::Column::JobId.eq(j.id.as_str()))
+        .all(&d.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+}
+
+#[tokio::test]
+async fn llm_success_postgres() {
+    let (_, fake, _) = llm_run(
+        Backend::Postgres,
+        vec![],
+        fast_config(),
+        JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn rate_limited_429_honours_retry_after() {
+    let started = std::time::Instant::now();
+    let (j, fake, _) = llm_run(
+        Backend::Sqlite,
+        vec![Behaviour::status(
+            429,
+            &[("retry-after", "1")],
+            serde_json::json!({"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}),
+        )],
+        fast_config(),
+        JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(j.attempts, 2);
+    // The backoff cap is 200 ms; only the server's hint explains a 1 s wait.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let log = store::attempt_log(&j.attempt_log);
+    assert!(log[1].retryable && log[1].error.contains("429"));
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let e500 = || Behaviour::status(500, &[], serde_json::json!({"error": {"message": "boom"}}));
+    let (j, fake, _) = llm_run(
+        Backend::Sqlite,
+        vec![e500(), e500()],
+        fast_config(),
+        JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(fake.requests(), 3);
+    assert_eq!(j.attempts, 3);
+}
+
+#[tokio::test]
+async fn server_errors_exhaust_max_attempts() {
+    let e500 = || Behaviour::status(503, &[], serde_json::json!({"error": {"message": "down"}}));
+    let cfg = salestrainer_grading::worker::EngineConfig {
+        max_attempts: 3,
+        ..fast_config()
+    };
+    let (j, fake, d) = llm_run(
+        Backend::Sqlite,
+        vec![e500(), e500(), e500()],
+        cfg,
+        JobState::Dead,
+    )
+    .await;
+    assert_eq!(fake.requests(), 3);
+    assert_eq!(j.dead_reason, DeadReason::MaxAttemptsExceeded as i32);
+    assert!(
+        outbox_types(&d.db)
+            .await
+            .contains(&"grading.failed".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn timeout_is_retried() {
+    let cfg = salestrainer_grading::worker::EngineConfig {
+        llm_timeout: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let (j, fake, _) = llm_run(
+        Backend::Sqlite,
+        vec![Behaviour::Hang(Duration::from_secs(3))],
+        cfg,
+        JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(fake.requests(), 2);
+    assert!(
+        store::attempt_log(&j.attempt_log)[1]
+            .error
+            .contains("timed out")
+    );
+}
+
+#[tokio::test]
+async fn schema_breaking_answer_is_a_failed_attempt() {
+    let (j, fake, _) = llm_run(
+        Backend::Sqlite,
+        vec![Behaviour::BreakSchema],
+        fast_config(),
+        JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(fake.requests(), 2);
+    assert!(
+        store::attempt_log(&j.attempt_log)[1]
+            .error
+            .contains("schema")
+    );
+    // With one attempt allowed it is a dead letter for invalid model output.
+    let cfg = salestrainer_grading::worker::EngineConfig {
+        max_attempts: 1,
+        ..fast_config()
+    };
+    let (j, _, _) = llm_run(
+        Backend::Sqlite,
+        vec![Behaviour::BreakSchema],
+        cfg,
+        JobState::Dead,
+    )
+    .await;
+    assert_eq!(j.dead_reason, DeadReason::InvalidModelOutput as i32);
+}
+
+#[tokio::test]
+async fn quote_not_in_transcript_is_a_failed_attempt() {
+    let (j, fake, _) = llm_run(
+        Backend::Sqlite,
+        vec![Behaviour::BadQuote],
+        fast_config(),
+        JobState::Succeeded,
+    )
+    .await;
+    assert_eq!(fake.requests(), 2);
+    assert!(
+        store::attempt_log(&j.attempt_log)[1]
+            .error
+            .contains("not in the transcript")
+    );
+}
+
+#[tokio::test]
+async fn insufficient_quota_is_dead_at_once() {
+    let (j, fake, d) = llm_run(
+        Backend::Sqlite,
+        vec![Behaviour::insufficient_quota()],
+        fast_config(),
+        JobState::Dead,
+    )
+    .await;
+    assert_eq!(fake.requests(), 1);
+    assert_eq!(j.attempts, 1);
+    assert_eq!(j.dead_reason, DeadReason::ProviderRejected as i32);
+    assert!(
+        j.last_error
+            .unwrap_or_default()
+            .contains("insufficient_quota")
+    );
+    assert!(
+        outbox_types(&d.db)
+            .await
+            .contains(&"grading.failed".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn bad_api_key_is_dead_at_once() {
+    let fake = FakeProvider::start(None).await.unwrap();
+    let d = database(Backend::Sqlite).await;
+    let mut cred = fake.credential(0, 0);
+    cred.api_key = "sk-wrong".into();
+    let h = engine(&d.db, fast_config(), Some(cred), None, None);
+    let id = session_ended(&h, "key").await.unwrap();
+    let j = wait_state(&d.db, &id, JobState::Dead, T).await;
+    assert_eq!(fake.requests(), 1);
+    assert_eq!(j.dead_reason, DeadReason::ProviderRejected as i32);
+    // The key never shows up in what we store.
+    assert!(!j.last_error.unwrap_or_default().contains("sk-wrong"));
+    h.stop.cancel();
+}
+
+/// A worker killed while its LLM call is in flight: another takes the job over after the
+/// lease and the session ends with exactly one evaluation.
+async fn kill_worker_mid_job(backend: Backend) {
+    let fake = FakeProvider::start(None).await.unwrap();
+    fake.script([Behaviour::Hang(Duration::from_secs(30))]);
+    let d = database(backend).await;
+    let cfg = salestrainer_grading::worker::EngineConfig {
+        lease: Duration::from_millis(600),
+        llm_timeout: Duration::from_secs(60),
+        ..fast_config()
+    };
+    let first = engine(&d.db, cfg.clone(), Some(fake.credential(0, 0)), None, None);
+    let id = session_ended(&first, "kill").await.unwrap();
+    wait_state(&d.db, &id, JobState::Running, T).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while fake.requests() == 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The transcript step was checkpointed before the LLM call.
+    let cp: Checkpoint = serde_json::from_str(&job(&d.db, &id).await.checkpoint).unwrap();
+    assert!(cp.turns.is_some());
+    first.kill();
+    let second = engine(&d.db, cfg, Some(fake.credential(0, 0)), None, None);
+    let j = wait_state(&d.db, &id, JobState::Succeeded, T).await;
+    assert_eq!(j.attempts, 2);
+    assert_eq!(evaluations_of(&d.db, &session("kill")).await.len(), 1);
+    // Resumed from the checkpoint: the transcript was not fetched again.
+    assert_eq!(
+        second
+            .transcripts
+            .fetches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    second.stop.cancel();
+}
+
+#[tokio::test]
+async fn kill_worker_mid_job_sqlite() {
+    kill_worker_mid_job(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kill_worker_mid_job_postgres() {
+    kill_worker_mid_job(Backend::Postgres).await;
+}
+
+/// A retry after the LLM answer was accepted and checkpointed does not call the LLM again.
+#[tokio::test]
+async fn accepted_llm_answer_is_never_paid_twice() {
+    let fake = FakeProvider::start(None).await.unwrap();
+    let d = database(Backend::Sqlite).await;
+    let h = engine(
+        &d.db,
+        fast_config(),
+        Some(fake.credential(0, 0)),
+        None,
+        None,
+    );
+    let a = session_ended(&h, "paid-a").await.unwrap();
+    let done = wait_state(&d.db, &a, JobState::Succeeded, T).await;
+    assert_eq!(fake.requests(), 1);
+    h.stop.cancel();
+    h.kill();
+    // A second job whose grade step is already checkpointed (as after a crash past step 3).
+    let event = salestrainer_grading::testkit::session_ended("organizations/acme", "paid-b");
+    let b = salestrainer_grading::consumer::handle_session_ended(&d.db, &event, 5)
+        .await
+        .unwrap()
+        .unwrap();
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let row = store::job::ActiveModel {
+        id: Set(b.clone()),
+        checkpoint: Set(done.checkpoint.clone()),
+        ..Default::default()
+    };
+    row.update(&d.db).await.unwrap();
+    let h2 = engine(
+        &d.db,
+        fast_config(),
+        Some(fake.credential(0, 0)),
+        None,
+        None,
+    );
+    wait_state(&d.db, &b, JobState::Succeeded, T).await;
+    assert_eq!(fake.requests(), 1, "the checkpointed answer was reused");
+    let e = salestrainer_grading::grpc::evaluation_pb(
+        &evaluations_of(&d.db, &session("paid-b")).await[0],
+    );
+    assert_eq!(e.grader, GraderKind::Llm as i32);
+    h2.stop.cancel();
+}
+
+#[tokio::test]
+async fn deterministic_grader_ranks_strong_above_weak() {
+    use salestrainer_grading::domain::clean::clean;
+    use salestrainer_grading::pipeline::grade_deterministic;
+    use salestrainer_grading::testkit::{sample_scenario, strong_call, weak_call};
+    let sc = sample_scenario();
+    let strong = grade_deterministic(&sc, &clean(&strong_call())).unwrap();
+    let weak = grade_deterministic(&sc, &clean(&weak_call())).unwrap();
+    for (s, w) in strong.criteria.iter().zip(&weak.criteria) {
+        assert!(
+            s.score > w.score,
+            "{}: strong {} vs weak {}",
+            s.id,
+            s.score,
+            w.score
+        );
+    }
+    assert!(strong.overall > weak.overall);
+    assert!(strong.passed && !weak.passed);
+}
