@@ -369,8 +369,17 @@ impl Engine {
         }
     }
 
-    /// Runs one attempt of a claimed job and records how it ended.
+    /// Runs one attempt of a claimed job and records how it ended, inside a span that
+    /// continues the trace of the event that created the job.
     pub async fn run(&self, j: job::Model, token: String, stop: &CancellationToken) {
+        let span = tracing::info_span!("grading.attempt", otel.name = "grading attempt", job = %j.id, session = %j.session);
+        let headers: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&j.trace_context).unwrap_or_default();
+        salestrainer_runtime::telemetry::set_parent_from(&span, &headers);
+        tracing::Instrument::instrument(self.run_attempt(j, token, stop), span).await
+    }
+
+    async fn run_attempt(&self, j: job::Model, token: String, stop: &CancellationToken) {
         let started = now_ms();
         let clock = Instant::now();
         self.changed(&j.id);

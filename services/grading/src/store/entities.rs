@@ -46,6 +46,9 @@ pub mod job {
         /// JSON array of the most recent attempts, newest first.
         #[sea_orm(column_type = "Text")]
         pub attempt_log: String,
+        /// W3C trace context of the event that created the job, so its attempts (and the
+        /// SessionGraded event) continue the session's trace across the bus.
+        pub trace_context: String,
         pub evaluation: Option<String>,
         /// GradingStarted was emitted (on the first RUNNING).
         pub started: bool,

@@ -36,6 +36,7 @@ enum GradingJobs {
     DeadReason,
     LastError,
     AttemptLog,
+    TraceContext,
     Evaluation,
     Started,
     EnqueuedAt,
@@ -127,6 +128,12 @@ impl MigrationTrait for CreateGradingTables {
                     .col(i(J::DeadReason))
                     .col(ColumnDef::new(J::LastError).text())
                     .col(ColumnDef::new(J::AttemptLog).text().not_null())
+                    .col(
+                        ColumnDef::new(J::TraceContext)
+                            .text()
+                            .not_null()
+                            .default("{}"),
+                    )
                     .col(ColumnDef::new(J::Evaluation).string())
                     .col(flag(J::Started))
                     .col(ColumnDef::new(J::EnqueuedAt).big_integer())

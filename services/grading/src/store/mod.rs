@@ -93,6 +93,10 @@ fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
         dead_reason: Set(DeadReason::Unspecified as i32),
         last_error: Set(None),
         attempt_log: Set("[]".into()),
+        trace_context: Set(serde_json::to_string(
+            &salestrainer_runtime::telemetry::current_trace_context(),
+        )
+        .unwrap_or_else(|_| "{}".into())),
         evaluation: Set(None),
         started: Set(false),
         enqueued_at: Set(None),
