@@ -1,6 +1,9 @@
 //! `spawn_app()`: the whole suite on `127.0.0.1:0` with a fresh data directory (and, when
 //! asked, fresh PostgreSQL databases), for end-to-end tests over real connections.
 
+pub mod cluster;
+pub mod otlp;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use salestrainer_runtime::{

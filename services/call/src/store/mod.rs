@@ -539,7 +539,7 @@ pub async fn end_session<C: TransactionTrait + ConnectionTrait>(
             session::Entity::update_many()
                 .col_expr(
                     session::Column::Version,
-                    Expr::col(session::Column::Version).into(),
+                    Expr::col(session::Column::Version),
                 )
                 .filter(session::Column::Id.eq(session_id.clone()))
                 .exec(txn)
