@@ -3,6 +3,7 @@
 //! Rooms: `grpc` translates protobuf to domain types and errors to statuses; `domain` is plain
 //! Rust with no I/O; `store` holds the entities and migrations of the tables this service owns.
 
+pub mod cache;
 pub mod domain;
 pub mod grpc;
 pub mod keys;
@@ -31,7 +32,8 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
         }
     };
     let notifier = RelayNotifier::new();
-    let api = grpc::ConfigServiceApi::new(db.clone(), kek, notifier.clone());
+    let cache = std::sync::Arc::new(cache::ReadCache::from_env());
+    let api = grpc::ConfigServiceApi::new(db.clone(), kek, notifier.clone(), cache.clone());
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
@@ -48,6 +50,8 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
             let ctx = ctx.clone();
             move |db| {
                 Box::pin(async move {
+                    // Other replicas' writes reach this one's read cache as events.
+                    cache.spawn_invalidator(&ctx);
                     Relay::new(db, ctx.bus.clone(), RelayOptions::default())
                         .with_notifier(notifier)
                         .spawn(ctx.shutdown.clone());

@@ -3,7 +3,7 @@
 use salestrainer_runtime::{ApiError, ApiResult, Principal, Role};
 use sea_orm::DatabaseConnection;
 
-use crate::store;
+use crate::cache::ReadCache;
 
 /// The caller of one request, its membership checked.
 #[derive(Clone, Debug)]
@@ -19,7 +19,12 @@ pub struct Caller {
 impl Caller {
     /// Resolves the principal to a member of the token's organization. A subject that is not
     /// (or no longer) a member is refused even with a valid token.
-    pub async fn resolve(db: &DatabaseConnection, p: &Principal) -> ApiResult<Self> {
+    /// The membership comes from the read cache, which every member write invalidates.
+    pub async fn resolve(
+        db: &DatabaseConnection,
+        cache: &ReadCache,
+        p: &Principal,
+    ) -> ApiResult<Self> {
         if p.is_service() {
             return Ok(Self {
                 service: true,
@@ -28,7 +33,8 @@ impl Caller {
                 member_id: String::new(),
             });
         }
-        let member = store::organizations::member_by_subject(db, &p.organization, &p.subject)
+        let member = cache
+            .member_by_subject(db, &p.organization, &p.subject)
             .await?
             .ok_or_else(|| {
                 ApiError::PermissionDenied(

@@ -11,6 +11,7 @@ use super::{
     convert::{self, Time, ts},
 };
 use crate::{
+    cache::ReadCache,
     domain::{self, names, page, validate},
     store::{
         self, Change,
@@ -204,6 +205,7 @@ async fn sync_assignees<K: ContentKind, C: sea_orm::ConnectionTrait>(
 
 pub async fn create<K: ContentKind>(
     db: &DatabaseConnection,
+    cache: &ReadCache,
     caller: &Caller,
     parent: &str,
     msg: Option<K>,
@@ -250,18 +252,21 @@ pub async fn create<K: ContentKind>(
     )
     .await?;
     txn.commit().await?;
+    cache.resource_changed(&org, K::COLLECTION, &id);
     row_to(&row)
 }
 
 pub async fn get<K: ContentKind>(
     db: &DatabaseConnection,
+    cache: &ReadCache,
     caller: &Caller,
     name: &str,
 ) -> ApiResult<K> {
     let (org, id) = convert::child("name", name, K::COLLECTION)?;
     caller.in_org(&org, name)?;
     caller.require(ANYONE, &format!("read {}", K::COLLECTION))?;
-    let row = sc::get(db, &org, K::COLLECTION, &id)
+    let row = cache
+        .resource(db, &org, K::COLLECTION, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(name.to_owned()))?;
     if caller.is_trainee() && !trainee_may_read::<K>(db, caller, &org, &id).await? {
@@ -323,6 +328,7 @@ pub async fn list<K: ContentKind>(
 
 pub async fn update<K: ContentKind>(
     db: &DatabaseConnection,
+    cache: &ReadCache,
     caller: &Caller,
     patch: Option<K>,
     mask: Option<&prost_types::FieldMask>,
@@ -376,11 +382,13 @@ pub async fn update<K: ContentKind>(
     )
     .await?;
     txn.commit().await?;
+    cache.resource_changed(&org, K::COLLECTION, &id);
     row_to(&updated)
 }
 
 pub async fn delete<K: ContentKind>(
     db: &DatabaseConnection,
+    cache: &ReadCache,
     caller: &Caller,
     name: &str,
     etag: &str,
@@ -427,6 +435,7 @@ pub async fn delete<K: ContentKind>(
     )
     .await?;
     txn.commit().await?;
+    cache.resource_changed(&org, K::COLLECTION, &id);
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use salestrainer_runtime::{ApiResult, Principal, Ready};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::{domain::crypto::Kek, store::content::Filter};
+use crate::{cache::ReadCache, domain::crypto::Kek, store::content::Filter};
 use access::Caller;
 
 pub use credentials::TEST_TIMEOUT;
@@ -30,10 +30,17 @@ pub struct ConfigServiceApi {
     http: Option<reqwest::Client>,
     /// Wakes the outbox relay after a write, so ConfigChanged reaches caches at once.
     notifier: RelayNotifier,
+    /// Memberships and content rows read per request; every write path invalidates it.
+    cache: Arc<ReadCache>,
 }
 
 impl ConfigServiceApi {
-    pub fn new(db: Ready<DatabaseConnection>, kek: Option<Kek>, notifier: RelayNotifier) -> Self {
+    pub fn new(
+        db: Ready<DatabaseConnection>,
+        kek: Option<Kek>,
+        notifier: RelayNotifier,
+        cache: Arc<ReadCache>,
+    ) -> Self {
         salestrainer_runtime::install_crypto_provider();
         let http = reqwest::Client::builder()
             // A probe must not follow the provider elsewhere with the key.
@@ -47,6 +54,7 @@ impl ConfigServiceApi {
             kek: kek.map(Arc::new),
             http,
             notifier,
+            cache,
         }
     }
 
@@ -61,7 +69,7 @@ impl ConfigServiceApi {
     async fn context<T>(&self, req: Request<T>) -> ApiResult<(&DatabaseConnection, Caller, T)> {
         let db = self.db.get()?;
         let principal = Principal::of(&req)?.clone();
-        let caller = Caller::resolve(db, &principal).await?;
+        let caller = Caller::resolve(db, &self.cache, &principal).await?;
         Ok((db, caller, req.into_inner()))
     }
 }
@@ -237,8 +245,15 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let persona =
-                    content::create(db, &caller, &req.parent, req.persona, &req.persona_id).await?;
+                let persona = content::create(
+                    db,
+                    &self.cache,
+                    &caller,
+                    &req.parent,
+                    req.persona,
+                    &req.persona_id,
+                )
+                .await?;
                 Ok(pb::CreatePersonaResponse {
                     persona: Some(persona),
                 })
@@ -254,7 +269,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let persona = content::get(db, &caller, &req.name).await?;
+                let persona = content::get(db, &self.cache, &caller, &req.name).await?;
                 Ok(pb::GetPersonaResponse {
                     persona: Some(persona),
                 })
@@ -301,8 +316,14 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let persona =
-                    content::update(db, &caller, req.persona, req.update_mask.as_ref()).await?;
+                let persona = content::update(
+                    db,
+                    &self.cache,
+                    &caller,
+                    req.persona,
+                    req.update_mask.as_ref(),
+                )
+                .await?;
                 Ok(pb::UpdatePersonaResponse {
                     persona: Some(persona),
                 })
@@ -318,7 +339,8 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                content::delete::<pb::Persona>(db, &caller, &req.name, &req.etag).await?;
+                content::delete::<pb::Persona>(db, &self.cache, &caller, &req.name, &req.etag)
+                    .await?;
                 Ok(pb::DeletePersonaResponse {})
             }
             .await,
@@ -332,9 +354,15 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let scenario =
-                    content::create(db, &caller, &req.parent, req.scenario, &req.scenario_id)
-                        .await?;
+                let scenario = content::create(
+                    db,
+                    &self.cache,
+                    &caller,
+                    &req.parent,
+                    req.scenario,
+                    &req.scenario_id,
+                )
+                .await?;
                 Ok(pb::CreateScenarioResponse {
                     scenario: Some(scenario),
                 })
@@ -350,7 +378,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let scenario = content::get(db, &caller, &req.name).await?;
+                let scenario = content::get(db, &self.cache, &caller, &req.name).await?;
                 Ok(pb::GetScenarioResponse {
                     scenario: Some(scenario),
                 })
@@ -398,8 +426,14 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let scenario =
-                    content::update(db, &caller, req.scenario, req.update_mask.as_ref()).await?;
+                let scenario = content::update(
+                    db,
+                    &self.cache,
+                    &caller,
+                    req.scenario,
+                    req.update_mask.as_ref(),
+                )
+                .await?;
                 Ok(pb::UpdateScenarioResponse {
                     scenario: Some(scenario),
                 })
@@ -415,7 +449,8 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                content::delete::<pb::Scenario>(db, &caller, &req.name, &req.etag).await?;
+                content::delete::<pb::Scenario>(db, &self.cache, &caller, &req.name, &req.etag)
+                    .await?;
                 Ok(pb::DeleteScenarioResponse {})
             }
             .await,
@@ -429,8 +464,15 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let rubric =
-                    content::create(db, &caller, &req.parent, req.rubric, &req.rubric_id).await?;
+                let rubric = content::create(
+                    db,
+                    &self.cache,
+                    &caller,
+                    &req.parent,
+                    req.rubric,
+                    &req.rubric_id,
+                )
+                .await?;
                 Ok(pb::CreateRubricResponse {
                     rubric: Some(rubric),
                 })
@@ -446,7 +488,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let rubric = content::get(db, &caller, &req.name).await?;
+                let rubric = content::get(db, &self.cache, &caller, &req.name).await?;
                 Ok(pb::GetRubricResponse {
                     rubric: Some(rubric),
                 })
@@ -490,8 +532,14 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let rubric =
-                    content::update(db, &caller, req.rubric, req.update_mask.as_ref()).await?;
+                let rubric = content::update(
+                    db,
+                    &self.cache,
+                    &caller,
+                    req.rubric,
+                    req.update_mask.as_ref(),
+                )
+                .await?;
                 Ok(pb::UpdateRubricResponse {
                     rubric: Some(rubric),
                 })
@@ -507,7 +555,8 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                content::delete::<pb::Rubric>(db, &caller, &req.name, &req.etag).await?;
+                content::delete::<pb::Rubric>(db, &self.cache, &caller, &req.name, &req.etag)
+                    .await?;
                 Ok(pb::DeleteRubricResponse {})
             }
             .await,
@@ -521,9 +570,15 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let assignment =
-                    content::create(db, &caller, &req.parent, req.assignment, &req.assignment_id)
-                        .await?;
+                let assignment = content::create(
+                    db,
+                    &self.cache,
+                    &caller,
+                    &req.parent,
+                    req.assignment,
+                    &req.assignment_id,
+                )
+                .await?;
                 Ok(pb::CreateAssignmentResponse {
                     assignment: Some(assignment),
                 })
@@ -539,7 +594,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let assignment = content::get(db, &caller, &req.name).await?;
+                let assignment = content::get(db, &self.cache, &caller, &req.name).await?;
                 Ok(pb::GetAssignmentResponse {
                     assignment: Some(assignment),
                 })
@@ -588,8 +643,14 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                let assignment =
-                    content::update(db, &caller, req.assignment, req.update_mask.as_ref()).await?;
+                let assignment = content::update(
+                    db,
+                    &self.cache,
+                    &caller,
+                    req.assignment,
+                    req.update_mask.as_ref(),
+                )
+                .await?;
                 Ok(pb::UpdateAssignmentResponse {
                     assignment: Some(assignment),
                 })
@@ -605,7 +666,8 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         self.committed(reply(
             async {
                 let (db, caller, req) = self.context(request).await?;
-                content::delete::<pb::Assignment>(db, &caller, &req.name, &req.etag).await?;
+                content::delete::<pb::Assignment>(db, &self.cache, &caller, &req.name, &req.etag)
+                    .await?;
                 Ok(pb::DeleteAssignmentResponse {})
             }
             .await,

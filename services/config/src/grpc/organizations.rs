@@ -365,6 +365,7 @@ pub async fn create_member(
     )
     .await?;
     txn.commit().await?;
+    api.cache.members_changed(&org);
     Ok(pb::CreateMemberResponse {
         member: Some(member_to_pb(&model)),
     })
@@ -503,6 +504,7 @@ pub async fn update_member(
     )
     .await?;
     txn.commit().await?;
+    api.cache.members_changed(&org);
     Ok(pb::UpdateMemberResponse {
         member: Some(member_to_pb(&model)),
     })
@@ -555,5 +557,6 @@ pub async fn delete_member(
     )
     .await?;
     txn.commit().await?;
+    api.cache.members_changed(&org);
     Ok(pb::DeleteMemberResponse {})
 }

@@ -1,0 +1,297 @@
+//! Read caches for what every request looks up: the caller's membership (each RPC) and the
+//! content row a Get reads. Bounded, with a TTL, and dropped at once on a write:
+//!
+//! - a local write invalidates in its own write path, after its commit;
+//! - other replicas' writes arrive as ConfigChanged events, which every replica follows in a
+//!   consumer group of its own (the TTL bounds staleness if the bus is down).
+//!
+//! A read that raced a write cannot leave the old row behind: a generation counter is bumped
+//! (before the entries are dropped) by every invalidation, and a read that saw it move while
+//! it was at the database drops what it has just inserted.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use salestrainer_bus::{StartFrom, SubscribeOptions};
+use salestrainer_proto::events;
+use salestrainer_runtime::{
+    Context,
+    cache::TtlCache,
+    events::{TOPIC_CONFIG, decode},
+};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::store::{
+    self, content as sc,
+    entities::{member, resource},
+};
+
+/// Entries per cache.
+pub const CAPACITY: usize = 10_000;
+/// How long an entry is trusted when no event says otherwise (default).
+pub const TTL: Duration = Duration::from_secs(30);
+/// Overrides [`TTL`] in milliseconds; `0` turns the read cache off (every read goes to the
+/// database, as the benchmark's baseline does).
+pub const TTL_ENV: &str = "SALESTRAINER_CONFIG_CACHE_TTL_MS";
+
+type MemberKey = (String, String);
+type ResourceKey = (String, String, String);
+
+pub struct ReadCache {
+    /// (organization, subject) → member. Only members are cached, never "not a member".
+    members: TtlCache<MemberKey, member::Model>,
+    /// (organization, collection, id) → persona, scenario, rubric or assignment row.
+    resources: TtlCache<ResourceKey, resource::Model>,
+    generation: AtomicU64,
+    /// False with a zero TTL: reads bypass the cache.
+    enabled: bool,
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self::new(CAPACITY, TTL)
+    }
+}
+
+impl ReadCache {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            members: TtlCache::new("config_members", capacity, ttl),
+            resources: TtlCache::new("config_resources", capacity, ttl),
+            generation: AtomicU64::new(0),
+            enabled: !ttl.is_zero(),
+        }
+    }
+
+    /// [`TTL`] unless [`TTL_ENV`] says otherwise.
+    pub fn from_env() -> Self {
+        let ttl = match std::env::var(TTL_ENV) {
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => {
+                    tracing::warn!(value = %v, "{TTL_ENV} is not a number of milliseconds; using the default");
+                    TTL
+                }
+            },
+            Err(_) => TTL,
+        };
+        if ttl.is_zero() {
+            tracing::info!("config read cache disabled ({TTL_ENV}=0)");
+        }
+        Self::new(CAPACITY, ttl)
+    }
+
+    /// The member bound to `subject` in `org`.
+    pub async fn member_by_subject<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        org: &str,
+        subject: &str,
+    ) -> Result<Option<member::Model>, DbErr> {
+        if !self.enabled {
+            return store::organizations::member_by_subject(conn, org, subject).await;
+        }
+        let key = (org.to_owned(), subject.to_owned());
+        if let Some(m) = self.members.get(&key) {
+            return Ok(Some(m));
+        }
+        let seen = self.generation.load(Ordering::SeqCst);
+        let found = store::organizations::member_by_subject(conn, org, subject).await?;
+        if let Some(m) = &found {
+            self.members.insert(key.clone(), m.clone());
+            if self.generation.load(Ordering::SeqCst) != seen {
+                self.members.invalidate(&key);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A persona, scenario, rubric or assignment row.
+    pub async fn resource<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        org: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<resource::Model>, DbErr> {
+        if !self.enabled {
+            return sc::get(conn, org, collection, id).await;
+        }
+        let key = (org.to_owned(), collection.to_owned(), id.to_owned());
+        if let Some(r) = self.resources.get(&key) {
+            return Ok(Some(r));
+        }
+        let seen = self.generation.load(Ordering::SeqCst);
+        let found = sc::get(conn, org, collection, id).await?;
+        if let Some(r) = &found {
+            self.resources.insert(key.clone(), r.clone());
+            if self.generation.load(Ordering::SeqCst) != seen {
+                self.resources.invalidate(&key);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A member of `org` was created, changed or removed: every cached membership of the
+    /// organization goes (the key is the subject, the change names the member id).
+    pub fn members_changed(&self, org: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.members.invalidate_where(|(o, _)| o == org);
+    }
+
+    /// A content row was created, changed or deleted.
+    pub fn resource_changed(&self, org: &str, collection: &str, id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.resources
+            .invalidate(&(org.to_owned(), collection.to_owned(), id.to_owned()));
+    }
+
+    /// Applies one ConfigChanged event (`organizations/{org}/{collection}/{id}`).
+    pub fn apply(&self, event: &events::Event) {
+        let Some(events::event::Payload::ConfigChanged(change)) = &event.payload else {
+            return;
+        };
+        match changed(&change.resource) {
+            Some(Changed::Members(org)) => self.members_changed(org),
+            Some(Changed::Resource(org, collection, id)) => {
+                self.resource_changed(org, collection, id);
+            }
+            None => {}
+        }
+    }
+
+    /// Follows ConfigChanged events (this replica's own included, which is harmless) for as
+    /// long as the context runs, in a consumer group per replica so every replica sees every
+    /// change. Subscribing is retried: until it succeeds only the TTL bounds staleness.
+    pub fn spawn_invalidator(self: &Arc<Self>, ctx: &Context) {
+        let this = Arc::clone(self);
+        let bus = ctx.bus.clone();
+        let shutdown = ctx.shutdown.clone();
+        let group = format!("config-read-cache-{}", ctx.consumer);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            let mut sub = loop {
+                let opts = SubscribeOptions {
+                    start_from: StartFrom::Latest,
+                    ..SubscribeOptions::default()
+                };
+                match bus.subscribe(TOPIC_CONFIG, &group, &group, opts).await {
+                    Ok(sub) => break sub,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "read cache cannot follow ConfigChanged yet; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    next = sub.next() => {
+                        let Some(delivery) = next else { break };
+                        if let Ok(event) = decode(&delivery.envelope) {
+                            this.apply(&event);
+                        }
+                        let _ = delivery.ack().await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// What a changed resource name means for the caches.
+#[derive(Debug, PartialEq)]
+enum Changed<'a> {
+    Members(&'a str),
+    Resource(&'a str, &'a str, &'a str),
+}
+
+fn changed(resource: &str) -> Option<Changed<'_>> {
+    let mut parts = resource.split('/');
+    let (Some("organizations"), Some(org), Some(collection), Some(id), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    match collection {
+        "members" => Some(Changed::Members(org)),
+        sc::PERSONAS | sc::SCENARIOS | sc::RUBRICS | sc::ASSIGNMENTS => {
+            Some(Changed::Resource(org, collection, id))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_names_map_to_cache_entries() {
+        assert_eq!(
+            changed("organizations/acme/members/tom"),
+            Some(Changed::Members("acme"))
+        );
+        assert_eq!(
+            changed("organizations/acme/personas/p1"),
+            Some(Changed::Resource("acme", "personas", "p1"))
+        );
+        assert_eq!(changed("organizations/acme"), None);
+        assert_eq!(changed("organizations/acme/providerCredentials/x"), None);
+        assert_eq!(changed("organizations/acme/personas/p1/extra"), None);
+    }
+
+    /// A cached membership is served until its organization's members change; then the
+    /// next read sees the database.
+    #[tokio::test]
+    async fn a_member_change_is_seen_by_the_next_read() {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/c.db?mode=rwc", dir.path().display());
+        let db = salestrainer_runtime::db::connect_and_migrate::<crate::store::Migrator>(&url)
+            .await
+            .unwrap();
+        crate::store::ensure_organization(&db, "acme", "Acme", "alice")
+            .await
+            .unwrap();
+        let cache = ReadCache::default();
+        let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
+        assert_eq!(m.unwrap().role, "admin");
+        member::Entity::update_many()
+            .col_expr(member::Column::Role, Expr::value("trainee"))
+            .filter(member::Column::Subject.eq("alice"))
+            .exec(&db)
+            .await
+            .unwrap();
+        let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
+        assert_eq!(m.unwrap().role, "admin", "served from the cache");
+        cache.members_changed("globex");
+        let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
+        assert_eq!(m.unwrap().role, "admin", "another organization's change");
+        cache.members_changed("acme");
+        let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
+        assert_eq!(m.unwrap().role, "trainee");
+
+        let off = ReadCache::new(CAPACITY, Duration::ZERO);
+        assert!(
+            off.member_by_subject(&db, "acme", "alice")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(off.members.is_empty(), "a zero TTL caches nothing");
+    }
+}
