@@ -49,6 +49,17 @@ enum Command {
     },
     /// Create the demo organization and its admin in the configured config database.
     SeedDemo,
+    /// Re-encrypt every stored provider credential under a new key-encryption key.
+    /// Keys are standard base64 of 32 bytes, read from the named environment variables so they
+    /// never appear in a process list; then point SALESTRAINER_CREDENTIAL_KEK at the new one.
+    ReencryptCredentials {
+        /// Variable holding the current key.
+        #[arg(long, default_value = "SALESTRAINER_CREDENTIAL_KEK")]
+        old_key_env: String,
+        /// Variable holding the new key.
+        #[arg(long, default_value = "SALESTRAINER_NEW_CREDENTIAL_KEK")]
+        new_key_env: String,
+    },
     /// Wait until the server at ADDR reports SERVING for every service (exit 1 on timeout).
     Wait {
         addr: String,
@@ -99,6 +110,28 @@ async fn main() -> anyhow::Result<()> {
                 "organizations/{} {}",
                 salestrainer::DEMO_ORGANIZATION,
                 if created { "created" } else { "already exists" }
+            );
+            Ok(())
+        }
+        Command::ReencryptCredentials {
+            old_key_env,
+            new_key_env,
+        } => {
+            let settings = Settings::load()?;
+            let read = |var: &str| -> anyhow::Result<salestrainer_config::domain::crypto::Kek> {
+                let text = std::env::var(var).map_err(|_| anyhow::anyhow!("{var} is not set"))?;
+                salestrainer_config::domain::crypto::Kek::from_base64(&text)
+                    .map_err(|e| anyhow::anyhow!("{var}: {e}"))
+            };
+            let (old, new) = (read(&old_key_env)?, read(&new_key_env)?);
+            let url = settings.database_url_for(salestrainer_config::SERVICE);
+            let db = salestrainer_runtime::db::connect(&url).await?;
+            let count = salestrainer_config::store::reencrypt_credentials(&db, &old, &new)
+                .await
+                .map_err(|e| anyhow::anyhow!("re-encryption failed, nothing changed: {e}"))?;
+            println!(
+                "re-encrypted {count} credential secret(s) under key {}",
+                new.id()
             );
             Ok(())
         }
