@@ -1,1 +1,442 @@
 //! Domain logic of the analytics service: plain Rust, no I/O.
+//!
+//! The read model is one [`Fact`] per session plus rollups. Every rollup row is a sum of
+//! per-fact *contributions* ([`Fact::contributions`]), so an event is applied as
+//! "retract the fact's old contribution, merge the event, add the new contribution". That
+//! one rule makes reordering, duplicates and regrades safe: whatever a fact looks like after
+//! the events, the rollups hold exactly the sum of the current facts.
+
+pub mod names;
+pub mod summary;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Scores are kept as integer thousandths so that adding and subtracting millions of
+/// contributions never drifts (floating-point sums would).
+pub fn score_to_milli(score: f64) -> i64 {
+    if !score.is_finite() {
+        return 0;
+    }
+    (score.clamp(0.0, 100.0) * 1000.0).round() as i64
+}
+
+/// The UTC day (days since 1970-01-01) of a time in microseconds.
+pub fn day_of(us: i64) -> i64 {
+    us.div_euclid(MICROS_PER_DAY)
+}
+
+/// The current evaluation of a session.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grade {
+    pub evaluation: String,
+    pub score_milli: i64,
+    pub passed: bool,
+    pub closed: bool,
+    /// When the grade happened (the event's occur time); the newest current grade wins.
+    pub graded_us: i64,
+    /// (skill, score in thousandths), sorted by skill, one entry per skill.
+    pub skills: Vec<(String, i64)>,
+}
+
+/// One session as analytics sees it, merged from whichever events arrived so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fact {
+    pub session: String,
+    /// Organization id (the `{organization}` of its name).
+    pub org: String,
+    pub trainee: String,
+    pub scenario: String,
+    pub assignment: String,
+    pub start_us: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub ended: bool,
+    pub cancelled: bool,
+    pub grading_failed: bool,
+    pub grade: Option<Grade>,
+    /// Evaluations replaced by a regrade; kept so a late original never comes back.
+    pub superseded: Vec<String>,
+}
+
+/// What a session event tells about its session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionInfo {
+    pub session: String,
+    pub trainee: String,
+    pub scenario: String,
+    pub assignment: String,
+    pub start_us: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEvent {
+    Started(SessionInfo),
+    Ended {
+        info: SessionInfo,
+        cancelled: bool,
+    },
+    Graded {
+        info: SessionInfo,
+        grade: Grade,
+        supersedes: String,
+    },
+    Failed(SessionInfo),
+}
+
+impl SessionEvent {
+    pub fn info(&self) -> &SessionInfo {
+        match self {
+            Self::Started(i) | Self::Failed(i) => i,
+            Self::Ended { info, .. } | Self::Graded { info, .. } => info,
+        }
+    }
+}
+
+fn fill(slot: &mut String, value: &str) {
+    if slot.is_empty() && !value.is_empty() {
+        *slot = value.to_owned();
+    }
+}
+
+/// Per-day numbers: sums and counts only, so any set of rows adds up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DayStats {
+    pub sessions: i64,
+    pub duration_ms_sum: i64,
+    pub duration_n: i64,
+    pub graded: i64,
+    pub score_milli_sum: i64,
+    pub passed: i64,
+    pub closed: i64,
+}
+
+impl DayStats {
+    pub fn add(&mut self, o: &DayStats) {
+        self.sessions += o.sessions;
+        self.duration_ms_sum += o.duration_ms_sum;
+        self.duration_n += o.duration_n;
+        self.graded += o.graded;
+        self.score_milli_sum += o.score_milli_sum;
+        self.passed += o.passed;
+        self.closed += o.closed;
+    }
+    pub fn sub(&mut self, o: &DayStats) {
+        self.sessions -= o.sessions;
+        self.duration_ms_sum -= o.duration_ms_sum;
+        self.duration_n -= o.duration_n;
+        self.graded -= o.graded;
+        self.score_milli_sum -= o.score_milli_sum;
+        self.passed -= o.passed;
+        self.closed -= o.closed;
+    }
+    pub fn is_zero(&self) -> bool {
+        *self == DayStats::default()
+    }
+    pub fn average_score(&self) -> f64 {
+        ratio(self.score_milli_sum as f64 / 1000.0, self.graded)
+    }
+    pub fn pass_rate(&self) -> f64 {
+        ratio(self.passed as f64, self.graded)
+    }
+    pub fn close_rate(&self) -> f64 {
+        ratio(self.closed as f64, self.graded)
+    }
+    pub fn average_duration_ms(&self) -> f64 {
+        ratio(self.duration_ms_sum as f64, self.duration_n)
+    }
+}
+
+pub fn ratio(sum: f64, n: i64) -> f64 {
+    if n > 0 { sum / n as f64 } else { 0.0 }
+}
+
+/// The rollup dimensions: the whole organization, or one trainee, scenario or assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dim {
+    Org,
+    Trainee,
+    Scenario,
+    Assignment,
+}
+
+impl Dim {
+    pub fn code(self) -> &'static str {
+        match self {
+            Dim::Org => "o",
+            Dim::Trainee => "t",
+            Dim::Scenario => "s",
+            Dim::Assignment => "a",
+        }
+    }
+}
+
+/// Key of a daily rollup row: (org, dim, key, day).
+pub type DailyKey = (String, Dim, String, i64);
+/// Key of a daily skill rollup row: (org, dim, key, day, skill).
+pub type SkillKey = (String, Dim, String, i64, String);
+/// Key of a daily usage row: (org, day, provider, model).
+pub type UsageKey = (String, i64, String, String);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageStats {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+    pub requests: i64,
+}
+
+impl UsageStats {
+    pub fn add(&mut self, o: &UsageStats) {
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.cost_micros += o.cost_micros;
+        self.requests += o.requests;
+    }
+}
+
+impl Fact {
+    pub fn new(session: &str, org: &str) -> Self {
+        Self {
+            session: session.to_owned(),
+            org: org.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the fact counts in the numbers: its start is known and it was not
+    /// cancelled (a graded session always counts).
+    pub fn counted(&self) -> bool {
+        self.start_us.is_some() && (self.grade.is_some() || !self.cancelled)
+    }
+
+    pub fn day(&self) -> Option<i64> {
+        self.start_us.map(day_of)
+    }
+
+    /// The fact's numbers for its day (zero if it does not count).
+    pub fn stats(&self) -> DayStats {
+        if !self.counted() {
+            return DayStats::default();
+        }
+        let mut s = DayStats {
+            sessions: 1,
+            ..DayStats::default()
+        };
+        if let Some(d) = self.duration_ms {
+            s.duration_ms_sum = d;
+            s.duration_n = 1;
+        }
+        if let Some(g) = &self.grade {
+            s.graded = 1;
+            s.score_milli_sum = g.score_milli;
+            s.passed = i64::from(g.passed);
+            s.closed = i64::from(g.closed);
+        }
+        s
+    }
+
+    /// The rollup dimensions this fact belongs to.
+    pub fn dims(&self) -> Vec<(Dim, &str)> {
+        let mut dims = vec![(Dim::Org, "")];
+        for (dim, key) in [
+            (Dim::Trainee, &self.trainee),
+            (Dim::Scenario, &self.scenario),
+            (Dim::Assignment, &self.assignment),
+        ] {
+            if !key.is_empty() {
+                dims.push((dim, key.as_str()));
+            }
+        }
+        dims
+    }
+
+    /// Merges one event. Identity fields fill in whichever event brings them first; the
+    /// current grade is the newest one not superseded by a regrade, whatever the order.
+    pub fn apply(&mut self, event: &SessionEvent) {
+        let info = event.info();
+        fill(&mut self.trainee, &info.trainee);
+        fill(&mut self.scenario, &info.scenario);
+        fill(&mut self.assignment, &info.assignment);
+        if self.start_us.is_none() {
+            self.start_us = info.start_us;
+        }
+        match event {
+            SessionEvent::Started(_) => {}
+            SessionEvent::Ended { info, cancelled } => {
+                self.ended = true;
+                self.cancelled = *cancelled;
+                // The call service measures the duration; it wins over the grader's copy.
+                if info.duration_ms.is_some() {
+                    self.duration_ms = info.duration_ms;
+                }
+            }
+            SessionEvent::Graded {
+                info,
+                grade,
+                supersedes,
+            } => {
+                if self.duration_ms.is_none() || !self.ended {
+                    self.duration_ms = info.duration_ms.or(self.duration_ms);
+                }
+                if !supersedes.is_empty() && !self.superseded.contains(supersedes) {
+                    self.superseded.push(supersedes.clone());
+                    self.superseded.sort();
+                }
+                let mut candidates: Vec<Grade> = self.grade.take().into_iter().collect();
+                candidates.push(grade.clone());
+                self.grade = candidates
+                    .into_iter()
+                    .filter(|g| !self.superseded.contains(&g.evaluation))
+                    .max_by(|a, b| (a.graded_us, &a.evaluation).cmp(&(b.graded_us, &b.evaluation)));
+            }
+            SessionEvent::Failed(_) => self.grading_failed = true,
+        }
+    }
+}
+
+/// Rollup changes accumulated over a batch, applied in key order (so concurrent batches
+/// take row locks in the same order) at the end of its transaction.
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub daily: BTreeMap<DailyKey, DayStats>,
+    pub skills: BTreeMap<SkillKey, (i64, i64)>,
+    pub usage: BTreeMap<UsageKey, UsageStats>,
+    /// (org, assignment, trainee) whose progress row must be recomputed.
+    pub assignments: BTreeSet<(String, String, String)>,
+    /// (org, member) names seen in events.
+    pub members: BTreeSet<(String, String)>,
+    pub orgs: BTreeSet<String>,
+}
+
+impl Delta {
+    fn contribute(&mut self, fact: &Fact, sign: i64) {
+        let Some(day) = fact.day() else { return };
+        if !fact.counted() {
+            return;
+        }
+        let stats = fact.stats();
+        for (dim, key) in fact.dims() {
+            let entry = self
+                .daily
+                .entry((fact.org.clone(), dim, key.to_owned(), day))
+                .or_default();
+            if sign > 0 {
+                entry.add(&stats);
+            } else {
+                entry.sub(&stats);
+            }
+            if let Some(g) = &fact.grade {
+                for (skill, score) in &g.skills {
+                    let e = self
+                        .skills
+                        .entry((fact.org.clone(), dim, key.to_owned(), day, skill.clone()))
+                        .or_default();
+                    e.0 += sign * score;
+                    e.1 += sign;
+                }
+            }
+        }
+    }
+
+    /// Replaces `before`'s contribution by `after`'s.
+    pub fn replace(&mut self, before: &Fact, after: &Fact) {
+        self.contribute(before, -1);
+        self.contribute(after, 1);
+        self.orgs.insert(after.org.clone());
+        for f in [before, after] {
+            if !f.assignment.is_empty() && !f.trainee.is_empty() {
+                self.assignments
+                    .insert((f.org.clone(), f.assignment.clone(), f.trainee.clone()));
+            }
+        }
+        if !after.trainee.is_empty() {
+            self.members
+                .insert((after.org.clone(), after.trainee.clone()));
+        }
+    }
+
+    pub fn add_usage(&mut self, org: &str, day: i64, provider: &str, model: &str, u: &UsageStats) {
+        if *u == UsageStats::default() {
+            return;
+        }
+        self.usage
+            .entry((org.to_owned(), day, provider.to_owned(), model.to_owned()))
+            .or_default()
+            .add(u);
+        self.orgs.insert(org.to_owned());
+    }
+
+    /// Drops entries that net to nothing (e.g. a duplicate-free no-op merge).
+    pub fn prune(&mut self) {
+        self.daily.retain(|_, s| !s.is_zero());
+        self.skills.retain(|_, s| *s != (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graded(eval: &str, at: i64, score: f64, supersedes: &str) -> SessionEvent {
+        SessionEvent::Graded {
+            info: SessionInfo {
+                session: "organizations/o/sessions/s".into(),
+                trainee: "organizations/o/members/t".into(),
+                start_us: Some(5),
+                duration_ms: Some(1000),
+                ..SessionInfo::default()
+            },
+            grade: Grade {
+                evaluation: eval.into(),
+                score_milli: score_to_milli(score),
+                passed: score >= 70.0,
+                closed: false,
+                graded_us: at,
+                skills: vec![("rapport".into(), score_to_milli(score))],
+            },
+            supersedes: supersedes.into(),
+        }
+    }
+
+    #[test]
+    fn regrade_wins_in_any_order() {
+        let events = [graded("e1", 1, 50.0, ""), graded("e2", 2, 80.0, "e1")];
+        for order in [[0, 1], [1, 0]] {
+            let mut f = Fact::new("organizations/o/sessions/s", "o");
+            for i in order {
+                f.apply(&events[i]);
+            }
+            assert_eq!(f.grade.as_ref().map(|g| g.evaluation.as_str()), Some("e2"));
+            assert_eq!(f.stats().graded, 1);
+        }
+    }
+
+    #[test]
+    fn delta_replaces_contribution_without_double_counting() {
+        let mut f = Fact::new("organizations/o/sessions/s", "o");
+        let mut d = Delta::default();
+        for e in [graded("e1", 1, 50.0, ""), graded("e2", 2, 80.0, "e1")] {
+            let before = f.clone();
+            f.apply(&e);
+            d.replace(&before, &f);
+        }
+        d.prune();
+        let org = &d.daily[&("o".to_owned(), Dim::Org, String::new(), 0)];
+        assert_eq!((org.graded, org.score_milli_sum), (1, 80_000));
+    }
+
+    #[test]
+    fn cancelled_session_does_not_count() {
+        let mut f = Fact::new("s", "o");
+        f.apply(&SessionEvent::Ended {
+            info: SessionInfo {
+                start_us: Some(1),
+                ..SessionInfo::default()
+            },
+            cancelled: true,
+        });
+        assert!(!f.counted());
+    }
+}

@@ -1,0 +1,426 @@
+//! Applying a batch of events to the read model in one transaction: the inbox marks, the
+//! facts, and every rollup the facts feed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
+
+use super::{FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt};
+use crate::domain::{Delta, Fact, SessionEvent, UsageStats, day_of};
+
+/// The consumer name in the inbox.
+pub const CONSUMER: &str = "analytics";
+
+/// LLM usage an event reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Usage {
+    pub provider: String,
+    pub model: String,
+    pub stats: UsageStats,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Session {
+        // Boxed: the session variant is much larger than the others.
+        event: Box<SessionEvent>,
+        usage: Option<Usage>,
+    },
+    /// A display name from ConfigChanged (empty when the resource was deleted).
+    Name {
+        resource: String,
+        kind: String,
+        display_name: String,
+    },
+    /// Recorded (so it is not handled twice) but it changes no number.
+    Ignored,
+}
+
+/// A validated event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub event_id: String,
+    /// Organization id.
+    pub org: String,
+    pub occur_us: i64,
+    pub body: Body,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// Organizations whose numbers (or names) changed: their cache version must move.
+    pub orgs: BTreeSet<String>,
+}
+
+/// Applies `events` atomically; retries the transaction on lock conflicts.
+pub async fn apply(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcome, DbErr> {
+    let mut attempt = 0;
+    loop {
+        match apply_once(db, events).await {
+            Err(err) if attempt < 4 && super::is_retryable(&err) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Rows per multi-row statement (well under both backends' parameter limits).
+const CHUNK: usize = 200;
+
+/// The inbox marks of a whole batch in one statement per chunk: the same rows and the same
+/// conflict rule as `salestrainer_bus::inbox::mark_handled`, without a round trip per event.
+/// Returns the ids recorded now (the others were handled before).
+async fn mark_handled<C: ConnectionTrait>(
+    db: &C,
+    events: &[Parsed],
+) -> Result<BTreeSet<String>, DbErr> {
+    let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let now = chrono::Utc::now();
+    let mut fresh = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let values = chunk
+            .iter()
+            .flat_map(|id| [CONSUMER.into(), (*id).into(), now.into()])
+            .collect::<Vec<Value>>();
+        let inserted = db
+            .query_all_raw(stmt(
+                db.get_database_backend(),
+                &format!(
+                    "INSERT INTO bus_inbox (consumer, event_id, handled_at) VALUES {rows} \
+                     ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id"
+                ),
+                values,
+            ))
+            .await?;
+        for row in &inserted {
+            fresh.insert(super::get_str(row, "event_id")?);
+        }
+    }
+    Ok(fresh)
+}
+
+async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcome, DbErr> {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await?;
+    let mut out = Outcome::default();
+
+    // Lock every session of the batch up front, in name order: a placeholder row first so
+    // that two batches creating the same session serialize on it instead of both counting it.
+    let sessions: BTreeMap<&str, &str> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Body::Session { event, .. } => Some((event.info().session.as_str(), e.org.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut facts: HashMap<String, Fact> = HashMap::new();
+    let list: Vec<(&str, &str)> = sessions.into_iter().collect();
+    for chunk in list.chunks(CHUNK) {
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|(s, o)| [(*s).into(), (*o).into()])
+            .collect();
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO analytics_facts (session, org) VALUES {rows} \
+                 ON CONFLICT (session) DO NOTHING"
+            ),
+            values,
+        ))
+        .await?;
+        let lock = if backend == DbBackend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let found = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!(
+                    "SELECT {FACT_COLUMNS} FROM analytics_facts WHERE session IN ({}) \
+                     ORDER BY session{lock}",
+                    marks(chunk.len())
+                ),
+                chunk.iter().map(|(s, _)| (*s).into()).collect(),
+            ))
+            .await?;
+        for row in &found {
+            let fact = fact_from_row(row)?;
+            facts.insert(fact.session.clone(), fact);
+        }
+    }
+
+    let fresh = mark_handled(&txn, events).await?;
+    let mut delta = Delta::default();
+    let mut dirty: BTreeSet<String> = BTreeSet::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for e in events {
+        // New to the inbox, and the first of its copies within this batch.
+        if !fresh.contains(e.event_id.as_str()) || !seen.insert(e.event_id.as_str()) {
+            out.duplicates += 1;
+            continue;
+        }
+        out.accepted += 1;
+        match &e.body {
+            Body::Session { event, usage } => {
+                let session = &event.info().session;
+                let fact = facts
+                    .entry(session.clone())
+                    .or_insert_with(|| Fact::new(session, &e.org));
+                let before = fact.clone();
+                fact.apply(event);
+                delta.replace(&before, fact);
+                dirty.insert(session.clone());
+                if let Some(u) = usage {
+                    delta.add_usage(&e.org, day_of(e.occur_us), &u.provider, &u.model, &u.stats);
+                }
+            }
+            Body::Name {
+                resource,
+                kind,
+                display_name,
+            } => {
+                txn.execute_raw(stmt(
+                    backend,
+                    "INSERT INTO analytics_names (resource, org, kind, display_name) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (resource) DO UPDATE SET \
+                     display_name = excluded.display_name, kind = excluded.kind",
+                    vec![
+                        resource.clone().into(),
+                        e.org.clone().into(),
+                        kind.clone().into(),
+                        display_name.clone().into(),
+                    ],
+                ))
+                .await?;
+                out.orgs.insert(e.org.clone());
+            }
+            Body::Ignored => {}
+        }
+    }
+
+    let dirty: Vec<&Fact> = dirty.iter().filter_map(|s| facts.get(s)).collect();
+    for chunk in dirty.chunks(CHUNK) {
+        let rows = vec![format!("({})", marks(18)); chunk.len()].join(", ");
+        let values = chunk.iter().flat_map(|f| fact_values(f)).collect();
+        let set = FACT_COLUMNS
+            .split(", ")
+            .filter(|c| *c != "session")
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO analytics_facts ({FACT_COLUMNS}) VALUES {rows} \
+                 ON CONFLICT (session) DO UPDATE SET {set}"
+            ),
+            values,
+        ))
+        .await?;
+    }
+
+    write_rollups(&txn, &mut delta).await?;
+    out.orgs.extend(delta.orgs.iter().cloned());
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Adds the accumulated deltas to the rollup rows, in key order.
+pub async fn write_rollups<C: ConnectionTrait>(db: &C, delta: &mut Delta) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    delta.prune();
+    let daily: Vec<_> = delta.daily.iter().collect();
+    for chunk in daily.chunks(CHUNK) {
+        let rows = vec![format!("({})", marks(11)); chunk.len()].join(", ");
+        let values = chunk
+            .iter()
+            .flat_map(|((org, dim, key, day), s)| {
+                [
+                    org.clone().into(),
+                    dim.code().into(),
+                    key.clone().into(),
+                    (*day).into(),
+                    s.sessions.into(),
+                    s.duration_ms_sum.into(),
+                    s.duration_n.into(),
+                    s.graded.into(),
+                    s.score_milli_sum.into(),
+                    s.passed.into(),
+                    s.closed.into(),
+                ]
+            })
+            .collect::<Vec<Value>>();
+        let sums = [
+            "sessions",
+            "duration_ms_sum",
+            "duration_n",
+            "graded",
+            "score_milli_sum",
+            "passed",
+            "closed",
+        ]
+        .iter()
+        .map(|c| format!("{c} = analytics_daily.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        db.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO analytics_daily (org, dim, dim_key, day, sessions, duration_ms_sum, \
+                 duration_n, graded, score_milli_sum, passed, closed) VALUES {rows} \
+                 ON CONFLICT (org, dim, dim_key, day) DO UPDATE SET {sums}"
+            ),
+            values,
+        ))
+        .await?;
+    }
+
+    let skills: Vec<_> = delta.skills.iter().collect();
+    for chunk in skills.chunks(CHUNK) {
+        let rows = vec![format!("({})", marks(7)); chunk.len()].join(", ");
+        let values = chunk
+            .iter()
+            .flat_map(|((org, dim, key, day, skill), (sum, n))| {
+                [
+                    org.clone().into(),
+                    dim.code().into(),
+                    key.clone().into(),
+                    (*day).into(),
+                    skill.clone().into(),
+                    (*sum).into(),
+                    (*n).into(),
+                ]
+            })
+            .collect::<Vec<Value>>();
+        db.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO analytics_skill_daily (org, dim, dim_key, day, skill, \
+                 score_milli_sum, samples) VALUES {rows} \
+                 ON CONFLICT (org, dim, dim_key, day, skill) DO UPDATE SET \
+                 score_milli_sum = analytics_skill_daily.score_milli_sum + excluded.score_milli_sum, \
+                 samples = analytics_skill_daily.samples + excluded.samples"
+            ),
+            values,
+        ))
+        .await?;
+    }
+
+    let usage: Vec<_> = delta.usage.iter().collect();
+    for chunk in usage.chunks(CHUNK) {
+        let rows = vec![format!("({})", marks(8)); chunk.len()].join(", ");
+        let values = chunk
+            .iter()
+            .flat_map(|((org, day, provider, model), u)| {
+                [
+                    org.clone().into(),
+                    (*day).into(),
+                    provider.clone().into(),
+                    model.clone().into(),
+                    u.prompt_tokens.into(),
+                    u.completion_tokens.into(),
+                    u.cost_micros.into(),
+                    u.requests.into(),
+                ]
+            })
+            .collect::<Vec<Value>>();
+        let sums = [
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_micros",
+            "requests",
+        ]
+        .iter()
+        .map(|c| format!("{c} = analytics_usage_daily.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        db.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO analytics_usage_daily (org, day, provider, model, prompt_tokens, \
+                 completion_tokens, cost_micros, requests) VALUES {rows} \
+                 ON CONFLICT (org, day, provider, model) DO UPDATE SET {sums}"
+            ),
+            values,
+        ))
+        .await?;
+    }
+
+    // Best score is a maximum, which cannot be un-added; an assignee's attempts are few, so
+    // the row is recomputed from its facts whenever one of them changes.
+    for (org, assignment, trainee) in &delta.assignments {
+        let key: Vec<Value> = vec![
+            org.clone().into(),
+            assignment.clone().into(),
+            trainee.clone().into(),
+        ];
+        let row = db
+            .query_one_raw(stmt(
+                backend,
+                "SELECT CAST(COUNT(*) AS BIGINT) AS attempts, MAX(score_milli) AS best, \
+                 MAX(passed) AS passed_any, MAX(start_us) AS last_us FROM analytics_facts \
+                 WHERE org = ? AND assignment = ? AND trainee = ? AND graded = 1",
+                key.clone(),
+            ))
+            .await?;
+        let (attempts, best, passed, last) = match &row {
+            Some(r) => (
+                get_i64(r, "attempts")?,
+                get_i64(r, "best")?,
+                get_i64(r, "passed_any")?,
+                get_opt_i64(r, "last_us")?,
+            ),
+            None => (0, 0, 0, None),
+        };
+        if attempts == 0 {
+            db.execute_raw(stmt(
+                backend,
+                "DELETE FROM analytics_assignment_progress \
+                 WHERE org = ? AND assignment = ? AND trainee = ?",
+                key,
+            ))
+            .await?;
+        } else {
+            let mut values = key;
+            values.extend([attempts.into(), best.into(), passed.into(), last.into()]);
+            db.execute_raw(stmt(
+                backend,
+                "INSERT INTO analytics_assignment_progress (org, assignment, trainee, attempts, \
+                 best_milli, passed_any, last_attempt_us) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (org, assignment, trainee) DO UPDATE SET attempts = excluded.attempts, \
+                 best_milli = excluded.best_milli, passed_any = excluded.passed_any, \
+                 last_attempt_us = excluded.last_attempt_us",
+                values,
+            ))
+            .await?;
+        }
+    }
+
+    let members: Vec<_> = delta.members.iter().collect();
+    for chunk in members.chunks(CHUNK) {
+        let rows = vec!["(?, ?, 'member', '')"; chunk.len()].join(", ");
+        let values = chunk
+            .iter()
+            .flat_map(|(org, m)| [m.clone().into(), org.clone().into()])
+            .collect::<Vec<Value>>();
+        db.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO analytics_names (resource, org, kind, display_name) VALUES {rows} \
+                 ON CONFLICT (resource) DO NOTHING"
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
