@@ -129,6 +129,35 @@ pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, 
     .await
 }
 
+/// Queues a process's writers to one SQLite database in-process. SQLite has one writer at a
+/// time and its busy handler sleeps in steps of up to 100 ms, which turns contention into long
+/// tails; a FIFO async mutex hands the lock over without sleeping. PostgreSQL is not gated.
+pub struct WriteGate(tokio::sync::Mutex<()>);
+
+impl WriteGate {
+    pub const fn new() -> Self {
+        Self(tokio::sync::Mutex::const_new(()))
+    }
+
+    /// Hold the returned guard until the write transaction has committed.
+    pub async fn enter<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if conn.get_database_backend() == DbBackend::Sqlite {
+            Some(self.0.lock().await)
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for WriteGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Connects and applies every pending migration.
 pub async fn connect_and_migrate<M: MigratorTrait>(
     url: &str,

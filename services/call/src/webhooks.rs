@@ -198,6 +198,7 @@ async fn apply(core: &Core, s: session::Model, event: WebhookEvent) -> Response 
     };
     let provider = provider_number(event.provider);
     let result: Result<(&'static str, Option<session::Model>), WriteError> = async {
+        let _gate = store::SQLITE_WRITES.enter(db).await;
         let txn = db.begin().await?;
         let fresh = store::record_receipt(
             &txn,

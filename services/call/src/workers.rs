@@ -91,6 +91,7 @@ pub async fn handle(core: &Core, event: &ev::Event) -> anyhow::Result<()> {
         return Ok(());
     };
     let db = core.db().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _gate = store::SQLITE_WRITES.enter(db).await;
     let txn = db.begin().await?;
     let changed = if inbox::mark_handled(&txn, GROUP, &event.event_id).await? {
         store::apply_grading(&txn, id, &update).await?

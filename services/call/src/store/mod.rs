@@ -56,6 +56,10 @@ pub fn speaker_from_i32(v: i32) -> Speaker {
     }
 }
 
+/// This service's SQLite writers queue here (see [`salestrainer_runtime::db::WriteGate`]).
+pub static SQLITE_WRITES: salestrainer_runtime::db::WriteGate =
+    salestrainer_runtime::db::WriteGate::new();
+
 /// Why a write to a session was refused.
 #[derive(Debug)]
 pub enum WriteError {
@@ -166,6 +170,7 @@ pub async fn insert_session(
         create_us: Set(model.create_us),
         update_us: Set(model.update_us),
     };
+    let _gate = SQLITE_WRITES.enter(db).await;
     let txn = db.begin().await?;
     session::Entity::insert(am)
         .exec_without_returning(&txn)
@@ -350,6 +355,7 @@ pub async fn append_turns(
     session_id: &str,
 ) -> Result<bool, WriteError> {
     let session_id = session_id.to_owned();
+    let _gate = SQLITE_WRITES.enter(db).await;
     db.transaction::<_, bool, WriteError>(|txn| {
         Box::pin(async move {
             let now = now_us();
@@ -427,6 +433,7 @@ pub async fn apply_segment<C: TransactionTrait + ConnectionTrait>(
     seg: TranscriptSegment,
 ) -> Result<ApplyOutcome, WriteError> {
     let session_id = session_id.to_owned();
+    // Not gated: also called inside a caller's transaction that may hold the gate.
     db.transaction::<_, ApplyOutcome, WriteError>(|txn| {
         Box::pin(async move {
             let now = now_us();
@@ -531,6 +538,7 @@ pub async fn end_session<C: TransactionTrait + ConnectionTrait>(
     ending: Ending,
 ) -> Result<Ended, WriteError> {
     let session_id = session_id.to_owned();
+    // Not gated: also called inside a caller's transaction that may hold the gate.
     db.transaction::<_, Ended, WriteError>(|txn| {
         Box::pin(async move {
             // Write first: it takes SQLite's write lock (a read-then-write transaction fails

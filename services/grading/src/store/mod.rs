@@ -31,18 +31,14 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// SQLite has one writer at a time; writers of this process queue here instead of in SQLite's
-/// busy handler, which sleeps in steps of up to 100 ms and caps throughput.
-static SQLITE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// This service's SQLite writers queue here (see [`salestrainer_runtime::db::WriteGate`]).
+static SQLITE_WRITES: salestrainer_runtime::db::WriteGate =
+    salestrainer_runtime::db::WriteGate::new();
 
 pub async fn write_gate<C: ConnectionTrait>(
     conn: &C,
 ) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        Some(SQLITE_WRITES.lock().await)
-    } else {
-        None
-    }
+    SQLITE_WRITES.enter(conn).await
 }
 
 /// The inbox consumer name of the SessionEnded handler.
