@@ -67,6 +67,18 @@ fn check_time_zone(v: &mut Violations, field: &str, tz: &str) {
     }
 }
 
+/// The organization id of a required resource name `organizations/{org}/{collection}/{id}`.
+fn organization_of(
+    field: &str,
+    value: &str,
+    collection: &str,
+    shape: &str,
+) -> Result<String, ApiError> {
+    names::child(value, collection)
+        .map(|(org, _)| org.to_owned())
+        .ok_or_else(|| ApiError::invalid(field, shape))
+}
+
 /// An optional filter naming a child of `org`.
 fn check_filter(
     v: &mut Violations,
@@ -354,14 +366,12 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsServiceApi {
     ) -> Result<Response<pb::GetTraineeSummaryResponse>, Status> {
         let p = Principal::of(&request)?.clone();
         let req = request.into_inner();
-        let Some((org, _)) = names::child(&req.trainee, "members") else {
-            return Err(ApiError::invalid(
-                "trainee",
-                "must be organizations/{organization}/members/{member}",
-            )
-            .into());
-        };
-        let org = org.to_owned();
+        let org = organization_of(
+            "trainee",
+            &req.trainee,
+            "members",
+            "must be organizations/{organization}/members/{member}",
+        )?;
         authorize_org(&p, &org)?;
         let mut v = Violations::new();
         let filters = Filters {
@@ -544,14 +554,12 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsServiceApi {
     ) -> Result<Response<pb::GetAssignmentProgressResponse>, Status> {
         let p = Principal::of(&request)?.clone();
         let req = request.into_inner();
-        let Some((org, _)) = names::child(&req.assignment, "assignments") else {
-            return Err(ApiError::invalid(
-                "assignment",
-                "must be organizations/{organization}/assignments/{assignment}",
-            )
-            .into());
-        };
-        let org = org.to_owned();
+        let org = organization_of(
+            "assignment",
+            &req.assignment,
+            "assignments",
+            "must be organizations/{organization}/assignments/{assignment}",
+        )?;
         authorize_org(&p, &org)?;
         let mut v = Violations::new();
         v.check(req.page_size < 0, "page_size", "must not be negative");
