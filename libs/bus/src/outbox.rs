@@ -46,7 +46,16 @@ pub mod entity {
 /// roll back) together; after the commit, call [`crate::RelayNotifier::notify`] so the relay
 /// publishes at once instead of at its next sweep.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, env: &Envelope) -> Result<(), DbErr> {
-    let row = entity::ActiveModel {
+    enqueue_many(conn, std::slice::from_ref(env)).await
+}
+
+/// Writes `envs` to the outbox in one statement, in order (see [`enqueue`]).
+pub async fn enqueue_many<C: ConnectionTrait>(conn: &C, envs: &[Envelope]) -> Result<(), DbErr> {
+    if envs.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = envs.iter().map(|env| entity::ActiveModel {
         event_id: Set(env.event_id.clone()),
         topic: Set(env.topic.clone()),
         event_type: Set(env.event_type.clone()),
@@ -54,15 +63,15 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, env: &Envelope) -> Result<(),
         headers: Set(env.headers_json()),
         payload: Set(env.payload.to_vec()),
         occurred_at: Set(env.occurred_at),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         sent_at: Set(None),
         attempts: Set(0),
         last_error: Set(None),
         ..Default::default()
-    };
-    // Without RETURNING: we do not need the id, and it keeps the statement identical on both
+    });
+    // Without RETURNING: we do not need the ids, and it keeps the statement identical on both
     // backends.
-    entity::Entity::insert(row)
+    entity::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await?;
     Ok(())

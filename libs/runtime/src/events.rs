@@ -79,6 +79,12 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, event: &pb::Event) -> Result<
     salestrainer_bus::outbox::enqueue(conn, &to_envelope(event)).await
 }
 
+/// Like [`enqueue`] for several events, in one statement.
+pub async fn enqueue_many<C: ConnectionTrait>(conn: &C, events: &[pb::Event]) -> Result<(), DbErr> {
+    let envs: Vec<_> = events.iter().map(to_envelope).collect();
+    salestrainer_bus::outbox::enqueue_many(conn, &envs).await
+}
+
 pub fn decode(env: &Envelope) -> Result<pb::Event, prost::DecodeError> {
     pb::Event::decode(env.payload.as_ref())
 }

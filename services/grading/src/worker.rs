@@ -19,7 +19,7 @@ use salestrainer_proto::events as ev;
 use salestrainer_proto::grading::{DeadReason, JobState, PipelineStep};
 use sea_orm::{ActiveValue::Set, DatabaseConnection};
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::clean::clean;
@@ -35,6 +35,9 @@ use crate::store::{self, Outcome, evaluation, job, now_ms, usage};
 /// The Redis stream of job ids (distributed mode) and its consumer group.
 pub const JOBS_STREAM: &str = "salestrainer.grading.jobs";
 pub const JOBS_GROUP: &str = "grading-workers";
+
+/// How long a saturated dispatcher waits for more slots to free before claiming again.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -55,7 +58,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            workers: 4,
+            workers: 16,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
             max_attempts: 5,
@@ -115,6 +118,7 @@ pub struct Engine {
     pub changes: broadcast::Sender<String>,
     pub queue: Option<WorkQueue>,
     wake: Notify,
+    commits: GroupCommit,
 }
 
 /// How an attempt failed.
@@ -156,6 +160,7 @@ impl Engine {
             changes,
             queue,
             wake: Notify::new(),
+            commits: GroupCommit::default(),
         }))
     }
 
@@ -193,63 +198,83 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut handles = Vec::new();
-        for i in 0..self.cfg.workers {
-            let this = Arc::clone(self);
-            let stop = shutdown.clone();
-            handles.push(tokio::spawn(async move {
-                match this.queue.clone() {
-                    Some(q) => this.stream_worker(i, q, stop).await,
-                    None => this.table_worker(i, stop).await,
+        match self.queue.clone() {
+            Some(q) => {
+                for i in 0..self.cfg.workers {
+                    let this = Arc::clone(self);
+                    let stop = shutdown.clone();
+                    let q = q.clone();
+                    handles.push(tokio::spawn(
+                        async move { this.stream_worker(i, q, stop).await },
+                    ));
                 }
-            }));
-        }
-        if let Some(q) = self.queue.clone() {
-            let this = Arc::clone(self);
-            let stop = shutdown.clone();
-            handles.push(tokio::spawn(async move { this.scheduler(q, stop).await }));
+                let this = Arc::clone(self);
+                let stop = shutdown.clone();
+                handles.push(tokio::spawn(async move { this.scheduler(q, stop).await }));
+            }
+            None => {
+                let this = Arc::clone(self);
+                let stop = shutdown.clone();
+                handles.push(tokio::spawn(
+                    async move { this.table_dispatcher(stop).await },
+                ));
+            }
         }
         let this = Arc::clone(self);
         handles.push(tokio::spawn(async move { this.gauges(shutdown).await }));
         handles
     }
 
-    /// Embedded mode: claim due jobs straight from the table.
-    async fn table_worker(&self, index: usize, stop: CancellationToken) {
+    /// Embedded mode: claims due jobs straight from the table, as many at once as there are
+    /// free worker slots (one transaction per batch), and runs each as a task of its own.
+    /// The attempts belong to this task's JoinSet, so aborting it aborts them too.
+    async fn table_dispatcher(self: Arc<Self>, stop: CancellationToken) {
+        let mut running = tokio::task::JoinSet::new();
+        let slots = self.cfg.workers.max(1);
         while !stop.is_cancelled() {
-            let claimed = match self.claim_next(index).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming a grading job failed");
-                    None
+            while running.try_join_next().is_some() {}
+            let free = slots.saturating_sub(running.len());
+            let mut claimed_all = false;
+            if free > 0 {
+                match store::claim_due(&self.db, free as u64, lease_ms(self.cfg.lease)).await {
+                    Ok(batch) => {
+                        claimed_all = batch.len() == free;
+                        for (j, token) in batch {
+                            let this = Arc::clone(&self);
+                            let stop = stop.clone();
+                            running.spawn(async move { this.run(j, token, &stop).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming grading jobs failed"),
                 }
-            };
-            match claimed {
-                Some((j, token)) => self.run(j, token, &stop).await,
-                None => {
+            }
+            if claimed_all {
+                // Every slot taken: wait for one to free up, then briefly for half of them, so
+                // a busy queue is claimed in batches rather than one transaction per job.
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = running.join_next() => {}
+                }
+                let until = tokio::time::Instant::now() + CLAIM_GATHER;
+                while slots.saturating_sub(running.len()) < slots.div_ceil(2) {
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        () = self.wake.notified() => {}
-                        () = tokio::time::sleep(self.cfg.poll) => {}
+                        _ = running.join_next() => {}
+                        () = tokio::time::sleep_until(until) => break,
                     }
                 }
+                continue;
+            }
+            // Nothing more due now: wait for a new job, a finished attempt or the poll.
+            tokio::select! {
+                () = stop.cancelled() => break,
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.cfg.poll) => {}
             }
         }
-    }
-
-    async fn claim_next(&self, index: usize) -> anyhow::Result<Option<(job::Model, String)>> {
-        let n = self.cfg.workers.max(1) * 2;
-        let ids = store::due_job_ids(&self.db, now_ms(), n as u64).await?;
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        // Start at a different row per worker so concurrent workers rarely race for one job.
-        for k in 0..ids.len() {
-            let id = &ids[(index + k) % ids.len()];
-            if let Some(c) = store::claim(&self.db, id, lease_ms(self.cfg.lease)).await? {
-                return Ok(Some(c));
-            }
-        }
-        Ok(None)
+        // Attempts see `stop` themselves; let them end (or leave their lease to expire).
+        while running.join_next().await.is_some() {}
     }
 
     /// Distributed mode: job ids from the Redis stream.
@@ -357,9 +382,7 @@ impl Engine {
                     .await
                     .map(|d| d.total())
                     .unwrap_or(0),
-                None => store::due_job_ids(&self.db, now_ms(), 100_000)
-                    .await
-                    .map_or(0, |v| v.len() as u64),
+                None => store::count_due(&self.db, now_ms()).await.unwrap_or(0),
             };
             metrics::gauge!("grading_queue_depth").set(depth as f64);
             tokio::select! {
@@ -424,7 +447,14 @@ impl Engine {
             // without counting a failure.
             return;
         }
-        match store::finish_attempt(&self.db, &j, &token, started, step, outcome).await {
+        let op = store::WriteOp::Finish {
+            job: Box::new(j.clone()),
+            token,
+            attempt_start_ms: started,
+            step,
+            outcome,
+        };
+        match self.commits.write(&self.db, op).await {
             Ok(true) => {
                 metrics::counter!("grading_attempt_outcomes_total", "outcome" => label)
                     .increment(1);
@@ -449,7 +479,14 @@ impl Engine {
             reason: DeadReason::Internal,
             error: format!("checkpoint: {e}"),
         })?;
-        match store::save_checkpoint(&self.db, &j.id, token, step, &json, usage_rows).await {
+        let op = store::WriteOp::Checkpoint {
+            id: j.id.clone(),
+            token: token.to_owned(),
+            step,
+            checkpoint: json,
+            usage_rows,
+        };
+        match self.commits.write(&self.db, op).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Failure::LeaseLost),
             Err(e) => Err(self.transient(j, &format!("database: {e}"))),
@@ -499,7 +536,19 @@ impl Engine {
             error: format!("rubric {}: {e}", inputs.rubric_name),
         })?;
 
-        // 1. clean (checkpointed: the transcript came over the network).
+        // Which grader: needed before step 1 decides whether to checkpoint.
+        let credential = if cp.grade.is_none() {
+            self.inputs
+                .credential(&j.organization)
+                .await
+                .map_err(|e| self.input_failure(j, e, DeadReason::ConfigInvalid))?
+        } else {
+            None
+        };
+
+        // 1. clean. Checkpointed before an LLM call, which can fail or hang, so a retry does
+        // not fetch the transcript again; the built-in grader cannot fail after this step, so
+        // its attempt writes once, at the end.
         *step = PipelineStep::Clean;
         if cp.turns.is_none() {
             let raw = self
@@ -515,8 +564,10 @@ impl Engine {
                 });
             }
             cp.turns = Some(cleaned.iter().map(TurnDto::from).collect());
-            self.save(j, token, PipelineStep::Clean, &cp, Vec::new())
-                .await?;
+            if credential.is_some() {
+                self.save(j, token, PipelineStep::Clean, &cp, Vec::new())
+                    .await?;
+            }
         }
         let transcript = pipeline::turns(&cp);
 
@@ -529,11 +580,6 @@ impl Engine {
         // 3. grade.
         *step = PipelineStep::Grade;
         if cp.grade.is_none() {
-            let credential = self
-                .inputs
-                .credential(&j.organization)
-                .await
-                .map_err(|e| self.input_failure(j, e, DeadReason::ConfigInvalid))?;
             match credential {
                 None => {
                     // Recomputable for free, so no checkpoint of its own.
@@ -881,4 +927,38 @@ async fn publish_job(q: &WorkQueue, stream: &str, id: &str) -> salestrainer_bus:
         id.as_bytes().to_vec(),
     );
     q.bus.publish(&env).await
+}
+
+/// Group commit of the workers' lease-fenced writes: a writer queues its op, then whoever takes
+/// the lock next commits everything queued so far in one transaction. On SQLite (one writer at
+/// a time) this turns one commit per job into one per batch; on PostgreSQL it saves round trips.
+#[derive(Default)]
+struct GroupCommit {
+    queue: std::sync::Mutex<Vec<(store::WriteOp, oneshot::Sender<Result<bool, String>>)>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl GroupCommit {
+    async fn write(&self, db: &DatabaseConnection, op: store::WriteOp) -> Result<bool, String> {
+        let (tx, mut rx) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((op, tx));
+        let turn = self.turn.lock().await;
+        // A writer before us may have committed our op with its batch.
+        if let Ok(done) = rx.try_recv() {
+            return done;
+        }
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        metrics::histogram!("grading_write_batch_size").record(ops.len() as f64);
+        let results = store::write_batch(db, &ops).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result.map_err(|e| e.to_string()));
+        }
+        drop(turn);
+        rx.await
+            .unwrap_or_else(|_| Err("the batch holding this write was abandoned".into()))
+    }
 }

@@ -386,3 +386,155 @@ async fn deterministic_grader_ranks_strong_above_weak() {
     assert!(strong.overall > weak.overall);
     assert!(strong.passed && !weak.passed);
 }
+
+/// Many sessions at once, more than the worker slots: jobs are claimed in batches and their
+/// results committed together, and still every session gets exactly one job, one attempt, one
+/// evaluation, one GradingStarted and one SessionGraded.
+async fn many_sessions_graded_once(backend: Backend) {
+    let d = database(backend).await;
+    let cfg = salestrainer_grading::worker::EngineConfig {
+        workers: 8,
+        ..fast_config()
+    };
+    let h = engine(&d.db, cfg, None, None, None);
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(session_ended(&h, &format!("many-{i}")).await.unwrap());
+    }
+    for id in &ids {
+        let j = wait_state(&d.db, id, JobState::Succeeded, T).await;
+        assert_eq!(j.attempts, 1);
+        assert!(j.evaluation.is_some());
+    }
+    for i in 0..60 {
+        assert_eq!(
+            evaluations_of(&d.db, &session(&format!("many-{i}")))
+                .await
+                .len(),
+            1
+        );
+    }
+    let types = outbox_types(&d.db).await;
+    assert_eq!(types.iter().filter(|t| *t == "grading.started").count(), 60);
+    assert_eq!(types.iter().filter(|t| *t == "session.graded").count(), 60);
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn many_sessions_graded_once_sqlite() {
+    many_sessions_graded_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn many_sessions_graded_once_postgres() {
+    many_sessions_graded_once(Backend::Postgres).await;
+}
+
+/// One batched write: a regrade finishing in the same batch as the original supersedes it, and
+/// an op whose lease is gone writes nothing while the rest of its batch commits.
+async fn batched_write_fences_and_supersedes(backend: Backend) {
+    use salestrainer_grading::store::{NewJob, Outcome, WriteOp, evaluation};
+    use salestrainer_proto::events as ev;
+    use salestrainer_proto::grading::PipelineStep;
+    let d = database(backend).await;
+    let first = salestrainer_grading::testkit::session_ended("organizations/acme", "batch");
+    salestrainer_grading::consumer::handle_session_ended(&d.db, &first, 5)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = salestrainer_grading::testkit::session_ended("organizations/acme", "other");
+    salestrainer_grading::consumer::handle_session_ended(&d.db, &other, 5)
+        .await
+        .unwrap()
+        .unwrap();
+    let (regrade, created) = store::create_regrade_job(
+        &d.db,
+        &NewJob {
+            organization: "organizations/acme".into(),
+            session: session("batch"),
+            request_id: "regrade-1".into(),
+            max_attempts: 5,
+            ..NewJob::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(created && regrade.generation == 1);
+    let claimed = store::claim_due(&d.db, 10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 3, "one transaction claims every due job");
+    let finish = |j: &store::job::Model, token: &str, eval_id: &str| WriteOp::Finish {
+        job: Box::new(j.clone()),
+        token: token.to_owned(),
+        attempt_start_ms: store::now_ms(),
+        step: PipelineStep::Metrics,
+        outcome: Outcome::Succeeded {
+            evaluation: Box::new(evaluation::Model {
+                id: eval_id.to_owned(),
+                organization: j.organization.clone(),
+                session: j.session.clone(),
+                trainee: String::new(),
+                scenario: String::new(),
+                assignment: String::new(),
+                job_id: j.id.clone(),
+                overall_score: 3.0,
+                passed: true,
+                closed: false,
+                supersedes: None,
+                superseded_by: None,
+                body: Vec::new(),
+                create_ms: store::now_ms(),
+            }),
+            event: Box::new(salestrainer_runtime::events::new_event(
+                &j.organization,
+                "grading",
+                ev::event::Payload::SessionGraded(ev::SessionGraded {
+                    session: j.session.clone(),
+                    ..Default::default()
+                }),
+            )),
+        },
+    };
+    let by_session = |s: &str, generation: i32| {
+        claimed
+            .iter()
+            .find(|(j, _)| j.session == session(s) && j.generation == generation)
+            .unwrap()
+    };
+    let (original, t0) = by_session("batch", 0);
+    let (regraded, t1) = by_session("batch", 1);
+    let (lost, _) = by_session("other", 0);
+    let ops = [
+        finish(original, t0, "e-original"),
+        finish(lost, "not-the-lease-token", "e-lost"),
+        finish(regraded, t1, "e-regrade"),
+    ];
+    let done: Vec<bool> = store::write_batch(&d.db, &ops)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(done, [true, false, true]);
+    let evals = evaluations_of(&d.db, &session("batch")).await;
+    let get = |id: &str| evals.iter().find(|e| e.id == id).unwrap();
+    assert_eq!(
+        get("e-original").superseded_by.as_deref(),
+        Some("e-regrade")
+    );
+    assert_eq!(get("e-regrade").supersedes.as_deref(), Some("e-original"));
+    assert!(get("e-regrade").superseded_by.is_none());
+    assert!(evaluations_of(&d.db, &session("other")).await.is_empty());
+    assert_eq!(job(&d.db, &lost.id).await.state, JobState::Running as i32);
+    let types = outbox_types(&d.db).await;
+    assert_eq!(types.iter().filter(|t| *t == "session.graded").count(), 2);
+    assert_eq!(types.iter().filter(|t| *t == "grading.started").count(), 3);
+}
+
+#[tokio::test]
+async fn batched_write_fences_and_supersedes_sqlite() {
+    batched_write_fences_and_supersedes(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn batched_write_fences_and_supersedes_postgres() {
+    batched_write_fences_and_supersedes(Backend::Postgres).await;
+}

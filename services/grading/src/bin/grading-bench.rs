@@ -8,7 +8,7 @@
 //!    the budget used over `--tpm-seconds` (default 180) and the number of 429s.
 //!
 //! Usage: grading-bench [--sessions N] [--tpm-seconds S] [--postgres URL]
-//! Workers: SALESTRAINER_GRADING_WORKERS (default 4).
+//! Workers: SALESTRAINER_GRADING_WORKERS (default 16).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

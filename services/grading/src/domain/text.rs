@@ -228,9 +228,12 @@ pub fn find_phrase_from(hay: &str, needle: &str, from: usize) -> Option<(usize, 
     let nb = n.as_bytes();
     let needs_left = n.chars().next().is_some_and(is_word_char);
     let needs_right = n.chars().next_back().is_some_and(is_word_char);
+    let first = nb[0];
     let mut i = from;
     while i + nb.len() <= hb.len() {
-        if hay.is_char_boundary(i)
+        // The cheap first-byte test first: most positions fail it.
+        if hb[i].eq_ignore_ascii_case(&first)
+            && hay.is_char_boundary(i)
             && hay.is_char_boundary(i + nb.len())
             && hb[i..i + nb.len()].eq_ignore_ascii_case(nb)
         {

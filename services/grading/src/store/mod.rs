@@ -9,10 +9,11 @@ mod migration;
 use chrono::Utc;
 use salestrainer_proto::events as ev;
 use salestrainer_proto::grading::{DeadReason, JobState, PipelineStep};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    TryIntoModel,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -109,10 +110,15 @@ pub async fn create_first_job<C: ConnectionTrait>(
     n: &NewJob,
 ) -> Result<(job::Model, bool), DbErr> {
     // ON CONFLICT on either unique key (session+generation, request_id) inserts nothing.
-    let inserted = job::Entity::insert(new_row(n, 0))
+    let row = new_row(n, 0);
+    let inserted = job::Entity::insert(row.clone())
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(conn)
         .await?;
+    if inserted == 1 {
+        // Every column was set above: the row as written, without reading it back.
+        return Ok((row.try_into_model()?, true));
+    }
     let found = job::Entity::find()
         .filter(
             Condition::any()
@@ -127,7 +133,7 @@ pub async fn create_first_job<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("grading job after insert".into()))?;
-    Ok((found, inserted == 1))
+    Ok((found, false))
 }
 
 /// Creates a regrade job (next generation) unless `request_id` was used already.
@@ -193,6 +199,14 @@ pub async fn due_job_ids(
         .await
 }
 
+/// How many jobs are due now (the embedded queue depth).
+pub async fn count_due(db: &DatabaseConnection, now: i64) -> Result<u64, DbErr> {
+    job::Entity::find()
+        .filter(due_condition(now))
+        .count(db)
+        .await
+}
+
 fn due_condition(now: i64) -> Condition {
     Condition::any()
         .add(
@@ -247,19 +261,95 @@ pub async fn claim(
             .exec(&txn)
             .await?;
         j.started = true;
-        let event = salestrainer_runtime::events::new_event(
-            &j.organization,
-            crate::SERVICE,
-            ev::event::Payload::GradingStarted(ev::GradingStarted {
-                session: j.session.clone(),
-                grading_job: crate::names::job_name(&j.organization, &j.id),
-                regrade: j.regrade,
-            }),
-        );
-        salestrainer_runtime::events::enqueue(&txn, &event).await?;
+        salestrainer_runtime::events::enqueue(&txn, &grading_started(&j)).await?;
     }
     txn.commit().await?;
     Ok(Some((j, token)))
+}
+
+/// Claims up to `limit` due jobs, oldest first, in one transaction: one lease token for the
+/// batch, fenced like [`claim`] (the UPDATE re-checks that each row is still due, so a row
+/// another replica claimed in between is skipped). First claims emit GradingStarted.
+pub async fn claim_due(
+    db: &DatabaseConnection,
+    limit: u64,
+    lease_ms: i64,
+) -> Result<Vec<(job::Model, String)>, DbErr> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let _gate = write_gate(db).await;
+    let now = now_ms();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let txn = db.begin().await?;
+    // PostgreSQL: rows another replica is claiming right now are skipped, not waited for
+    // (SQLite has no row locks and sea-query leaves the clause out there).
+    let ids: Vec<String> = job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(due_condition(now))
+        .order_by_asc(job::Column::NextAttemptAt)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .into_tuple::<String>()
+        .all(&txn)
+        .await?;
+    if ids.is_empty() {
+        txn.rollback().await?;
+        return Ok(Vec::new());
+    }
+    job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
+        .col_expr(job::Column::LeaseToken, Expr::value(token.clone()))
+        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(job::Column::Id.is_in(ids.iter().cloned()))
+        .filter(due_condition(now))
+        .exec(&txn)
+        .await?;
+    let mut claimed = job::Entity::find()
+        .filter(job::Column::Id.is_in(ids))
+        .filter(job::Column::LeaseToken.eq(token.as_str()))
+        .order_by_asc(job::Column::NextAttemptAt)
+        .all(&txn)
+        .await?;
+    let first: Vec<String> = claimed
+        .iter()
+        .filter(|j| !j.started)
+        .map(|j| j.id.clone())
+        .collect();
+    if !first.is_empty() {
+        job::Entity::update_many()
+            .col_expr(job::Column::Started, Expr::value(true))
+            .filter(job::Column::Id.is_in(first))
+            .exec(&txn)
+            .await?;
+        let mut events = Vec::new();
+        for j in claimed.iter_mut().filter(|j| !j.started) {
+            j.started = true;
+            events.push(grading_started(j));
+        }
+        salestrainer_runtime::events::enqueue_many(&txn, &events).await?;
+    }
+    txn.commit().await?;
+    Ok(claimed.into_iter().map(|j| (j, token.clone())).collect())
+}
+
+fn grading_started(j: &job::Model) -> ev::Event {
+    salestrainer_runtime::events::new_event(
+        &j.organization,
+        crate::SERVICE,
+        ev::event::Payload::GradingStarted(ev::GradingStarted {
+            session: j.session.clone(),
+            grading_job: crate::names::job_name(&j.organization, &j.id),
+            regrade: j.regrade,
+        }),
+    )
 }
 
 /// Extends a held lease; false when the lease was lost.
@@ -280,41 +370,6 @@ pub async fn heartbeat(
     Ok(res.rows_affected == 1)
 }
 
-/// Saves the checkpoint of the steps done so far (and the LLM usage rows of this step).
-pub async fn save_checkpoint(
-    db: &DatabaseConnection,
-    id: &str,
-    token: &str,
-    step: PipelineStep,
-    checkpoint: &str,
-    usage_rows: Vec<usage::ActiveModel>,
-) -> Result<bool, DbErr> {
-    let _gate = write_gate(db).await;
-    let txn = db.begin().await?;
-    let now = now_ms();
-    let res = job::Entity::update_many()
-        .col_expr(job::Column::Checkpoint, Expr::value(checkpoint.to_owned()))
-        .col_expr(job::Column::CurrentStep, Expr::value(step as i32))
-        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now))
-        .filter(job::Column::Id.eq(id))
-        .filter(job::Column::LeaseToken.eq(token))
-        .filter(job::Column::State.eq(JobState::Running as i32))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(false);
-    }
-    if !usage_rows.is_empty() {
-        usage::Entity::insert_many(usage_rows)
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(true)
-}
-
 /// Records LLM usage of a failed attempt (paid or not, it is usage).
 pub async fn record_usage(
     db: &DatabaseConnection,
@@ -328,19 +383,6 @@ pub async fn record_usage(
         .exec_without_returning(db)
         .await?;
     Ok(())
-}
-
-/// The session's current (not superseded) evaluation, if any.
-pub async fn current_evaluation<C: ConnectionTrait>(
-    conn: &C,
-    session: &str,
-) -> Result<Option<evaluation::Model>, DbErr> {
-    evaluation::Entity::find()
-        .filter(evaluation::Column::Session.eq(session))
-        .filter(evaluation::Column::SupersededBy.is_null())
-        .order_by_desc(evaluation::Column::CreateMs)
-        .one(conn)
-        .await
 }
 
 /// One entry of a job's attempt log.
@@ -366,7 +408,7 @@ pub fn attempt_log(log_json: &str) -> Vec<AttemptRecord> {
     serde_json::from_str(log_json).unwrap_or_default()
 }
 
-/// How an attempt ended, for [`finish_attempt`].
+/// How an attempt ended, for [`WriteOp::Finish`].
 pub enum Outcome {
     Succeeded {
         evaluation: Box<evaluation::Model>,
@@ -382,19 +424,205 @@ pub enum Outcome {
     },
 }
 
-/// Ends the attempt of the lease holder: the job's new state, the evaluation (on success)
-/// and the event, in one transaction. Returns false when the lease was lost (nothing written).
-pub async fn finish_attempt(
+/// A write a worker makes while it holds a job's lease, fenced by its lease token.
+pub enum WriteOp {
+    /// The checkpoint of the steps done so far (and the LLM usage rows of this step).
+    Checkpoint {
+        id: String,
+        token: String,
+        step: PipelineStep,
+        checkpoint: String,
+        usage_rows: Vec<usage::ActiveModel>,
+    },
+    /// The end of an attempt: the job's new state, the evaluation (on success) and the event.
+    Finish {
+        job: Box<job::Model>,
+        token: String,
+        attempt_start_ms: i64,
+        step: PipelineStep,
+        outcome: Outcome,
+    },
+}
+
+/// Applies `ops` in one transaction (one commit for many workers' writes). Each result says
+/// whether that op's lease still held (false: nothing of it was written). Should the batch
+/// fail, each op is retried in a transaction of its own so one bad op fails alone.
+pub async fn write_batch(db: &DatabaseConnection, ops: &[WriteOp]) -> Vec<Result<bool, DbErr>> {
+    if ops.is_empty() {
+        return Vec::new();
+    }
+    match write_in_one_transaction(db, ops).await {
+        Ok(done) => done.into_iter().map(Ok).collect(),
+        Err(e) if ops.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, ops = ops.len(), "batched grading write failed; writing each alone");
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(
+                    write_in_one_transaction(db, std::slice::from_ref(op))
+                        .await
+                        .map(|d| d.first().copied().unwrap_or(false)),
+                );
+            }
+            out
+        }
+    }
+}
+
+async fn write_in_one_transaction(
     db: &DatabaseConnection,
+    ops: &[WriteOp],
+) -> Result<Vec<bool>, DbErr> {
+    let _gate = write_gate(db).await;
+    let txn = db.begin().await?;
+    let mut done = Vec::with_capacity(ops.len());
+    let mut events = Vec::new();
+    let mut graded = Vec::new();
+    for op in ops {
+        done.push(match op {
+            WriteOp::Checkpoint {
+                id,
+                token,
+                step,
+                checkpoint,
+                usage_rows,
+            } => apply_checkpoint(&txn, id, token, *step, checkpoint, usage_rows).await?,
+            WriteOp::Finish {
+                job,
+                token,
+                attempt_start_ms,
+                step,
+                outcome,
+            } => {
+                let applied =
+                    apply_finish(&txn, job, token, *attempt_start_ms, *step, outcome).await?;
+                if applied {
+                    match outcome {
+                        Outcome::Succeeded { evaluation, event } => {
+                            graded.push(evaluation.as_ref());
+                            events.push(event.as_ref().clone());
+                        }
+                        Outcome::Dead { reason, error } => {
+                            events.push(grading_failed(job, *reason, error));
+                        }
+                        Outcome::Retry { .. } => {}
+                    }
+                }
+                applied
+            }
+        });
+    }
+    insert_evaluations(&txn, &graded).await?;
+    salestrainer_runtime::events::enqueue_many(&txn, &events).await?;
+    txn.commit().await?;
+    Ok(done)
+}
+
+/// Inserts the batch's new evaluations, each superseding its session's current one (read
+/// once for the whole batch; two in one batch for the same session chain in order).
+async fn insert_evaluations<C: ConnectionTrait>(
+    txn: &C,
+    graded: &[&evaluation::Model],
+) -> Result<(), DbErr> {
+    if graded.is_empty() {
+        return Ok(());
+    }
+    let sessions: std::collections::BTreeSet<&str> =
+        graded.iter().map(|e| e.session.as_str()).collect();
+    let mut current: std::collections::HashMap<String, String> = evaluation::Entity::find()
+        .select_only()
+        .column(evaluation::Column::Session)
+        .column(evaluation::Column::Id)
+        .filter(evaluation::Column::Session.is_in(sessions))
+        .filter(evaluation::Column::SupersededBy.is_null())
+        .order_by_asc(evaluation::Column::CreateMs)
+        .into_tuple::<(String, String)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut rows: Vec<evaluation::Model> = Vec::with_capacity(graded.len());
+    let mut stored_superseded: Vec<(String, String)> = Vec::new();
+    for e in graded {
+        let mut row = (*e).clone();
+        row.supersedes = current.insert(e.session.clone(), e.id.clone());
+        if let Some(prev) = &row.supersedes {
+            match rows.iter_mut().find(|r| &r.id == prev) {
+                Some(earlier) => earlier.superseded_by = Some(row.id.clone()),
+                None => stored_superseded.push((prev.clone(), row.id.clone())),
+            }
+        }
+        rows.push(row);
+    }
+    evaluation::Entity::insert_many(rows.into_iter().map(evaluation::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await?;
+    for (prev, by) in stored_superseded {
+        evaluation::Entity::update_many()
+            .col_expr(evaluation::Column::SupersededBy, Expr::value(Some(by)))
+            .filter(evaluation::Column::Id.eq(prev))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn grading_failed(j: &job::Model, reason: DeadReason, error: &str) -> ev::Event {
+    salestrainer_runtime::events::new_event(
+        &j.organization,
+        crate::SERVICE,
+        ev::event::Payload::GradingFailed(ev::GradingFailed {
+            session: j.session.clone(),
+            grading_job: crate::names::job_name(&j.organization, &j.id),
+            reason: reason as i32,
+            last_error: error.to_owned(),
+            attempts: j.attempts,
+            trainee: j.trainee.clone(),
+            scenario: j.scenario.clone(),
+        }),
+    )
+}
+
+async fn apply_checkpoint<C: ConnectionTrait>(
+    txn: &C,
+    id: &str,
+    token: &str,
+    step: PipelineStep,
+    checkpoint: &str,
+    usage_rows: &[usage::ActiveModel],
+) -> Result<bool, DbErr> {
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Checkpoint, Expr::value(checkpoint.to_owned()))
+        .col_expr(job::Column::CurrentStep, Expr::value(step as i32))
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now_ms()))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::LeaseToken.eq(token))
+        .filter(job::Column::State.eq(JobState::Running as i32))
+        .exec(txn)
+        .await?;
+    // No row updated means the lease is gone and nothing else of this op is written.
+    if res.rows_affected != 1 {
+        return Ok(false);
+    }
+    if !usage_rows.is_empty() {
+        usage::Entity::insert_many(usage_rows.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(true)
+}
+
+/// The job row's side of [`WriteOp::Finish`]; the evaluation and events follow per batch.
+async fn apply_finish<C: ConnectionTrait>(
+    txn: &C,
     j: &job::Model,
     token: &str,
     attempt_start_ms: i64,
     step: PipelineStep,
-    outcome: Outcome,
+    outcome: &Outcome,
 ) -> Result<bool, DbErr> {
-    let _gate = write_gate(db).await;
     let now = now_ms();
-    let txn = db.begin().await?;
     let mut upd = job::Entity::update_many()
         .col_expr(job::Column::LeaseToken, Expr::value(Option::<String>::None))
         .col_expr(job::Column::LeaseUntil, Expr::value(Option::<i64>::None))
@@ -404,7 +632,7 @@ pub async fn finish_attempt(
         .filter(job::Column::Id.eq(j.id.as_str()))
         .filter(job::Column::LeaseToken.eq(token))
         .filter(job::Column::State.eq(JobState::Running as i32));
-    let (error, retryable) = match &outcome {
+    let (error, retryable) = match outcome {
         Outcome::Succeeded { .. } => (String::new(), false),
         Outcome::Retry { error, .. } => (error.clone(), true),
         Outcome::Dead { error, .. } => (error.clone(), false),
@@ -419,12 +647,12 @@ pub async fn finish_attempt(
             start_ms: attempt_start_ms,
             end_ms: now,
             step: step as i32,
-            error: error.clone(),
+            error,
             retryable,
         },
     );
     upd = upd.col_expr(job::Column::AttemptLog, Expr::value(log));
-    upd = match &outcome {
+    upd = match outcome {
         Outcome::Succeeded { evaluation, .. } => upd
             .col_expr(job::Column::State, Expr::value(JobState::Succeeded as i32))
             .col_expr(
@@ -443,52 +671,8 @@ pub async fn finish_attempt(
             .col_expr(job::Column::DeadReason, Expr::value(*reason as i32))
             .col_expr(job::Column::LastError, Expr::value(Some(error.clone()))),
     };
-    let res = upd.exec(&txn).await?;
-    if res.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(false);
-    }
-    match outcome {
-        Outcome::Succeeded { evaluation, event } => {
-            let previous = current_evaluation(&txn, &j.session).await?;
-            let id = evaluation.id.clone();
-            let mut row: evaluation::ActiveModel = (*evaluation).into();
-            row = evaluation::ActiveModel {
-                supersedes: Set(previous.as_ref().map(|p| p.id.clone())),
-                ..row
-            };
-            evaluation::Entity::insert(row)
-                .exec_without_returning(&txn)
-                .await?;
-            if let Some(p) = previous {
-                evaluation::Entity::update_many()
-                    .col_expr(evaluation::Column::SupersededBy, Expr::value(Some(id)))
-                    .filter(evaluation::Column::Id.eq(p.id))
-                    .exec(&txn)
-                    .await?;
-            }
-            salestrainer_runtime::events::enqueue(&txn, &event).await?;
-        }
-        Outcome::Dead { reason, error } => {
-            let event = salestrainer_runtime::events::new_event(
-                &j.organization,
-                crate::SERVICE,
-                ev::event::Payload::GradingFailed(ev::GradingFailed {
-                    session: j.session.clone(),
-                    grading_job: crate::names::job_name(&j.organization, &j.id),
-                    reason: reason as i32,
-                    last_error: error,
-                    attempts: j.attempts,
-                    trainee: j.trainee.clone(),
-                    scenario: j.scenario.clone(),
-                }),
-            );
-            salestrainer_runtime::events::enqueue(&txn, &event).await?;
-        }
-        Outcome::Retry { .. } => {}
-    }
-    txn.commit().await?;
-    Ok(true)
+    // No row updated means the lease is gone and nothing else of this op is written.
+    Ok(upd.exec(txn).await?.rows_affected == 1)
 }
 
 /// Puts a DEAD job back in the queue (attempts reset), or runs a RETRYING job now.
