@@ -714,8 +714,7 @@ impl Engine {
                     requests: i32::try_from(cp.usage.requests).unwrap_or(0),
                 }),
                 regrade: j.regrade,
-                // Filled from the store at commit time would need a second event shape; the
-                // evaluation itself records `supersedes`.
+                // Filled in at commit time, when the evaluation it replaces is known.
                 supersedes: String::new(),
             }),
         );
@@ -929,12 +928,15 @@ async fn publish_job(q: &WorkQueue, stream: &str, id: &str) -> salestrainer_bus:
     q.bus.publish(&env).await
 }
 
+/// A queued write and where its result goes.
+type QueuedWrite = (store::WriteOp, oneshot::Sender<Result<bool, String>>);
+
 /// Group commit of the workers' lease-fenced writes: a writer queues its op, then whoever takes
 /// the lock next commits everything queued so far in one transaction. On SQLite (one writer at
 /// a time) this turns one commit per job into one per batch; on PostgreSQL it saves round trips.
 #[derive(Default)]
 struct GroupCommit {
-    queue: std::sync::Mutex<Vec<(store::WriteOp, oneshot::Sender<Result<bool, String>>)>>,
+    queue: std::sync::Mutex<Vec<QueuedWrite>>,
     turn: tokio::sync::Mutex<()>,
 }
 

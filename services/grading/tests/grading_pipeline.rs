@@ -11,7 +11,7 @@ use salestrainer_grading::pipeline::Checkpoint;
 use salestrainer_grading::store::{self, usage};
 use salestrainer_grading::testkit::{Behaviour, FakeProvider};
 use salestrainer_proto::grading::{DeadReason, GraderKind, JobState};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -527,6 +527,30 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
     let types = outbox_types(&d.db).await;
     assert_eq!(types.iter().filter(|t| *t == "session.graded").count(), 2);
     assert_eq!(types.iter().filter(|t| *t == "grading.started").count(), 3);
+    // The regrade's SessionGraded names the evaluation it replaces, so consumers replace.
+    use prost::Message;
+    use salestrainer_bus::outbox::entity;
+    let supersedes: Vec<String> = entity::Entity::find()
+        .order_by_asc(entity::Column::Id)
+        .all(&d.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event_type == "session.graded")
+        .filter_map(
+            |r| match ev::Event::decode(r.payload.as_slice()).unwrap().payload {
+                Some(ev::event::Payload::SessionGraded(g)) => Some(g.supersedes),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(
+        supersedes,
+        [
+            String::new(),
+            salestrainer_grading::names::evaluation_name("organizations/acme", "e-original")
+        ]
+    );
 }
 
 #[tokio::test]

@@ -221,6 +221,21 @@ fn due_condition(now: i64) -> Condition {
         )
 }
 
+/// The claim UPDATE: due jobs (the caller narrows by id) become RUNNING under `token`.
+fn take_lease(token: &str, now: i64, lease_ms: i64) -> sea_orm::UpdateMany<job::Entity> {
+    job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
+        .col_expr(job::Column::LeaseToken, Expr::value(token.to_owned()))
+        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
+        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
+        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(due_condition(now))
+}
+
 /// Claims job `id` if it is due: one atomic compare-and-set UPDATE, so of several workers
 /// exactly one wins. The first claim also emits GradingStarted in the same transaction.
 pub async fn claim(
@@ -232,18 +247,8 @@ pub async fn claim(
     let now = now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let txn = db.begin().await?;
-    let res = job::Entity::update_many()
-        .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
-        .col_expr(
-            job::Column::Attempts,
-            Expr::col(job::Column::Attempts).add(1),
-        )
-        .col_expr(job::Column::LeaseToken, Expr::value(token.clone()))
-        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
-        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now))
+    let res = take_lease(&token, now, lease_ms)
         .filter(job::Column::Id.eq(id))
-        .filter(due_condition(now))
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
@@ -298,18 +303,8 @@ pub async fn claim_due(
         txn.rollback().await?;
         return Ok(Vec::new());
     }
-    job::Entity::update_many()
-        .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
-        .col_expr(
-            job::Column::Attempts,
-            Expr::col(job::Column::Attempts).add(1),
-        )
-        .col_expr(job::Column::LeaseToken, Expr::value(token.clone()))
-        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
-        .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now))
+    take_lease(&token, now, lease_ms)
         .filter(job::Column::Id.is_in(ids.iter().cloned()))
-        .filter(due_condition(now))
         .exec(&txn)
         .await?;
     let mut claimed = job::Entity::find()
@@ -496,36 +491,50 @@ async fn write_in_one_transaction(
             } => {
                 let applied =
                     apply_finish(&txn, job, token, *attempt_start_ms, *step, outcome).await?;
-                if applied {
-                    match outcome {
-                        Outcome::Succeeded { evaluation, event } => {
-                            graded.push(evaluation.as_ref());
-                            events.push(event.as_ref().clone());
-                        }
-                        Outcome::Dead { reason, error } => {
-                            events.push(grading_failed(job, *reason, error));
-                        }
-                        Outcome::Retry { .. } => {}
-                    }
+                if applied && let Outcome::Succeeded { evaluation, .. } = outcome {
+                    graded.push(evaluation.as_ref());
                 }
                 applied
             }
         });
     }
-    insert_evaluations(&txn, &graded).await?;
+    let mut supersedes = insert_evaluations(&txn, &graded).await?.into_iter();
+    for (op, applied) in ops.iter().zip(&done) {
+        let WriteOp::Finish { job, outcome, .. } = op else {
+            continue;
+        };
+        if !applied {
+            continue;
+        }
+        match outcome {
+            Outcome::Succeeded { event, .. } => {
+                let mut event = event.as_ref().clone();
+                // Known only now: the evaluation this one replaces.
+                if let (Some(Some(prev)), Some(ev::event::Payload::SessionGraded(g))) =
+                    (supersedes.next(), event.payload.as_mut())
+                {
+                    g.supersedes = crate::names::evaluation_name(&job.organization, &prev);
+                }
+                events.push(event);
+            }
+            Outcome::Dead { reason, error } => events.push(grading_failed(job, *reason, error)),
+            Outcome::Retry { .. } => {}
+        }
+    }
     salestrainer_runtime::events::enqueue_many(&txn, &events).await?;
     txn.commit().await?;
     Ok(done)
 }
 
 /// Inserts the batch's new evaluations, each superseding its session's current one (read
-/// once for the whole batch; two in one batch for the same session chain in order).
+/// once for the whole batch; two in one batch for the same session chain in order). Returns
+/// the id each one supersedes, in order.
 async fn insert_evaluations<C: ConnectionTrait>(
     txn: &C,
     graded: &[&evaluation::Model],
-) -> Result<(), DbErr> {
+) -> Result<Vec<Option<String>>, DbErr> {
     if graded.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let sessions: std::collections::BTreeSet<&str> =
         graded.iter().map(|e| e.session.as_str()).collect();
@@ -554,6 +563,7 @@ async fn insert_evaluations<C: ConnectionTrait>(
         }
         rows.push(row);
     }
+    let supersedes = rows.iter().map(|r| r.supersedes.clone()).collect();
     evaluation::Entity::insert_many(rows.into_iter().map(evaluation::ActiveModel::from))
         .exec_without_returning(txn)
         .await?;
@@ -564,7 +574,7 @@ async fn insert_evaluations<C: ConnectionTrait>(
             .exec(txn)
             .await?;
     }
-    Ok(())
+    Ok(supersedes)
 }
 
 fn grading_failed(j: &job::Model, reason: DeadReason, error: &str) -> ev::Event {
