@@ -195,7 +195,8 @@ pub fn provider_label(base_url: &str) -> String {
     rest.split(['/', ':']).next().unwrap_or(rest).to_owned()
 }
 
-/// Reads `x-ratelimit-remaining-*` / `x-ratelimit-reset-*`.
+/// Reads `x-ratelimit-remaining-*` (the `reset` headers matter to retries, see
+/// [`crate::domain::retry`], not to the limiter's refilling buckets).
 pub fn observed(headers: &[(String, String)]) -> crate::ratelimit::Observed {
     let h = |k: &str| {
         headers
@@ -206,9 +207,5 @@ pub fn observed(headers: &[(String, String)]) -> crate::ratelimit::Observed {
     crate::ratelimit::Observed {
         remaining_requests: h("x-ratelimit-remaining-requests").and_then(|v| v.parse().ok()),
         remaining_tokens: h("x-ratelimit-remaining-tokens").and_then(|v| v.parse().ok()),
-        reset_requests: h("x-ratelimit-reset-requests")
-            .and_then(crate::domain::retry::parse_go_duration),
-        reset_tokens: h("x-ratelimit-reset-tokens")
-            .and_then(crate::domain::retry::parse_go_duration),
     }
 }

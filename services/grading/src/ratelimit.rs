@@ -1,7 +1,7 @@
 //! The LLM rate limiter per credential (requests and tokens per minute), in front of every
 //! provider call: in-process on the domain [`Limiter`], or shared by all replicas through one
-//! Redis Lua script (the same sliding-window log, as a sorted set scored by expiry) when the
-//! process runs distributed.
+//! Redis Lua script (the same two refilling buckets, as a hash) when the process runs
+//! distributed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,8 +26,8 @@ impl Budget {
     fn config(self) -> LimiterConfig {
         let f = |v: u64| if v == 0 { UNLIMITED } else { v };
         LimiterConfig {
-            // We book a call before it reaches the provider, so our window would end slightly
-            // before the provider's; a second of margin keeps the two from disagreeing (429).
+            // Refill over 61 s rather than 60: a little slower than the provider, so clock
+            // drift between us and it never turns into a 429.
             window: Duration::from_secs(61),
             ..LimiterConfig::per_minute(f(self.rpm), f(self.tpm))
         }
@@ -38,16 +38,14 @@ impl Budget {
 #[derive(Clone, Debug)]
 pub enum Permit {
     Local(Reservation),
-    Redis { member: String, tokens: u64 },
+    Redis { tokens: u64 },
 }
 
-/// Provider hints from `x-ratelimit-*` headers.
+/// Provider hints from `x-ratelimit-remaining-*` headers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Observed {
     pub remaining_requests: Option<u64>,
     pub remaining_tokens: Option<u64>,
-    pub reset_requests: Option<Duration>,
-    pub reset_tokens: Option<Duration>,
 }
 
 pub trait RateLimit: Send + Sync + 'static {
@@ -169,20 +167,15 @@ impl RateLimit for LocalRateLimit {
         seen: Observed,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         self.with(key, budget, |l, now| {
-            l.observe_headers(
-                now,
-                seen.remaining_requests,
-                seen.remaining_tokens,
-                seen.reset_requests,
-                seen.reset_tokens,
-            )
+            l.observe_headers(now, seen.remaining_requests, seen.remaining_tokens)
         });
         Box::pin(async { Ok(()) })
     }
 }
 
-/// The sliding-window log in Redis: members "id|requests|tokens" scored by expiry (ms, Redis
-/// clock, so replicas' clocks do not matter). One script call is atomic.
+/// The two buckets in Redis: a hash of both levels and when they were read (ms, Redis clock, so
+/// replicas' clocks do not matter). One script call is atomic. Levels are stored with 17
+/// significant digits, as Lua's `tostring` would round them to 14.
 const RESERVE_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -190,64 +183,38 @@ local window = tonumber(ARGV[1])
 local rpm = tonumber(ARGV[2])
 local tpm = tonumber(ARGV[3])
 local op = ARGV[4]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local reqs, toks = 0, 0
-local entries = {}
-for i = 1, #all, 2 do
-  local _, _, r, k = string.find(all[i], '|(%d+)|(%d+)$')
-  r = tonumber(r) or 0
-  k = tonumber(k) or 0
-  reqs = reqs + r
-  toks = toks + k
-  entries[#entries + 1] = {tonumber(all[i + 1]), r, k}
-end
+local s = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
+local r = tonumber(s[1]) or rpm
+local k = tonumber(s[2]) or tpm
+local ts = tonumber(s[3]) or now
+local dt = math.max(0, now - ts)
+r = math.min(rpm, r + dt * rpm / window)
+k = math.min(tpm, k + dt * tpm / window)
+local result = {1, 0}
 if op == 'reserve' then
   local est = tonumber(ARGV[5])
-  local id = ARGV[6]
-  local req_excess = math.max(0, reqs + 1 - rpm)
-  local tok_excess
-  if est > tpm then tok_excess = toks else tok_excess = math.max(0, toks + est - tpm) end
-  if req_excess == 0 and tok_excess == 0 then
-    redis.call('ZADD', KEYS[1], now + window, id .. '|1|' .. est)
-    redis.call('PEXPIRE', KEYS[1], window * 2)
-    return {1, 0}
+  local need = math.min(est, tpm)
+  if r >= 1 and k >= need then
+    r = r - 1
+    k = k - est
+  else
+    local wr, wk = 0, 0
+    if r < 1 then wr = (1 - r) * window / rpm end
+    if k < need then wk = (need - k) * window / tpm end
+    result = {0, math.max(1, math.ceil(math.max(wr, wk)))}
   end
-  local function wait(excess, idx)
-    if excess == 0 then return 0 end
-    local freed = 0
-    for _, e in ipairs(entries) do
-      freed = freed + e[idx]
-      if freed >= excess then return e[1] - now end
-    end
-    return window
-  end
-  return {0, math.max(wait(req_excess, 2), wait(tok_excess, 3), 1)}
 elseif op == 'correct' then
-  local old = ARGV[5]
-  local new = ARGV[6]
-  local score = redis.call('ZSCORE', KEYS[1], old)
-  if score then
-    redis.call('ZREM', KEYS[1], old)
-    redis.call('ZADD', KEYS[1], score, new)
-  end
-  return {1, 0}
+  k = math.min(tpm, k + tonumber(ARGV[5]) - tonumber(ARGV[6]))
 else
-  -- observe: book what the provider says is gone beyond our own count, until its reset
+  -- observe: believe the provider when it has less left than we think
   local rem_req = tonumber(ARGV[5])
   local rem_tok = tonumber(ARGV[6])
-  local reset_req = math.min(tonumber(ARGV[7]), window)
-  local reset_tok = math.min(tonumber(ARGV[8]), window)
-  local id = ARGV[9]
-  if rem_req >= 0 and rem_req < rpm - reqs then
-    redis.call('ZADD', KEYS[1], now + reset_req, id .. 'r|' .. (rpm - reqs - rem_req) .. '|0')
-  end
-  if rem_tok >= 0 and rem_tok < tpm - toks then
-    redis.call('ZADD', KEYS[1], now + reset_tok, id .. 't|0|' .. (tpm - toks - rem_tok))
-  end
-  redis.call('PEXPIRE', KEYS[1], window * 2)
-  return {1, 0}
+  if rem_req >= 0 and rem_req < r then r = rem_req end
+  if rem_tok >= 0 and rem_tok < k then k = rem_tok end
 end
+redis.call('HSET', KEYS[1], 'r', string.format('%.17g', r), 't', string.format('%.17g', k), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], window * 2)
+return result
 "#;
 
 /// Shared limiter of distributed mode.
@@ -285,11 +252,6 @@ impl RedisRateLimit {
     }
 }
 
-fn ms_arg(d: Option<Duration>) -> String {
-    d.map_or(60_000, |d| u64::try_from(d.as_millis()).unwrap_or(60_000))
-        .to_string()
-}
-
 impl RateLimit for RedisRateLimit {
     fn try_reserve<'a>(
         &'a self,
@@ -298,20 +260,12 @@ impl RateLimit for RedisRateLimit {
         tokens: u64,
     ) -> BoxFuture<'a, anyhow::Result<Result<Permit, Duration>>> {
         Box::pin(async move {
-            let id = uuid::Uuid::new_v4().simple().to_string();
             let tokens = tokens.min(UNLIMITED);
             let (granted, wait) = self
-                .run(
-                    key,
-                    budget,
-                    &["reserve".into(), tokens.to_string(), id.clone()],
-                )
+                .run(key, budget, &["reserve".into(), tokens.to_string()])
                 .await?;
             if granted == 1 {
-                Ok(Ok(Permit::Redis {
-                    member: format!("{id}|1|{tokens}"),
-                    tokens,
-                }))
+                Ok(Ok(Permit::Redis { tokens }))
             } else {
                 Ok(Err(Duration::from_millis(
                     u64::try_from(wait).unwrap_or(1).max(1),
@@ -328,13 +282,14 @@ impl RateLimit for RedisRateLimit {
         actual: u64,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            if let Permit::Redis { member, tokens } = permit {
-                let base = member
-                    .strip_suffix(&format!("|1|{tokens}"))
-                    .unwrap_or(member.as_str());
-                let new = format!("{base}|1|{}", actual.min(UNLIMITED));
-                self.run(key, budget, &["correct".into(), member.clone(), new])
-                    .await?;
+            if let Permit::Redis { tokens } = permit {
+                let actual = actual.min(UNLIMITED);
+                self.run(
+                    key,
+                    budget,
+                    &["correct".into(), tokens.to_string(), actual.to_string()],
+                )
+                .await?;
             }
             Ok(())
         })
@@ -359,9 +314,6 @@ impl RateLimit for RedisRateLimit {
                     "observe".into(),
                     n(seen.remaining_requests).to_string(),
                     n(seen.remaining_tokens).to_string(),
-                    ms_arg(seen.reset_requests),
-                    ms_arg(seen.reset_tokens),
-                    uuid::Uuid::new_v4().simple().to_string(),
                 ],
             )
             .await?;

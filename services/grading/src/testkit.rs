@@ -65,8 +65,9 @@ struct FakeState {
     requests: AtomicU64,
     answered: AtomicU64,
     rejected_429: AtomicU64,
-    /// (time, tokens) of accepted requests, for the TPM limit.
-    window: Mutex<VecDeque<(Instant, u64)>>,
+    /// The TPM limit as OpenAI enforces it: a bucket of `tpm` tokens refilling continuously
+    /// at `tpm` per minute; (tokens left, when counted). Empty until the first request.
+    bucket: Mutex<Option<(f64, Instant)>>,
     tpm: Option<u64>,
     completion_tokens: u64,
     tokens_used: AtomicU64,
@@ -86,7 +87,8 @@ impl Drop for FakeProvider {
 }
 
 impl FakeProvider {
-    /// Starts the server; `tpm` makes it enforce a tokens-per-minute limit (429 past it).
+    /// Starts the server; `tpm` makes it enforce a tokens-per-minute limit (429 past it, and
+    /// `x-ratelimit-*-tokens` headers on every answer).
     pub async fn start(tpm: Option<u64>) -> std::io::Result<FakeProvider> {
         let state = Arc::new(FakeState {
             tpm,
@@ -162,26 +164,37 @@ async fn handle(
     };
     let prompt_tokens = (req.to_string().len() / 4) as u64;
     let total = prompt_tokens + st.completion_tokens;
+    let mut limit_headers = Vec::new();
     if let Some(tpm) = st.tpm {
-        let mut w = st.window.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bucket = st.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        while w
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            w.pop_front();
-        }
-        let used: u64 = w.iter().map(|(_, n)| n).sum();
-        if used + total > tpm {
+        let capacity = tpm as f64;
+        let (left, at) = bucket.unwrap_or((capacity, now));
+        let left = (left + now.duration_since(at).as_secs_f64() * capacity / 60.0).min(capacity);
+        if left < total as f64 {
+            *bucket = Some((left, now));
             st.rejected_429.fetch_add(1, Ordering::SeqCst);
+            let wait = (total as f64 - left) * 60.0 / capacity;
             return (
                 StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "1")],
+                [("retry-after-ms", format!("{}", (wait * 1000.0).ceil() as u64))],
                 Json(json!({"error": {"message": "Rate limit reached for tokens per min", "type": "tokens", "code": "rate_limit_exceeded"}})),
             )
                 .into_response();
         }
-        w.push_back((now, total));
+        let left = left - total as f64;
+        *bucket = Some((left, now));
+        limit_headers = vec![
+            ("x-ratelimit-limit-tokens", tpm.to_string()),
+            (
+                "x-ratelimit-remaining-tokens",
+                format!("{}", left.floor() as u64),
+            ),
+            (
+                "x-ratelimit-reset-tokens",
+                format!("{:.3}s", (capacity - left) * 60.0 / capacity),
+            ),
+        ];
     }
     let content = match behaviour {
         Behaviour::Answer => answer(&req, false),
@@ -219,7 +232,7 @@ async fn handle(
     };
     st.answered.fetch_add(1, Ordering::SeqCst);
     st.tokens_used.fetch_add(total, Ordering::SeqCst);
-    Json(json!({
+    let mut resp = Json(json!({
         "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
         "object": "chat.completion",
         "created": chrono::Utc::now().timestamp(),
@@ -232,7 +245,13 @@ async fn handle(
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": st.completion_tokens,
                   "total_tokens": total}
     }))
-    .into_response()
+    .into_response();
+    for (name, value) in limit_headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    resp
 }
 
 /// Builds a valid answer from the request: criterion ids and bounds from the schema, quotes

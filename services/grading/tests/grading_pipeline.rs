@@ -562,3 +562,30 @@ async fn batched_write_fences_and_supersedes_sqlite() {
 async fn batched_write_fences_and_supersedes_postgres() {
     batched_write_fences_and_supersedes(Backend::Postgres).await;
 }
+
+/// The limiter against a provider that enforces its TPM limit (a refilling bucket, 429 past
+/// it): more work than the provider's bucket holds is spread out, and nothing is refused.
+#[tokio::test]
+async fn limiter_keeps_a_tpm_limited_provider_from_answering_429() {
+    let tpm = 12_000;
+    let fake = FakeProvider::start(Some(tpm)).await.unwrap();
+    let d = database(Backend::Sqlite).await;
+    let cfg = salestrainer_grading::worker::EngineConfig {
+        workers: 16,
+        ..fast_config()
+    };
+    let h = engine(&d.db, cfg, Some(fake.credential(0, tpm)), None, None);
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(session_ended(&h, &format!("tpm-{i}")).await.unwrap());
+    }
+    for id in &ids {
+        let j = wait_state(&d.db, id, JobState::Succeeded, T).await;
+        assert_eq!(j.attempts, 1, "no attempt was refused");
+    }
+    assert_eq!(fake.rejected_429(), 0);
+    assert_eq!(fake.answered(), 12);
+    // More than the provider's full bucket: sent all at once, some would have been refused.
+    assert!(fake.tokens_used() > tpm, "{}", fake.tokens_used());
+    h.stop.cancel();
+}

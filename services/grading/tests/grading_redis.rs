@@ -138,8 +138,9 @@ async fn redis_limiter_is_shared_and_corrected() {
         .await
         .unwrap()
         .expect_err("over budget");
+    // 400 left of 1,000, refilling at 1,000 per 61 s: the missing 200 take ~12.2 s.
     assert!(
-        wait > Duration::from_secs(50) && wait <= Duration::from_secs(61),
+        wait > Duration::from_secs(11) && wait <= Duration::from_millis(12_200),
         "{wait:?}"
     );
     // The call used only 100 tokens: the rest of the reservation is given back.
@@ -154,7 +155,6 @@ async fn redis_limiter_is_shared_and_corrected() {
         budget,
         salestrainer_grading::ratelimit::Observed {
             remaining_tokens: Some(0),
-            reset_tokens: Some(Duration::from_secs(2)),
             ..Default::default()
         },
     )
@@ -165,5 +165,9 @@ async fn redis_limiter_is_shared_and_corrected() {
         .await
         .unwrap()
         .expect_err("provider says empty");
-    assert!(wait <= Duration::from_secs(2), "{wait:?}");
+    // 50 tokens at 1,000 per 61 s: ~3.05 s.
+    assert!(
+        wait > Duration::from_millis(2_900) && wait <= Duration::from_millis(3_050),
+        "{wait:?}"
+    );
 }

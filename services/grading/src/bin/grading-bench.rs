@@ -4,8 +4,10 @@
 //!    → evaluation committed with its SessionGraded event), then a steady stream at about half
 //!    that rate for the p99 SessionEnded → SessionGraded latency.
 //! 2. A fake OpenAI-compatible provider that answers at once: the same burst.
-//! 3. A provider limited to 10,000 tokens per minute (it answers 429 past it): the share of
-//!    the budget used over `--tpm-seconds` (default 180) and the number of 429s.
+//! 3. A provider limited to 10,000 tokens per minute, enforced as OpenAI does (a bucket of
+//!    10,000 tokens refilling continuously at 10,000 per minute; 429 past it): the share of
+//!    what it admits at most over `--tpm-seconds` (default 180: 10,000 + 30,000) that was
+//!    used, and the number of 429s.
 //!
 //! Usage: grading-bench [--sessions N] [--tpm-seconds S] [--postgres URL]
 //! Workers: SALESTRAINER_GRADING_WORKERS (default 16).
@@ -252,9 +254,10 @@ async fn main() -> anyhow::Result<()> {
     feed(&e, "tpm", demand).await?;
     tokio::time::sleep(Duration::from_secs(a.tpm_seconds).saturating_sub(start.elapsed())).await;
     let used = fake.tokens_used();
-    let budget = tpm * a.tpm_seconds / 60;
+    // The provider's bucket starts full (tpm) and refills tpm per minute: the most it admits.
+    let budget = tpm + tpm * a.tpm_seconds / 60;
     println!(
-        "10,000 TPM over {} s: {used} of {budget} tokens used ({:.1}% of the budget), {} answers 429, {} accepted requests, {} graded",
+        "10,000 TPM over {} s: {used} of the {budget} tokens the provider admits at most ({:.1}% of the budget), {} answers 429, {} accepted requests, {} graded",
         a.tpm_seconds,
         used as f64 * 100.0 / budget as f64,
         fake.rejected_429(),
