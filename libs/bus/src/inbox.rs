@@ -1,6 +1,8 @@
 //! The inbox makes consumers idempotent: a consumer records each event id it handles in the same
 //! transaction as its state change, so a redelivered event changes nothing.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
@@ -55,6 +57,43 @@ pub async fn mark_handled<C: ConnectionTrait>(
         );
     let res = conn.execute(&stmt).await?;
     Ok(res.rows_affected() == 1)
+}
+
+/// [`mark_handled`] for a batch of event ids, one statement per chunk instead of one per event.
+/// Returns the ids recorded now; the others were handled before (skip them, still ack).
+pub async fn mark_handled_many<C: ConnectionTrait>(
+    conn: &C,
+    consumer: &str,
+    event_ids: &[&str],
+) -> Result<BTreeSet<String>, DbErr> {
+    // Rows per statement: well under both backends' bound-parameter limits.
+    const CHUNK: usize = 200;
+    let ids: BTreeSet<&str> = event_ids.iter().copied().collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let now = Utc::now();
+    let mut fresh = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut stmt = Query::insert();
+        stmt.into_table(entity::Entity).columns([
+            entity::Column::Consumer,
+            entity::Column::EventId,
+            entity::Column::HandledAt,
+        ]);
+        for id in chunk {
+            stmt.values([consumer.into(), (*id).into(), now.into()])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        stmt.on_conflict(
+            OnConflict::columns([entity::Column::Consumer, entity::Column::EventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_col(entity::Column::EventId);
+        for row in conn.query_all(&stmt).await? {
+            fresh.insert(row.try_get::<String>("", "event_id")?);
+        }
+    }
+    Ok(fresh)
 }
 
 /// Deletes inbox records older than `cutoff` and returns how many went. Keep the cutoff well

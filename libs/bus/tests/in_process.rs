@@ -196,3 +196,48 @@ async fn dropping_the_transport_ends_subscriptions() {
     })
     .await;
 }
+
+/// `next_batch` waits for one delivery, then takes only what is already at hand.
+#[tokio::test]
+async fn next_batch_takes_what_is_ready_without_waiting() {
+    bounded(async {
+        let t = InProcessTransport::default();
+        let topic = unique("topic");
+        let mut sub = t
+            .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+            .await
+            .unwrap();
+        for i in 0..5 {
+            t.publish(&envelope(&topic, i)).await.unwrap();
+        }
+        let first = sub.next_batch(3).await;
+        let rest = sub.next_batch(10).await;
+        let got: Vec<String> = first
+            .iter()
+            .chain(&rest)
+            .map(|d| payload_str(&d.envelope))
+            .collect();
+        assert_eq!(first.len(), 3);
+        assert_eq!(
+            got,
+            (0..5).map(|i| format!("payload-{i}")).collect::<Vec<_>>()
+        );
+        for d in first.into_iter().chain(rest) {
+            d.ack().await.unwrap();
+        }
+        // Nothing at hand: it waits for the next one, and returns it alone.
+        let later = {
+            let t = t.clone();
+            let topic = topic.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                t.publish(&envelope(&topic, 9)).await.unwrap();
+            })
+        };
+        let one = sub.next_batch(10).await;
+        assert_eq!(one.len(), 1);
+        assert_eq!(payload_str(&one[0].envelope), "payload-9");
+        later.await.unwrap();
+    })
+    .await;
+}

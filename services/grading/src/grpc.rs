@@ -194,6 +194,7 @@ impl GradingServiceApi {
             session_start_ms: None,
             session_duration_ms: None,
             max_attempts: engine.cfg.max_attempts,
+            trace_context: Default::default(),
         };
         let (j, created) = {
             let _gate = store::write_gate(&engine.db).await;
@@ -468,6 +469,7 @@ impl pb::grading_service_server::GradingService for GradingServiceApi {
             session_start_ms: last.session_start_ms,
             session_duration_ms: last.session_duration_ms,
             max_attempts: engine.cfg.max_attempts,
+            trace_context: Default::default(),
         };
         let (j, created) = store::create_regrade_job(&engine.db, &n)
             .await

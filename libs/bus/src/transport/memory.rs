@@ -356,6 +356,13 @@ impl SubscriptionSource for MemorySource {
             }
         })
     }
+
+    fn try_next(&mut self) -> Option<Delivery> {
+        match self.poll_once() {
+            Poll::Got(d) => Some(d),
+            Poll::Closed | Poll::Wait(_) => None,
+        }
+    }
 }
 
 impl Drop for MemorySource {

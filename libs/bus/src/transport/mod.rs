@@ -105,6 +105,11 @@ pub trait Transport: Send + Sync + 'static {
 pub trait SubscriptionSource: Send {
     /// The next delivery, waiting as long as needed; `None` once the transport is closed.
     fn next(&mut self) -> BoxFuture<'_, Option<Delivery>>;
+
+    /// A delivery that is ready now, without waiting; `None` when there is none at hand.
+    fn try_next(&mut self) -> Option<Delivery> {
+        None
+    }
 }
 
 /// A consumer's membership in a group. Dropping it stops the reading promptly; deliveries it had
@@ -124,6 +129,22 @@ impl Subscription {
     /// sense that matters: a delivery lost by dropping this future is simply redelivered later.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.source.next().await
+    }
+
+    /// Waits for the next delivery, then adds those already at hand, up to `max` in all, so a
+    /// consumer can handle a burst in one transaction. Empty once the transport has shut down.
+    pub async fn next_batch(&mut self, max: usize) -> Vec<Delivery> {
+        let Some(first) = self.source.next().await else {
+            return Vec::new();
+        };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match self.source.try_next() {
+                Some(d) => batch.push(d),
+                None => break,
+            }
+        }
+        batch
     }
 }
 

@@ -326,6 +326,10 @@ impl SubscriptionSource for RedisSource {
     fn next(&mut self) -> BoxFuture<'_, Option<Delivery>> {
         Box::pin(self.rx.recv())
     }
+
+    fn try_next(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
 }
 
 /// The background task of one subscription: reads with its own connection and feeds the

@@ -71,40 +71,6 @@ pub async fn apply(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcome
 /// Rows per multi-row statement (well under both backends' parameter limits).
 const CHUNK: usize = 200;
 
-/// The inbox marks of a whole batch in one statement per chunk: the same rows and the same
-/// conflict rule as `salestrainer_bus::inbox::mark_handled`, without a round trip per event.
-/// Returns the ids recorded now (the others were handled before).
-async fn mark_handled<C: ConnectionTrait>(
-    db: &C,
-    events: &[Parsed],
-) -> Result<BTreeSet<String>, DbErr> {
-    let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let ids: Vec<&str> = ids.into_iter().collect();
-    let now = chrono::Utc::now();
-    let mut fresh = BTreeSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-        let values = chunk
-            .iter()
-            .flat_map(|id| [CONSUMER.into(), (*id).into(), now.into()])
-            .collect::<Vec<Value>>();
-        let inserted = db
-            .query_all_raw(stmt(
-                db.get_database_backend(),
-                &format!(
-                    "INSERT INTO bus_inbox (consumer, event_id, handled_at) VALUES {rows} \
-                     ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id"
-                ),
-                values,
-            ))
-            .await?;
-        for row in &inserted {
-            fresh.insert(super::get_str(row, "event_id")?);
-        }
-    }
-    Ok(fresh)
-}
-
 async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcome, DbErr> {
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
@@ -158,7 +124,8 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
         }
     }
 
-    let fresh = mark_handled(&txn, events).await?;
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let fresh = salestrainer_bus::inbox::mark_handled_many(&txn, CONSUMER, &ids).await?;
     let mut delta = Delta::default();
     let mut dirty: BTreeSet<String> = BTreeSet::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();

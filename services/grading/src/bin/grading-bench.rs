@@ -1,7 +1,8 @@
 //! grading-bench: throughput and latency of the grading pipeline on this machine.
 //!
 //! 1. Built-in grader: a burst of sessions, graded per second end to end (SessionEnded handled
-//!    → evaluation committed with its SessionGraded event), then a steady stream at about half
+//!    as the consumer handles a burst, 16 per transaction → evaluation committed with its
+//!    SessionGraded event), then a steady stream at about half
 //!    that rate for the p99 SessionEnded → SessionGraded latency.
 //! 2. A fake OpenAI-compatible provider that answers at once: the same burst.
 //! 3. A provider limited to 10,000 tokens per minute, enforced as OpenAI does (a bucket of
@@ -12,10 +13,11 @@
 //! Usage: grading-bench [--sessions N] [--tpm-seconds S] [--postgres URL]
 //! Workers: SALESTRAINER_GRADING_WORKERS (default 16).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use salestrainer_grading::consumer::handle_session_ended;
+use salestrainer_grading::consumer::{handle_session_ended, handle_session_ended_batch};
 use salestrainer_grading::inputs::Credential;
 use salestrainer_grading::ratelimit::LocalRateLimit;
 use salestrainer_grading::store::{self, Migrator, evaluation, job};
@@ -91,10 +93,19 @@ fn engine(
     Ok((e, stop))
 }
 
+/// A burst of SessionEnded events, handled as the consumer takes a burst off the bus: up to 16
+/// per transaction.
 async fn feed(e: &Arc<Engine>, prefix: &str, n: usize) -> anyhow::Result<()> {
-    for i in 0..n {
-        let ev = session_ended("organizations/acme", &format!("{prefix}-{i}"));
-        if let Some(id) = handle_session_ended(&e.db, &ev, 5).await? {
+    let events: Vec<_> = (0..n)
+        .map(|i| session_ended("organizations/acme", &format!("{prefix}-{i}")))
+        .collect();
+    for chunk in events.chunks(16) {
+        let batch: Vec<_> = chunk.iter().map(|ev| (ev, BTreeMap::new())).collect();
+        for id in handle_session_ended_batch(&e.db, &batch, 5)
+            .await?
+            .into_iter()
+            .flatten()
+        {
             e.job_ready(&id).await;
         }
     }

@@ -62,6 +62,8 @@ pub struct NewJob {
     pub session_start_ms: Option<i64>,
     pub session_duration_ms: Option<i64>,
     pub max_attempts: i32,
+    /// W3C trace context the job's attempts continue (empty: the current span's).
+    pub trace_context: std::collections::BTreeMap<String, String>,
 }
 
 fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
@@ -90,10 +92,16 @@ fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
         dead_reason: Set(DeadReason::Unspecified as i32),
         last_error: Set(None),
         attempt_log: Set("[]".into()),
-        trace_context: Set(serde_json::to_string(
-            &salestrainer_runtime::telemetry::current_trace_context(),
-        )
-        .unwrap_or_else(|_| "{}".into())),
+        trace_context: Set({
+            let current;
+            let trace = if n.trace_context.is_empty() {
+                current = salestrainer_runtime::telemetry::current_trace_context();
+                &current
+            } else {
+                &n.trace_context
+            };
+            serde_json::to_string(trace).unwrap_or_else(|_| "{}".into())
+        }),
         evaluation: Set(None),
         started: Set(false),
         enqueued_at: Set(None),
