@@ -407,23 +407,36 @@ impl Engine {
         let clock = Instant::now();
         self.changed(&j.id);
         metrics::counter!("grading_attempts_total").increment(1);
-        // Renew the lease while the attempt runs (limiter waits can be long). Same task as the
-        // attempt, so a worker that dies stops renewing and the lease runs out.
         let mut step = PipelineStep::Clean;
-        let heartbeat = async {
-            loop {
-                tokio::time::sleep(self.cfg.lease / 3).await;
-                if !matches!(
-                    store::heartbeat(&self.db, &j.id, &token, lease_ms(self.cfg.lease)).await,
-                    Ok(true)
-                ) {
-                    return;
+        let result = if j.attempts > j.max_attempts {
+            // Claimed again only because the worker of its last allowed attempt was lost (a
+            // crash or kill mid-job, every time): a job that takes its workers down must not
+            // be handed out forever.
+            Err(Failure::Dead {
+                reason: DeadReason::MaxAttemptsExceeded,
+                error: format!(
+                    "no attempt finished in {} tries: the worker running it was lost",
+                    j.max_attempts
+                ),
+            })
+        } else {
+            // Renew the lease while the attempt runs (limiter waits can be long). Same task as
+            // the attempt, so a worker that dies stops renewing and the lease runs out.
+            let heartbeat = async {
+                loop {
+                    tokio::time::sleep(self.cfg.lease / 3).await;
+                    if !matches!(
+                        store::heartbeat(&self.db, &j.id, &token, lease_ms(self.cfg.lease)).await,
+                        Ok(true)
+                    ) {
+                        return;
+                    }
                 }
+            };
+            tokio::select! {
+                r = self.attempt(&j, &token, &mut step, stop) => r,
+                () = heartbeat => Err(Failure::LeaseLost),
             }
-        };
-        let result = tokio::select! {
-            r = self.attempt(&j, &token, &mut step, stop) => r,
-            () = heartbeat => Err(Failure::LeaseLost),
         };
         let outcome = match result {
             Ok((evaluation, event)) => Outcome::Succeeded {

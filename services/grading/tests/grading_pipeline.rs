@@ -589,3 +589,42 @@ async fn limiter_keeps_a_tpm_limited_provider_from_answering_429() {
     assert!(fake.tokens_used() > tpm, "{}", fake.tokens_used());
     h.stop.cancel();
 }
+
+/// A job whose worker was lost on every allowed attempt (its lease expired each time) is not
+/// handed out forever: the next claim ends it DEAD with GradingFailed, and nothing is graded.
+#[tokio::test]
+async fn job_that_keeps_losing_its_worker_goes_dead() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let d = database(Backend::Sqlite).await;
+    let event = salestrainer_grading::testkit::session_ended("organizations/acme", "poison");
+    let id = salestrainer_grading::consumer::handle_session_ended(&d.db, &event, 3)
+        .await
+        .unwrap()
+        .unwrap();
+    // As after three claims whose workers all died mid-job.
+    store::job::ActiveModel {
+        id: Set(id.clone()),
+        state: Set(JobState::Running as i32),
+        attempts: Set(3),
+        lease_token: Set(Some("a-lost-worker".into())),
+        lease_until: Set(Some(store::now_ms() - 1)),
+        ..Default::default()
+    }
+    .update(&d.db)
+    .await
+    .unwrap();
+    let h = engine(&d.db, fast_config(), None, None, None);
+    let j = wait_state(&d.db, &id, JobState::Dead, T).await;
+    assert_eq!(j.dead_reason, DeadReason::MaxAttemptsExceeded as i32);
+    assert!(j.last_error.unwrap().contains("lost"));
+    assert_eq!(
+        h.transcripts
+            .fetches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(evaluations_of(&d.db, &session("poison")).await.is_empty());
+    let types = outbox_types(&d.db).await;
+    assert_eq!(types.iter().filter(|t| *t == "grading.failed").count(), 1);
+    h.stop.cancel();
+}
