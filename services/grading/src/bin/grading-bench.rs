@@ -263,6 +263,10 @@ async fn main() -> anyhow::Result<()> {
     let demand = (a.tpm_seconds as usize / 2).max(60);
     let start = Instant::now();
     feed(&e, "tpm", demand).await?;
+    // After the first minute the full bucket is spent and only the refill is left to use.
+    let first_minute = Duration::from_secs(60.min(a.tpm_seconds));
+    tokio::time::sleep(first_minute.saturating_sub(start.elapsed())).await;
+    let used_first_minute = fake.tokens_used();
     tokio::time::sleep(Duration::from_secs(a.tpm_seconds).saturating_sub(start.elapsed())).await;
     let used = fake.tokens_used();
     // The provider's bucket starts full (tpm) and refills tpm per minute: the most it admits.
@@ -275,6 +279,14 @@ async fn main() -> anyhow::Result<()> {
         fake.answered(),
         succeeded(&db).await?
     );
+    if a.tpm_seconds > 60 {
+        let refill = tpm * (a.tpm_seconds - 60) / 60;
+        println!(
+            "  after the first minute: {} of the {refill} tokens refilled ({:.1}%)",
+            used - used_first_minute,
+            (used - used_first_minute) as f64 * 100.0 / refill as f64
+        );
+    }
     stop.cancel();
     let _ = store::now_ms();
     Ok(())
