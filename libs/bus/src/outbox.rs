@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::Envelope;
@@ -75,6 +76,30 @@ pub async fn enqueue_many<C: ConnectionTrait>(conn: &C, envs: &[Envelope]) -> Re
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// Marks rows sent within `window` before now as unsent again, so the relay sends them once
+/// more; returns how many. For a transport that keeps nothing across restarts: any of them may
+/// have been held in memory, not yet consumed, when the process stopped. Consumers are
+/// idempotent (the inbox), so what they had handled changes nothing.
+pub async fn resend_sent_within<C: ConnectionTrait>(
+    conn: &C,
+    window: Duration,
+) -> Result<u64, DbErr> {
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    let cutoff = Utc::now()
+        .checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let res = entity::Entity::update_many()
+        .col_expr(
+            entity::Column::SentAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(entity::Column::SentAt.is_not_null())
+        .filter(entity::Column::SentAt.gte(cutoff))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected)
 }
 
 /// Deletes rows sent more than `retention` ago and returns how many went. The relay calls it

@@ -34,6 +34,10 @@ pub struct RelayOptions {
     pub max_backoff: Duration,
     /// On shutdown, how long the relay may spend publishing what is still unsent.
     pub shutdown_flush: Duration,
+    /// With a transport that keeps nothing across restarts (in-process), rows sent this long
+    /// before the start are sent again at the start: the process may have stopped before
+    /// their consumers took them. Zero turns it off; durable transports never replay.
+    pub replay_on_start: Duration,
 }
 
 impl Default for RelayOptions {
@@ -46,6 +50,8 @@ impl Default for RelayOptions {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
             shutdown_flush: Duration::from_secs(2),
+            // As long as sent rows are kept.
+            replay_on_start: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -112,6 +118,18 @@ impl Relay {
     }
 
     async fn run(self, shutdown: CancellationToken) {
+        if !self.transport.durable() && !self.opts.replay_on_start.is_zero() {
+            match crate::outbox::resend_sent_within(&self.db, self.opts.replay_on_start).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    events = n,
+                    "bus relay: sending recent events again (the in-process bus kept nothing across the restart)"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bus relay: cannot mark recent events for resending")
+                }
+            }
+        }
         let mut backoff = self.opts.min_backoff;
         // Clean up soon after start, then every cleanup_interval.
         let mut next_cleanup = tokio::time::Instant::now() + Duration::from_secs(1);

@@ -85,6 +85,8 @@ async fn outbox_scenario(tdb: TestDb) {
     let opts = RelayOptions {
         // Long enough that only a notification (or the start-up round) can explain a fast send.
         sweep_interval: Duration::from_secs(60),
+        // The same bus lives on here (no restart): nothing to send again.
+        replay_on_start: Duration::ZERO,
         ..RelayOptions::default()
     };
     let (notifier, handle) = Relay::start(
@@ -174,6 +176,79 @@ async fn failure_scenario(tdb: TestDb) {
 
     drop(sub);
     tdb.cleanup().await;
+}
+
+/// The in-process bus keeps nothing across a restart: events the relay had sent but no consumer
+/// had taken yet are sent again by the next start's relay (consumers' inboxes make repeats
+/// harmless); rows sent before the replay window stay sent.
+async fn replay_scenario(tdb: TestDb) {
+    let db = &tdb.db;
+    let topic = unique("replay");
+    let e1 = envelope(&topic, 1);
+    let e2 = envelope(&topic, 2);
+    enqueue_committed(db, &e1).await;
+    enqueue_committed(db, &e2).await;
+    // The first process sends both, then stops before any consumer took them.
+    {
+        let transport = InProcessTransport::default();
+        assert_eq!(relay_once(db, &transport, 100).await.unwrap(), 2);
+    }
+    assert!(rows(db).await.iter().all(|r| r.sent_at.is_some()));
+
+    // The next start: a fresh bus, and its relay sends them again, in order.
+    let transport = InProcessTransport::default();
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let (_, handle) = Relay::start(
+        db.clone(),
+        Arc::new(transport.clone()),
+        RelayOptions::default(),
+        shutdown.clone(),
+    );
+    for expected in [&e1, &e2] {
+        let d = expect_next(&mut sub).await;
+        assert_eq!(&d.envelope, expected);
+        d.ack().await.unwrap();
+    }
+    expect_nothing(&mut sub, Duration::from_millis(200)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+
+    // Sent longer ago than the window: not sent again.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let transport = InProcessTransport::default();
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let (_, handle) = Relay::start(
+        db.clone(),
+        Arc::new(transport.clone()),
+        RelayOptions {
+            replay_on_start: Duration::from_millis(10),
+            ..RelayOptions::default()
+        },
+        shutdown.clone(),
+    );
+    expect_nothing(&mut sub, Duration::from_millis(300)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+    drop(sub);
+    tdb.cleanup().await;
+}
+
+#[tokio::test]
+async fn replay_after_restart_sqlite() {
+    bounded(async { replay_scenario(TestDb::sqlite().await).await }).await;
+}
+
+#[tokio::test]
+async fn replay_after_restart_postgres() {
+    bounded(async { replay_scenario(TestDb::postgres().await).await }).await;
 }
 
 #[tokio::test]

@@ -228,6 +228,10 @@ impl Transport for InProcessTransport {
         Box::pin(async move { self.publish_sync(env) })
     }
 
+    fn durable(&self) -> bool {
+        false
+    }
+
     fn subscribe<'a>(
         &'a self,
         topic: &'a str,

@@ -93,6 +93,13 @@ pub trait Transport: Send + Sync + 'static {
         opts: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription>>;
 
+    /// Whether a published event outlives this process (Redis does; the in-process transport
+    /// loses what its consumers had not taken yet, so its relays send recent events again at
+    /// the next start, see [`crate::RelayOptions::replay_on_start`]).
+    fn durable(&self) -> bool {
+        true
+    }
+
     /// How much work `group` still has on `topic`.
     fn queue_depth<'a>(
         &'a self,
