@@ -232,7 +232,9 @@ impl Engine {
         let mut running = tokio::task::JoinSet::new();
         let slots = self.cfg.workers.max(1);
         while !stop.is_cancelled() {
-            while running.try_join_next().is_some() {}
+            while let Some(done) = running.try_join_next() {
+                reap(done);
+            }
             let free = slots.saturating_sub(running.len());
             let mut claimed_all = false;
             if free > 0 {
@@ -253,13 +255,13 @@ impl Engine {
                 // a busy queue is claimed in batches rather than one transaction per job.
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    _ = running.join_next() => {}
+                    Some(done) = running.join_next() => reap(done),
                 }
                 let until = tokio::time::Instant::now() + CLAIM_GATHER;
                 while slots.saturating_sub(running.len()) < slots.div_ceil(2) {
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        _ = running.join_next() => {}
+                        Some(done) = running.join_next() => reap(done),
                         () = tokio::time::sleep_until(until) => break,
                     }
                 }
@@ -268,13 +270,15 @@ impl Engine {
             // Nothing more due now: wait for a new job, a finished attempt or the poll.
             tokio::select! {
                 () = stop.cancelled() => break,
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(done) = running.join_next(), if !running.is_empty() => reap(done),
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.cfg.poll) => {}
             }
         }
         // Attempts see `stop` themselves; let them end (or leave their lease to expire).
-        while running.join_next().await.is_some() {}
+        while let Some(done) = running.join_next().await {
+            reap(done);
+        }
     }
 
     /// Distributed mode: job ids from the Redis stream.
@@ -923,6 +927,15 @@ impl UsageRow {
             create_ms: Set(now_ms()),
             ..Default::default()
         }
+    }
+}
+
+/// Logs an attempt task that panicked; its lease runs out and another attempt takes over.
+fn reap(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        tracing::error!(error = %e, "a grading attempt panicked");
     }
 }
 
