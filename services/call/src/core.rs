@@ -85,9 +85,14 @@ impl Core {
     /// Ends (or cancels) a session with everything that goes with it.
     pub async fn end(&self, session_id: &str, ending: Ending) -> ApiResult<Ended> {
         let db = self.db()?;
-        let ended = store::end_session(db, session_id, ending)
-            .await
-            .map_err(write_error)?;
+        let ended = {
+            // Queue behind this process's other SQLite writers instead of in SQLite's busy
+            // handler (no-op on PostgreSQL).
+            let _gate = store::SQLITE_WRITES.enter(db).await;
+            store::end_session(db, session_id, ending)
+                .await
+                .map_err(write_error)?
+        };
         if ended.changed {
             self.changed(ended.session.clone(), true);
             self.threads.remove(session_id).await;

@@ -59,9 +59,14 @@ pub async fn append(
             }
         };
         let seg = to_domain(msg.segment)?;
-        let outcome = store::apply_segment(core.db()?, &m.id, seg)
-            .await
-            .map_err(write_error)?;
+        let db = core.db()?;
+        let outcome = {
+            // Queue behind this process's other SQLite writers (no-op on PostgreSQL).
+            let _gate = store::SQLITE_WRITES.enter(db).await;
+            store::apply_segment(db, &m.id, seg)
+                .await
+                .map_err(write_error)?
+        };
         if outcome.changed() {
             accepted += 1;
         } else {
