@@ -178,6 +178,22 @@ async fn failure_scenario(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// A process start: a fresh in-process bus with a consumer on `topic`, and the relay.
+async fn start_process(
+    db: &DatabaseConnection,
+    topic: &str,
+    opts: RelayOptions,
+) -> (Subscription, CancellationToken, tokio::task::JoinHandle<()>) {
+    let transport = InProcessTransport::default();
+    let sub = transport
+        .subscribe(topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let (_, handle) = Relay::start(db.clone(), Arc::new(transport), opts, shutdown.clone());
+    (sub, shutdown, handle)
+}
+
 /// The in-process bus keeps nothing across a restart: events the relay had sent but no consumer
 /// had taken yet are sent again by the next start's relay (consumers' inboxes make repeats
 /// harmless); rows sent before the replay window stay sent.
@@ -196,18 +212,7 @@ async fn replay_scenario(tdb: TestDb) {
     assert!(rows(db).await.iter().all(|r| r.sent_at.is_some()));
 
     // The next start: a fresh bus, and its relay sends them again, in order.
-    let transport = InProcessTransport::default();
-    let mut sub = transport
-        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let (_, handle) = Relay::start(
-        db.clone(),
-        Arc::new(transport.clone()),
-        RelayOptions::default(),
-        shutdown.clone(),
-    );
+    let (mut sub, shutdown, handle) = start_process(db, &topic, RelayOptions::default()).await;
     for expected in [&e1, &e2] {
         let d = expect_next(&mut sub).await;
         assert_eq!(&d.envelope, expected);
@@ -219,21 +224,11 @@ async fn replay_scenario(tdb: TestDb) {
 
     // Sent longer ago than the window: not sent again.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let transport = InProcessTransport::default();
-    let mut sub = transport
-        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let (_, handle) = Relay::start(
-        db.clone(),
-        Arc::new(transport.clone()),
-        RelayOptions {
-            replay_on_start: Duration::from_millis(10),
-            ..RelayOptions::default()
-        },
-        shutdown.clone(),
-    );
+    let opts = RelayOptions {
+        replay_on_start: Duration::from_millis(10),
+        ..RelayOptions::default()
+    };
+    let (mut sub, shutdown, handle) = start_process(db, &topic, opts).await;
     expect_nothing(&mut sub, Duration::from_millis(300)).await;
     shutdown.cancel();
     handle.await.unwrap();

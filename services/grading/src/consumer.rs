@@ -37,14 +37,14 @@ pub async fn handle_session_ended(
     event: &ev::Event,
     max_attempts: i32,
 ) -> anyhow::Result<Option<String>> {
-    let trace = salestrainer_runtime::telemetry::current_trace_context();
-    let created = handle_session_ended_batch(db, &[(event, trace)], max_attempts).await?;
+    // No context of its own: the job takes the current span's.
+    let created = handle_session_ended_batch(db, &[(event, BTreeMap::new())], max_attempts).await?;
     Ok(created.into_iter().next().flatten())
 }
 
 /// Creates the jobs of a batch of SessionEnded events in one transaction (one inbox statement
 /// for the batch, one insert per new job), each job keeping the trace context given with its
-/// event. Returns, per event, the job id when a job was created now.
+/// event (an empty one: the current span's). Returns, per event, the job id when a job was created now.
 pub async fn handle_session_ended_batch(
     db: &DatabaseConnection,
     events: &[(&ev::Event, BTreeMap<String, String>)],

@@ -34,12 +34,8 @@ impl Budget {
     }
 }
 
-/// A granted reservation.
-#[derive(Clone, Debug)]
-pub enum Permit {
-    Local(Reservation),
-    Redis { tokens: u64 },
-}
+/// A granted reservation (the tokens it booked), in-process or in Redis alike.
+pub type Permit = Reservation;
 
 /// Provider hints from `x-ratelimit-remaining-*` headers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -144,7 +140,7 @@ impl RateLimit for LocalRateLimit {
         tokens: u64,
     ) -> BoxFuture<'a, anyhow::Result<Result<Permit, Duration>>> {
         let r = self.with(key, budget, |l, now| l.reserve(now, tokens));
-        Box::pin(async move { Ok(r.map(Permit::Local)) })
+        Box::pin(async move { Ok(r) })
     }
 
     fn correct<'a>(
@@ -154,9 +150,7 @@ impl RateLimit for LocalRateLimit {
         permit: &'a Permit,
         actual: u64,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        if let Permit::Local(r) = permit {
-            self.with(key, budget, |l, now| l.correct(now, *r, actual));
-        }
+        self.with(key, budget, |l, now| l.correct(now, *permit, actual));
         Box::pin(async { Ok(()) })
     }
 
@@ -265,7 +259,7 @@ impl RateLimit for RedisRateLimit {
                 .run(key, budget, &["reserve".into(), tokens.to_string()])
                 .await?;
             if granted == 1 {
-                Ok(Ok(Permit::Redis { tokens }))
+                Ok(Ok(Permit { tokens }))
             } else {
                 Ok(Err(Duration::from_millis(
                     u64::try_from(wait).unwrap_or(1).max(1),
@@ -282,15 +276,17 @@ impl RateLimit for RedisRateLimit {
         actual: u64,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            if let Permit::Redis { tokens } = permit {
-                let actual = actual.min(UNLIMITED);
-                self.run(
-                    key,
-                    budget,
-                    &["correct".into(), tokens.to_string(), actual.to_string()],
-                )
-                .await?;
-            }
+            let actual = actual.min(UNLIMITED);
+            self.run(
+                key,
+                budget,
+                &[
+                    "correct".into(),
+                    permit.tokens.to_string(),
+                    actual.to_string(),
+                ],
+            )
+            .await?;
             Ok(())
         })
     }

@@ -464,8 +464,10 @@ impl Engine {
             // without counting a failure.
             return;
         }
+        let id = j.id.clone();
+        // The job row moves into the op: it carries the checkpoint, transcript and all.
         let op = store::WriteOp::Finish {
-            job: Box::new(j.clone()),
+            job: Box::new(j),
             token,
             attempt_start_ms: started,
             step,
@@ -478,10 +480,10 @@ impl Engine {
                 metrics::histogram!("grading_attempt_seconds")
                     .record(clock.elapsed().as_secs_f64());
             }
-            Ok(false) => tracing::info!(job = %j.id, "lease lost before the attempt was recorded"),
-            Err(e) => tracing::warn!(job = %j.id, error = %e, "recording a grading attempt failed"),
+            Ok(false) => tracing::info!(job = %id, "lease lost before the attempt was recorded"),
+            Err(e) => tracing::warn!(job = %id, error = %e, "recording a grading attempt failed"),
         }
-        self.changed(&j.id);
+        self.changed(&id);
     }
 
     async fn save(

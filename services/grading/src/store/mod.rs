@@ -93,14 +93,12 @@ fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
         last_error: Set(None),
         attempt_log: Set("[]".into()),
         trace_context: Set({
-            let current;
-            let trace = if n.trace_context.is_empty() {
-                current = salestrainer_runtime::telemetry::current_trace_context();
-                &current
-            } else {
-                &n.trace_context
-            };
-            serde_json::to_string(trace).unwrap_or_else(|_| "{}".into())
+            let current = n
+                .trace_context
+                .is_empty()
+                .then(salestrainer_runtime::telemetry::current_trace_context);
+            serde_json::to_string(current.as_ref().unwrap_or(&n.trace_context))
+                .unwrap_or_else(|_| "{}".into())
         }),
         evaluation: Set(None),
         started: Set(false),
@@ -229,8 +227,16 @@ fn due_condition(now: i64) -> Condition {
         )
 }
 
-/// The claim UPDATE: due jobs (the caller narrows by id) become RUNNING under `token`.
-fn take_lease(token: &str, now: i64, lease_ms: i64) -> sea_orm::UpdateMany<job::Entity> {
+/// Leases those of `ids` that are still due to `token` (one compare-and-set UPDATE, so of
+/// several claimers exactly one wins each row), reads them back, and marks their first claim
+/// with GradingStarted, all inside the caller's transaction.
+async fn take_lease<C: ConnectionTrait>(
+    txn: &C,
+    ids: &[String],
+    token: &str,
+    lease_ms: i64,
+) -> Result<Vec<job::Model>, DbErr> {
+    let now = now_ms();
     job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
         .col_expr(
@@ -241,48 +247,51 @@ fn take_lease(token: &str, now: i64, lease_ms: i64) -> sea_orm::UpdateMany<job::
         .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
         .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
         .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .filter(job::Column::Id.is_in(ids.iter().cloned()))
         .filter(due_condition(now))
+        .exec(txn)
+        .await?;
+    let mut claimed = job::Entity::find()
+        .filter(job::Column::Id.is_in(ids.iter().cloned()))
+        .filter(job::Column::LeaseToken.eq(token))
+        .order_by_asc(job::Column::NextAttemptAt)
+        .all(txn)
+        .await?;
+    let mut first = Vec::new();
+    let mut events = Vec::new();
+    for j in claimed.iter_mut().filter(|j| !j.started) {
+        j.started = true;
+        first.push(j.id.clone());
+        events.push(grading_started(j));
+    }
+    if !first.is_empty() {
+        job::Entity::update_many()
+            .col_expr(job::Column::Started, Expr::value(true))
+            .filter(job::Column::Id.is_in(first))
+            .exec(txn)
+            .await?;
+        salestrainer_runtime::events::enqueue_many(txn, &events).await?;
+    }
+    Ok(claimed)
 }
 
-/// Claims job `id` if it is due: one atomic compare-and-set UPDATE, so of several workers
-/// exactly one wins. The first claim also emits GradingStarted in the same transaction.
+/// Claims job `id` if it is due. The first claim also emits GradingStarted in the same
+/// transaction.
 pub async fn claim(
     db: &DatabaseConnection,
     id: &str,
     lease_ms: i64,
 ) -> Result<Option<(job::Model, String)>, DbErr> {
     let _gate = write_gate(db).await;
-    let now = now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let txn = db.begin().await?;
-    let res = take_lease(&token, now, lease_ms)
-        .filter(job::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    let Some(mut j) = find_job(&txn, id).await? else {
-        txn.rollback().await?;
-        return Ok(None);
-    };
-    if !j.started {
-        job::Entity::update_many()
-            .col_expr(job::Column::Started, Expr::value(true))
-            .filter(job::Column::Id.eq(id))
-            .exec(&txn)
-            .await?;
-        j.started = true;
-        salestrainer_runtime::events::enqueue(&txn, &grading_started(&j)).await?;
-    }
+    let claimed = take_lease(&txn, &[id.to_owned()], &token, lease_ms).await?;
     txn.commit().await?;
-    Ok(Some((j, token)))
+    Ok(claimed.into_iter().next().map(|j| (j, token)))
 }
 
 /// Claims up to `limit` due jobs, oldest first, in one transaction: one lease token for the
-/// batch, fenced like [`claim`] (the UPDATE re-checks that each row is still due, so a row
-/// another replica claimed in between is skipped). First claims emit GradingStarted.
+/// batch, fenced like [`claim`] (a row another replica claimed in between is skipped).
 pub async fn claim_due(
     db: &DatabaseConnection,
     limit: u64,
@@ -292,7 +301,6 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
     let _gate = write_gate(db).await;
-    let now = now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let txn = db.begin().await?;
     // PostgreSQL: rows another replica is claiming right now are skipped, not waited for
@@ -300,7 +308,7 @@ pub async fn claim_due(
     let ids: Vec<String> = job::Entity::find()
         .select_only()
         .column(job::Column::Id)
-        .filter(due_condition(now))
+        .filter(due_condition(now_ms()))
         .order_by_asc(job::Column::NextAttemptAt)
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
@@ -311,34 +319,7 @@ pub async fn claim_due(
         txn.rollback().await?;
         return Ok(Vec::new());
     }
-    take_lease(&token, now, lease_ms)
-        .filter(job::Column::Id.is_in(ids.iter().cloned()))
-        .exec(&txn)
-        .await?;
-    let mut claimed = job::Entity::find()
-        .filter(job::Column::Id.is_in(ids))
-        .filter(job::Column::LeaseToken.eq(token.as_str()))
-        .order_by_asc(job::Column::NextAttemptAt)
-        .all(&txn)
-        .await?;
-    let first: Vec<String> = claimed
-        .iter()
-        .filter(|j| !j.started)
-        .map(|j| j.id.clone())
-        .collect();
-    if !first.is_empty() {
-        job::Entity::update_many()
-            .col_expr(job::Column::Started, Expr::value(true))
-            .filter(job::Column::Id.is_in(first))
-            .exec(&txn)
-            .await?;
-        let mut events = Vec::new();
-        for j in claimed.iter_mut().filter(|j| !j.started) {
-            j.started = true;
-            events.push(grading_started(j));
-        }
-        salestrainer_runtime::events::enqueue_many(&txn, &events).await?;
-    }
+    let claimed = take_lease(&txn, &ids, &token, lease_ms).await?;
     txn.commit().await?;
     Ok(claimed.into_iter().map(|j| (j, token.clone())).collect())
 }
