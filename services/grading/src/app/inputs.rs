@@ -8,11 +8,14 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use salestrainer_config_client::ConfigClient;
 use salestrainer_proto::{call as callpb, config as cfgpb};
-use salestrainer_runtime::{Context, Peer, context::ServiceAuth};
+use salestrainer_runtime::{
+    Context, Peer, context::ServiceAuth, error::peer_is_transient, time::duration_ms,
+};
 use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
 
 use crate::domain::text::keywords;
 use crate::domain::types::{Criterion, GoalKind, RawTurn, Rubric};
+use crate::store;
 
 /// Why an input could not be had.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,13 +35,13 @@ impl std::fmt::Display for InputError {
 }
 
 impl InputError {
+    /// A peer's refusal: retried when the runtime deems the peer's answer transient.
     fn from_status(what: &str, s: &Status) -> InputError {
         let msg = format!("{what}: {} ({:?})", s.message(), s.code());
-        match s.code() {
-            Code::NotFound | Code::InvalidArgument | Code::PermissionDenied => {
-                InputError::Permanent(msg)
-            }
-            _ => InputError::Transient(msg),
+        if peer_is_transient(s.code()) {
+            InputError::Transient(msg)
+        } else {
+            InputError::Permanent(msg)
         }
     }
 }
@@ -189,7 +192,8 @@ impl GradingInputs for ConfigInputs {
                 Ok(p) => Some(p.display_name).filter(|n| !n.is_empty()),
                 Err(_) => None,
             };
-            let template_name = format!("{organization}/promptTemplates/builtin-grading");
+            let template_name =
+                store::resource_name(organization, "promptTemplates", "builtin-grading");
             let template = match self.client.prompt_template(&template_name, 0).await {
                 Ok(t) => Some(PromptTemplate {
                     name: t.name,
@@ -253,13 +257,8 @@ impl CallTranscripts {
 }
 
 fn ms(d: Option<&prost_types::Duration>) -> Option<u64> {
-    d.and_then(|d| {
-        let ms = d
-            .seconds
-            .checked_mul(1000)?
-            .checked_add(i64::from(d.nanos / 1_000_000))?;
-        u64::try_from(ms).ok()
-    })
+    d.and_then(duration_ms)
+        .and_then(|ms| u64::try_from(ms).ok())
 }
 
 impl TranscriptSource for CallTranscripts {
