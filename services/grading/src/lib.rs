@@ -8,6 +8,7 @@
 
 pub mod consumer;
 pub mod domain;
+pub mod eval;
 pub mod grpc;
 pub mod inputs;
 pub mod names;

@@ -431,47 +431,5 @@ pub fn evaluation_pb(
     }
 }
 
-/// The built-in grading prompt, used when the organization has no grading template.
-pub const BUILTIN_PROMPT: &str = "You are an expert sales coach grading a recorded sales \
-training call between a trainee (the seller) and a customer.\n\
-Goal of the call: {{goal}}\nProduct: {{product_brief}}\nCustomer: {{persona_name}}\n\
-Call summary: {{summary}}\n\
-Rubric {{rubric}} (passing score {{passing_score}} of 100). Criteria:\n{{criteria}}\n\
-Score every criterion on its own scale, give a short rationale, and quote the exact \
-transcript lines you relied on, copied verbatim without the [id] and speaker prefix. \
-Say whether the goal was reached. Answer only with JSON matching the schema.\n\n\
-Transcript:\n{{transcript}}";
-
-pub fn criteria_text(rubric: &Rubric) -> String {
-    rubric
-        .criteria
-        .iter()
-        .map(|c| {
-            let levels: Vec<String> = c.levels.iter().map(|(s, d)| format!("{s} = {d}")).collect();
-            format!(
-                "- {} (skill {}, weight {}, scale {}..{}): {}{}",
-                c.id,
-                c.skill,
-                c.weight,
-                c.scale_min,
-                c.scale_max,
-                c.description,
-                if levels.is_empty() {
-                    String::new()
-                } else {
-                    format!(" Levels: {}.", levels.join("; "))
-                }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Renders `{{variable}}` placeholders; unknown ones are left as they are.
-pub fn render(body: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = body.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{{{k}}}}}"), v);
-    }
-    out
-}
+// The prompt now lives with the other LLM grading rules in the domain.
+pub use crate::domain::prompt::{BUILTIN_PROMPT, criteria_text, render};
