@@ -321,6 +321,12 @@ pub const OBJECTIONS: &[&str] = &[
     "crashed",
     "not happy",
     "freeze",
+    "only have",
+    "that's it",
+    "in the middle of",
+    "make it quick",
+    "not this week",
+    "no budget",
 ];
 
 /// Agreement to a proposal, checked in the opening of a reply.
@@ -358,7 +364,6 @@ pub const ACCEPTANCE: &[&str] = &[
     "book it",
     "send it over",
     "send it",
-    "i'm in",
     "count me in",
     "fine",
     "alright",

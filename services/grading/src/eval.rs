@@ -338,6 +338,8 @@ pub struct Graded {
     /// (criterion id, score, normalised 0–100).
     pub criteria: Vec<(String, i32, f64)>,
     pub closed: bool,
+    /// One line per criterion with its rationale, for `--verbose`.
+    pub details: Vec<String>,
 }
 
 /// Runs one call through the pipeline's steps, as the grading worker does.
@@ -384,6 +386,11 @@ pub async fn grade_call(
             .map(|c| (c.id.clone(), c.score, c.normalized))
             .collect(),
         closed: close.closed,
+        details: grade
+            .criteria
+            .iter()
+            .map(|c| format!("{} {}/{}: {}", c.id, c.score, c.scale_max, c.rationale))
+            .collect(),
     })
 }
 
@@ -406,6 +413,8 @@ pub struct Report {
     /// Mean overall score per label.
     pub mean_by_label: Vec<(Quality, f64)>,
     pub misses: Vec<String>,
+    /// Per call: labels, scores and rationales.
+    pub details: Vec<String>,
 }
 
 impl Report {
@@ -431,6 +440,14 @@ impl Report {
 
     pub fn closed_accuracy(&self) -> f64 {
         Self::share(self.closed_right, self.calls)
+    }
+
+    /// The report as `grader-eval` prints it; `verbose` adds every call's scores and reasons.
+    pub fn render_verbose(&self) -> String {
+        let mut out = self.details.join("\n");
+        out.push_str("\n\n");
+        out.push_str(&self.render());
+        out
     }
 
     /// The report as `grader-eval` prints it.
@@ -604,6 +621,15 @@ pub async fn run(set: &EvalSet, grader: &Grader) -> Report {
     let mut sums: BTreeMap<Quality, (f64, usize)> = BTreeMap::new();
     for (c, g) in set.calls.iter().zip(&graded) {
         let Some(g) = g else { continue };
+        r.details.push(format!(
+            "{} [{:?}, closed {}] overall {:.1}, closed {}\n    {}",
+            c.id,
+            c.overall,
+            c.closed,
+            g.overall,
+            g.closed,
+            g.details.join("\n    ")
+        ));
         let e = sums.entry(c.overall).or_default();
         e.0 += g.overall;
         e.1 += 1;

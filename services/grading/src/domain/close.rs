@@ -1,9 +1,10 @@
 //! Step 4 of the pipeline: was the scenario's goal reached?
 
 use super::text::{
-    ACCEPTANCE, DEFERRALS, contains_any, find_any, find_phrase, find_time_expr, is_rejection,
-    keywords, proposes, quote_around, sentences, stem, words,
+    ACCEPTANCE, DEFERRALS, contains_any, find_any, find_phrase, find_specific_time,
+    find_time_expr, is_rejection, keywords, proposes, quote_around, sentences, stem, words,
 };
+use salestrainer_conversation::NEXT_STEP_ASKS;
 use super::types::{Evidence, GoalKind, Speaker, Turn};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +191,15 @@ fn book_meeting(parties: &[&Turn]) -> Option<Vec<Evidence>> {
         if time_t.is_none() && time_p.is_none() {
             continue;
         }
+        // A meeting was on the table: its words, an ask, or a specific day or hour proposed
+        // ("Next Tuesday at 9am?"); a yes to small talk about "this week" is not one.
+        let meeting = contains_any(&t.text, MEETING_TERMS)
+            || contains_any(&t.text, NEXT_STEP_ASKS)
+            || find_specific_time(&t.text).is_some()
+            || (time_p.is_some() && contains_any(agreed, MEETING_TERMS));
+        if !meeting {
+            continue;
+        }
         let range = find_any(&t.text, MEETING_TERMS)
             .map(|(_, s, e)| (s, e))
             .or(time_t)
@@ -203,14 +213,16 @@ fn book_meeting(parties: &[&Turn]) -> Option<Vec<Evidence>> {
     for t in parties {
         if t.speaker == Speaker::Trainee {
             proposed |= proposes(&t.text)
-                && (find_time_expr(&t.text).is_some() || contains_any(&t.text, MEETING_TERMS));
+                && (find_specific_time(&t.text).is_some()
+                    || contains_any(&t.text, MEETING_TERMS)
+                    || contains_any(&t.text, NEXT_STEP_ASKS));
             continue;
         }
         if !proposed {
             continue;
         }
         if let Some(a) = agreement(&t.text)
-            && find_time_expr(&t.text[a.part.0..a.part.1]).is_some()
+            && find_specific_time(&t.text[a.part.0..a.part.1]).is_some()
         {
             return Some(vec![evidence(t, a.cue)]);
         }

@@ -16,7 +16,8 @@
 use super::close::{CloseDecision, agreement, decide};
 use super::metrics::{Metrics, compute};
 use super::text::{
-    DEFERRALS, content_stems, contains_any, filler_count, find_any, find_phrase, find_time_expr,
+    DEFERRALS, content_stems, contains_any, filler_count, find_any, find_phrase,
+    find_specific_time, find_time_expr,
     is_open_question, keywords, number_tokens, proposes, questions, quote_around,
     sentences, shared, word_count, words,
 };
@@ -387,6 +388,7 @@ impl<'a> Analysis<'a> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        let brief_stems: Vec<String> = terms.iter().flat_map(|t| content_stems(t)).collect();
         let mut facts: Vec<TurnFacts> = Vec::with_capacity(parties.len());
         let mut customer_stems: Vec<String> = Vec::new();
         let mut customer_numbers: Vec<String> = Vec::new();
@@ -398,7 +400,9 @@ impl<'a> Analysis<'a> {
                 ..TurnFacts::default()
             };
             if t.speaker == Speaker::Persona {
-                f.objection = contains_any(&t.text, OBJECTIONS);
+                // A brush-off ("just send me an email") is an objection to handle too.
+                f.objection = contains_any(&t.text, OBJECTIONS)
+                    || (contains_any(&t.text, DEFERRALS) && agreement(&t.text).is_none());
                 let first = sentences(&t.text)
                     .first()
                     .map_or("", |&(s, e)| &t.text[s..e]);
@@ -426,24 +430,40 @@ impl<'a> Analysis<'a> {
                 .iter()
                 .filter(|g| find_phrase(&t.text, g).is_some())
                 .count();
-            let term_hits = terms
-                .iter()
-                .filter(|p| find_phrase(&t.text, p).is_some())
-                .count();
-            f.pitch = f.words >= 8 && (contains_any(&t.text, PITCHES) || term_hits >= 2);
+            // Presenting: a pitch phrase, or a statement (not a question) about the product.
+            let statement = sentences(&t.text).into_iter().any(|(s, e)| {
+                let x = &t.text[s..e];
+                !x.trim_end().ends_with('?')
+                    && word_count(x) >= 8
+                    && shared(&content_stems(x), &brief_stems) >= 1
+            });
+            f.pitch = f.words >= 8 && (contains_any(&t.text, PITCHES) || statement);
             f.ask = (proposes(&t.text)
-                && (find_time_expr(&t.text).is_some() || contains_any(&t.text, NEXT_STEP_TERMS)))
+                && (find_specific_time(&t.text).is_some()
+                    || contains_any(&t.text, NEXT_STEP_TERMS)))
                 || contains_any(&t.text, NEXT_STEP_ASKS);
-            for (s, e) in questions(&t.text) {
+            // Playing back the customer's words before asking makes the question a follow-up
+            // too ("Two hours every morning. What happens to the drivers meanwhile?").
+            let qs_ranges = questions(&t.text);
+            let statements: String = sentences(&t.text)
+                .into_iter()
+                .filter(|r| !qs_ranges.contains(r))
+                .map(|(s, e)| &t.text[s..e])
+                .collect::<Vec<_>>()
+                .join(" ");
+            let reflects = prev.is_some_and(|p| p.words >= 3)
+                && shared(&content_stems(&statements), &prev_stems) >= 2;
+            for (s, e) in qs_ranges {
                 let q = &t.text[s..e];
-                if contains_any(q, PLEASANTRIES) {
+                if contains_any(q, PLEASANTRIES) && word_count(q) <= 6 {
                     continue;
                 }
                 let qs = content_stems(q);
                 f.questions.push(Question {
                     range: (s, e),
                     open: is_open_question(q),
-                    builds: prev.is_some_and(|p| p.words >= 3) && shared(&qs, &prev_stems) >= 1,
+                    builds: prev.is_some_and(|p| p.words >= 3)
+                        && (shared(&qs, &prev_stems) >= 1 || reflects),
                     impact: contains_any(q, IMPACT),
                 });
             }
@@ -616,10 +636,11 @@ impl<'a> Analysis<'a> {
                 || contains_any(&reply.text, RESPECT)
                 || overlap >= 1;
             let clarified = window.iter().any(|&j| {
-                self.facts[j]
-                    .questions
-                    .iter()
-                    .any(|q| q.builds || (j == first && q.open))
+                self.facts[j].questions.iter().any(|q| {
+                    q.builds
+                        || (j == first
+                            && shared(&content_stems(&self.parties[j].text[q.range.0..q.range.1]), &obj.stems) >= 1)
+                })
             });
             let before = self.customer_stems_before(i);
             let used_facts = window.iter().any(|&j| {
@@ -634,7 +655,9 @@ impl<'a> Analysis<'a> {
                 .any(|&j| contains_any(&self.parties[j].text, ARGUING));
             let caved = contains_any(&reply.text, &["% off", "percent off", "discount"])
                 && !clarified;
-            let ignored = !acked && !clarified && overlap == 0;
+            // Taking a firm no without pushing is respect, not talking past it.
+            let accepted_no = obj.firm_no && !rf.ask && !rf.pitch && !pressured;
+            let ignored = !acked && !clarified && overlap == 0 && !accepted_no;
             let resolved = after.is_some_and(|j| {
                 let f = &self.facts[j];
                 !f.objection && !f.firm_no && !contains_any(&self.parties[j].text, DEFERRALS)
@@ -651,6 +674,9 @@ impl<'a> Analysis<'a> {
             }
             if caved {
                 value = value.min(0.2);
+            }
+            if accepted_no && !acked && !clarified {
+                value = value.max(0.3);
             }
             out.push(Handling {
                 at: i,
@@ -797,11 +823,11 @@ fn discovery(a: &Analysis<'_>, s: &mut Signals) {
         pitched |= f.pitch;
     }
     let customer_share = 1.0 - a.talk_share;
-    let mut v = 0.42 * sat(followups, 3)
-        + 0.18 * sat(open, 3)
-        + 0.12 * sat(impact, 1)
-        + 0.08 * sat(before_pitch, 2)
-        + 0.2 * ((customer_share - 0.2) / 0.3).clamp(0.0, 1.0);
+    let mut v = 0.45 * sat(followups, 2)
+        + 0.2 * sat(open, 2)
+        + 0.1 * sat(impact, 1)
+        + 0.05 * sat(before_pitch, 2)
+        + 0.2 * ((customer_share - 0.15) / 0.25).clamp(0.0, 1.0);
     v -= (0.07 * a.stacked.len() as f64).min(0.2);
     if total == 0 {
         v = v.min(0.1);
@@ -870,7 +896,7 @@ fn closing(a: &Analysis<'_>, s: &mut Signals) {
     let asked = a.trainee().find(|(i, _)| a.facts[*i].ask);
     let concrete = a
         .trainee()
-        .find(|(i, t)| a.facts[*i].ask && find_time_expr(&t.text).is_some());
+        .find(|(i, t)| a.facts[*i].ask && find_specific_time(&t.text).is_some());
     let vague = a
         .trainee()
         .find_map(|(_, t)| find_any(&t.text, VAGUE_NEXT).map(|(_, st, en)| (t, (st, en))));
@@ -940,7 +966,7 @@ fn closing(a: &Analysis<'_>, s: &mut Signals) {
 
 fn rapport(a: &Analysis<'_>, s: &mut Signals) {
     let customer_share = 1.0 - a.talk_share;
-    let balance = ((customer_share - 0.2) / 0.3).clamp(0.0, 1.0);
+    let balance = ((customer_share - 0.15) / 0.25).clamp(0.0, 1.0);
     let reflections: Vec<usize> = a
         .trainee()
         .filter(|(i, _)| a.facts[*i].echoes >= 2 && a.facts[*i].builds)
@@ -965,8 +991,8 @@ fn rapport(a: &Analysis<'_>, s: &mut Signals) {
                 .is_some_and(|n| find_phrase(&t.text, n).is_some())
     });
     let mut v = 0.3 * balance
-        + 0.3 * sat(reflections.len(), 3)
-        + 0.2 * sat(followups, 3)
+        + 0.3 * sat(reflections.len(), 2)
+        + 0.2 * sat(followups, 2)
         + 0.1 * mono_ok
         + 0.1 * f64::from(u8::from(name_or_thanks));
     v -= 0.25 * talked_past as f64;

@@ -182,13 +182,53 @@ pub fn count_phrase(text: &str, phrase: &str) -> usize {
 
 /// A day, a date or a clock time ("Tuesday", "tomorrow", "3pm", "10:30", "at 2").
 pub fn find_time_expr(text: &str) -> Option<(usize, usize)> {
+    // Greetings are not times: blank them (same length, so ranges stay valid).
+    let blanked = blank_greetings(text);
+    let text = blanked.as_str();
     if let Some((_, s, e)) = find_any(text, WEEKDAYS)
         .or_else(|| find_any(text, TIME_WORDS))
         .or_else(|| find_any(text, TIME_PHRASES))
     {
         return Some((s, e));
     }
-    // Token shapes: 10:30, 3pm, 2:00pm, and "at 3".
+    find_clock(text)
+}
+
+/// A day or a clock time, the specific kind ("Tuesday", "10:30", "3pm", "at 2", "January");
+/// not "this week" or "morning".
+pub fn find_specific_time(text: &str) -> Option<(usize, usize)> {
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "tomorrow",
+    ];
+    find_any(text, WEEKDAYS)
+        .or_else(|| find_any(text, MONTHS))
+        .map(|(_, s, e)| (s, e))
+        .or_else(|| find_clock(text))
+}
+
+fn blank_greetings(text: &str) -> String {
+    let mut out = text.to_string();
+    for g in ["good morning", "good afternoon", "good evening"] {
+        while let Some((s, e)) = find_phrase(&out, g) {
+            out.replace_range(s..e, &" ".repeat(e - s));
+        }
+    }
+    out
+}
+
+/// Token shapes: 10:30, 3pm, 2:00pm, and "at 3".
+fn find_clock(text: &str) -> Option<(usize, usize)> {
     let mut prev_at = false;
     let mut offset = 0;
     for raw in text.split_whitespace() {
@@ -327,6 +367,17 @@ const COMMON: &[&str] = &[
     "them", "then", "than", "this", "that", "with", "from", "have", "your", "yours", "will",
     "what", "when", "which", "while", "were", "been", "does", "done", "also", "very", "only",
     "some", "such", "more", "most", "like", "make", "sounds", "call", "calls", "please",
+    "saying", "tell", "told", "telling", "mean", "means", "meant", "talk", "talking",
+];
+
+/// Three-letter words that carry no content.
+const SHORT_COMMON: &[&str] = &[
+    "the", "and", "you", "for", "are", "but", "not", "was", "our", "can", "how", "who", "why",
+    "all", "any", "one", "get", "got", "has", "had", "his", "her", "its", "did", "too", "yes",
+    "yet", "now", "new", "way", "out", "off", "own", "see", "say", "let", "put", "use", "via",
+    "per", "bit", "lot", "day", "let's", "i'm", "i'd", "it's", "he's", "she", "him", "they",
+    "ask", "try", "sure", "way", "may", "two", "few", "far", "big", "oh", "hey", "hi", "bye",
+    "ago", "got", "set", "top", "end", "run", "job", "etc", "i'll",
 ];
 
 /// Content stems of `text`: words of four letters or more outside the common ones, plus
@@ -336,7 +387,10 @@ pub fn content_stems(text: &str) -> Vec<String> {
     for w in words(text) {
         let w = w.trim_matches('\'').to_string();
         let numeric = w.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w.as_str());
-        let keep = numeric || (w.chars().count() >= 4 && !COMMON.contains(&w.as_str()));
+        let len = w.chars().count();
+        let keep = numeric
+            || (len >= 4 && !COMMON.contains(&w.as_str()))
+            || (len == 3 && !SHORT_COMMON.contains(&w.as_str()));
         if !keep {
             continue;
         }
