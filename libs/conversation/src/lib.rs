@@ -327,6 +327,8 @@ pub const OBJECTIONS: &[&str] = &[
     "make it quick",
     "not this week",
     "no budget",
+    "tight",
+    "justify",
 ];
 
 /// Agreement to a proposal, checked in the opening of a reply.

@@ -223,6 +223,30 @@ const ARGUING: &[&str] = &[
     "every finance team needs",
 ];
 
+/// A customer getting rid of the call ("just send me an email"): an objection to handle.
+const BRUSH_OFFS: &[&str] = &[
+    "send me something",
+    "send me some",
+    "send me an email",
+    "send an email",
+    "email me",
+    "just email",
+    "think about it",
+    "get back to you",
+    "call me next",
+    "call me in",
+    "call me later",
+];
+
+/// The trainee bringing back a concern the customer raised before the call.
+const RECAP: &[&str] = &[
+    "you mentioned",
+    "you said",
+    "you told me",
+    "you were concerned",
+    "you were worried",
+];
+
 /// Questions about what the problem costs or whom it affects.
 const IMPACT: &[&str] = &[
     "cost",
@@ -402,7 +426,7 @@ impl<'a> Analysis<'a> {
             if t.speaker == Speaker::Persona {
                 // A brush-off ("just send me an email") is an objection to handle too.
                 f.objection = contains_any(&t.text, OBJECTIONS)
-                    || (contains_any(&t.text, DEFERRALS) && agreement(&t.text).is_none());
+                    || (contains_any(&t.text, BRUSH_OFFS) && agreement(&t.text).is_none());
                 let first = sentences(&t.text)
                     .first()
                     .map_or("", |&(s, e)| &t.text[s..e]);
@@ -591,25 +615,36 @@ impl<'a> Analysis<'a> {
     fn objection_handlings(&self) -> Vec<Handling> {
         let mut out = Vec::new();
         for (i, t) in self.parties.iter().enumerate() {
-            if t.speaker != Speaker::Persona || !(self.facts[i].objection || self.facts[i].firm_no)
-            {
+            let raised = t.speaker == Speaker::Persona
+                && (self.facts[i].objection || self.facts[i].firm_no);
+            // A concern raised before this call, brought back by the trainee and asked about.
+            let recap = t.speaker == Speaker::Trainee
+                && contains_any(&t.text, RECAP)
+                && contains_any(&t.text, OBJECTIONS)
+                && !self.facts[i].questions.is_empty();
+            if !(raised || recap) {
                 continue;
             }
-            // The trainee's turns that answer it: up to two, until the customer objects again.
+            // The trainee's turns that deal with it: up to four, until the customer objects
+            // again.
             let mut window: Vec<usize> = Vec::new();
             let mut after = None;
-            for j in i + 1..self.parties.len() {
+            let start = if recap { i } else { i + 1 };
+            for j in start..self.parties.len() {
                 if self.parties[j].speaker == Speaker::Trainee {
-                    if window.len() == 2 {
+                    if window.len() == 4 {
                         break;
                     }
                     window.push(j);
                 } else {
-                    if self.facts[j].objection || self.facts[j].firm_no {
+                    let f = &self.facts[j];
+                    if j > i && (f.objection || f.firm_no) {
                         after = Some(j);
                         break;
                     }
-                    after = Some(j);
+                    if j > i {
+                        after = Some(j);
+                    }
                 }
             }
             let Some(&first) = window.first() else {
@@ -630,7 +665,11 @@ impl<'a> Analysis<'a> {
             let obj = &self.facts[i];
             let reply = self.parties[first];
             let rf = &self.facts[first];
-            let overlap = shared(&rf.stems, &obj.stems);
+            let overlap = if recap {
+                1
+            } else {
+                shared(&rf.stems, &obj.stems)
+            };
             let acked = contains_any(&reply.text, ACKNOWLEDGEMENTS)
                 || contains_any(&reply.text, EMPATHY)
                 || contains_any(&reply.text, RESPECT)
@@ -639,30 +678,49 @@ impl<'a> Analysis<'a> {
                 self.facts[j].questions.iter().any(|q| {
                     q.builds
                         || (j == first
-                            && shared(&content_stems(&self.parties[j].text[q.range.0..q.range.1]), &obj.stems) >= 1)
+                            && (recap
+                                || shared(
+                                    &content_stems(&self.parties[j].text[q.range.0..q.range.1]),
+                                    &obj.stems,
+                                ) >= 1))
                 })
             });
-            let before = self.customer_stems_before(i);
             let used_facts = window.iter().any(|&j| {
                 let f = &self.facts[j];
-                // The customer's own facts: content they gave, beyond the objection's words.
+                // The customer's own facts: what they said before this turn, beyond the words
+                // of the objection itself.
+                let before: Vec<String> = self
+                    .customer_stems_before(j)
+                    .into_iter()
+                    .filter(|s| recap || !obj.stems.contains(s))
+                    .collect();
                 shared(&f.stems, &before) + f.customer_numbers >= 2
-                    || (j != first && self.facts[j].builds && shared(&f.stems, &before) >= 1)
             });
             let pressured = window.iter().any(|j| self.pressure.contains(j));
             let argued = window
                 .iter()
                 .any(|&j| contains_any(&self.parties[j].text, ARGUING));
-            let caved = contains_any(&reply.text, &["% off", "percent off", "discount"])
-                && !clarified;
-            // Taking a firm no without pushing is respect, not talking past it.
-            let accepted_no = obj.firm_no && !rf.ask && !rf.pitch && !pressured;
-            let ignored = !acked && !clarified && overlap == 0 && !accepted_no;
+            let caved =
+                contains_any(&reply.text, &["% off", "percent off", "discount"]) && !clarified;
+            let next = self
+                .parties
+                .iter()
+                .enumerate()
+                .skip(first + 1)
+                .find(|(_, p)| p.speaker == Speaker::Persona)
+                .map(|(j, _)| j);
+            // The customer moved on happily: the concern was met, whatever the words.
+            let met = next.is_some_and(|j| {
+                let f = &self.facts[j];
+                !f.objection && !f.firm_no && agreement(&self.parties[j].text).is_some()
+            });
             let resolved = after.is_some_and(|j| {
                 let f = &self.facts[j];
                 !f.objection && !f.firm_no && !contains_any(&self.parties[j].text, DEFERRALS)
             });
-            let mut value = 0.15 * f64::from(u8::from(acked))
+            let accepted_no = obj.firm_no && !rf.ask && !rf.pitch && !pressured;
+            let ignored = !acked && !clarified && overlap == 0 && !accepted_no && !met;
+            let mut value = 0.15 * f64::from(u8::from(acked || met))
                 + 0.3 * f64::from(u8::from(clarified))
                 + 0.4 * f64::from(u8::from(used_facts))
                 + 0.15 * f64::from(u8::from(resolved));
