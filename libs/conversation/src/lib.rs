@@ -163,7 +163,12 @@ pub const EMPATHY: &[&str] = &[
 ];
 
 /// Thanking the customer.
-pub const THANKS: &[&str] = &["thank you", "thanks", "appreciate your time", "i appreciate"];
+pub const THANKS: &[&str] = &[
+    "thank you",
+    "thanks",
+    "appreciate your time",
+    "i appreciate",
+];
 
 /// Presenting the product rather than asking.
 pub const PITCHES: &[&str] = &[

@@ -162,8 +162,8 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 /// Loads the set from `dir`.
 pub fn load_set(dir: &Path) -> anyhow::Result<EvalSet> {
-    let rubric: RubricFile = serde_json::from_str(&read(&dir.join("rubric.json"))?)
-        .context("parsing rubric.json")?;
+    let rubric: RubricFile =
+        serde_json::from_str(&read(&dir.join("rubric.json"))?).context("parsing rubric.json")?;
     let rubric_name = rubric.name.clone();
     let rubric = Rubric {
         passing_score: rubric.passing_score,
@@ -214,8 +214,8 @@ pub fn load_set(dir: &Path) -> anyhow::Result<EvalSet> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let call = parse_call(&id, &read(&p)?, &rubric)
-            .with_context(|| format!("{}", p.display()))?;
+        let call =
+            parse_call(&id, &read(&p)?, &rubric).with_context(|| format!("{}", p.display()))?;
         if !scenarios.contains_key(&call.scenario) {
             bail!("{}: unknown scenario {:?}", p.display(), call.scenario);
         }
@@ -601,7 +601,11 @@ pub async fn run(set: &EvalSet, grader: &Grader) -> Report {
                 continue;
             }
             r.band_pairs += 1;
-            let (hi, lo) = if a.overall > b.overall { (i, j) } else { (j, i) };
+            let (hi, lo) = if a.overall > b.overall {
+                (i, j)
+            } else {
+                (j, i)
+            };
             if let (Some(sh), Some(sl)) = (score(hi), score(lo))
                 && sh > sl
             {
@@ -656,10 +660,9 @@ pub async fn run(set: &EvalSet, grader: &Grader) -> Report {
                     let _ = s;
                     r.criteria_in_band += 1;
                 }
-                Some((_, s, _)) => r.misses.push(format!(
-                    "{}: {cid} scored {s}, labelled {band:?}",
-                    c.id
-                )),
+                Some((_, s, _)) => r
+                    .misses
+                    .push(format!("{}: {cid} scored {s}, labelled {band:?}", c.id)),
                 None => r.misses.push(format!("{}: {cid} not scored", c.id)),
             }
         }

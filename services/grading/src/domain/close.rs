@@ -1,11 +1,11 @@
 //! Step 4 of the pipeline: was the scenario's goal reached?
 
 use super::text::{
-    ACCEPTANCE, DEFERRALS, contains_any, find_any, find_phrase, find_specific_time,
-    find_time_expr, is_rejection, keywords, proposes, quote_around, sentences, stem, words,
+    ACCEPTANCE, DEFERRALS, contains_any, find_any, find_phrase, find_specific_time, find_time_expr,
+    is_rejection, keywords, proposes, quote_around, sentences, stem, words,
 };
-use salestrainer_conversation::NEXT_STEP_ASKS;
 use super::types::{Evidence, GoalKind, Speaker, Turn};
+use salestrainer_conversation::NEXT_STEP_ASKS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseDecision {
@@ -149,8 +149,7 @@ pub fn agreement(reply: &str) -> Option<Agreement> {
     let mut cue = None;
     for &(s, e) in &ss {
         let sentence = &reply[s..e];
-        if is_rejection(sentence) || contains_any(sentence, DEFERRALS) || is_conditional(sentence)
-        {
+        if is_rejection(sentence) || contains_any(sentence, DEFERRALS) || is_conditional(sentence) {
             break;
         }
         end = Some(e);
@@ -241,10 +240,12 @@ fn agree_purchase(parties: &[&Turn]) -> Option<Vec<Evidence>> {
         }
     }
     // Or the trainee asks for the order and the customer says yes.
-    answered_proposals(parties).into_iter().find_map(|(t, p, a)| {
-        let (_, s, e) = find_any(&t.text, PURCHASE_ASKS)?;
-        Some(vec![evidence(t, (s, e)), evidence(p, a.cue)])
-    })
+    answered_proposals(parties)
+        .into_iter()
+        .find_map(|(t, p, a)| {
+            let (_, s, e) = find_any(&t.text, PURCHASE_ASKS)?;
+            Some(vec![evidence(t, (s, e)), evidence(p, a.cue)])
+        })
 }
 
 fn custom(parties: &[&Turn], goal: &str) -> Option<Vec<Evidence>> {
@@ -365,7 +366,11 @@ mod tests {
     fn only_the_customer_closes() {
         let asked_only = vec![
             t("1", T, "Can we book a demo on Tuesday at 2pm?"),
-            t("2", P, "Okay, send me something first and I'll think about it."),
+            t(
+                "2",
+                P,
+                "Okay, send me something first and I'll think about it.",
+            ),
         ];
         assert!(!decide(&GoalKind::BookMeeting, &asked_only).closed);
         let refused = vec![
@@ -381,7 +386,11 @@ mod tests {
         let own_words = vec![
             t("1", T, "Are you free Wednesday at 2pm for twenty minutes?"),
             t("2", P, "I'm wary of vendors who want hours of my time."),
-            t("3", T, "Twenty minutes, and I'll hang up early if it isn't relevant."),
+            t(
+                "3",
+                T,
+                "Twenty minutes, and I'll hang up early if it isn't relevant.",
+            ),
             t("4", P, "Alright, Wednesday at 2 then."),
         ];
         let d = decide(&GoalKind::BookMeeting, &own_words);
