@@ -6,12 +6,14 @@ use salestrainer_grading::domain::types::RawTurn;
 use salestrainer_grading::eval::{Grader, Thresholds, default_set_dir, grade_call, load_set, run};
 use salestrainer_grading::testkit::FakeProvider;
 
-/// Set from the built-in grader's own figures on the set (see the commit that last raised
-/// them); the goal is ≥ 0.95 pairs, ≥ 0.85 Spearman, ≥ 0.95 closed.
+/// Set from the built-in grader's figures on the set when they were last raised (pairs 24/24
+/// and label pairs 99.1%, Spearman 0.938, criteria in band 90.4%, closed 52/52), a little below
+/// them so a harmless change of wording does not fail the build. The goal: ≥ 0.95 pairs,
+/// ≥ 0.85 Spearman, ≥ 0.95 closed.
 const BUILT_IN: Thresholds = Thresholds {
     pairs: 0.95,
-    spearman: 0.85,
-    band_share: 0.80,
+    spearman: 0.90,
+    band_share: 0.85,
     closed: 0.95,
 };
 

@@ -17,8 +17,8 @@ use super::close::{CloseDecision, agreement, decide};
 use super::metrics::{Metrics, compute};
 use super::text::{
     DEFERRALS, contains_any, content_stems, filler_count, find_any, find_phrase,
-    find_specific_time, find_time_expr, is_open_question, keywords, number_tokens, proposes,
-    questions, quote_around, sentences, shared, word_count, words,
+    find_specific_time, find_time_expr, is_open_question, is_question, keywords, number_tokens,
+    proposes, questions, quote_around, sentences, shared, word_count, words,
 };
 use super::types::{
     Criterion, CriterionScore, Evidence, GoalKind, Rubric, RubricError, Speaker, Turn,
@@ -259,6 +259,20 @@ const BRUSH_OFFS: &[&str] = &[
     "call me later",
 ];
 
+/// Asking for the order in so many words.
+const ORDER_ASKS: &[&str] = &[
+    "want to buy",
+    "buy it",
+    "purchase it",
+    "go ahead with",
+    "sign today",
+    "renew for",
+    "renew you",
+    "add it to",
+    "add forecasting",
+    "to the renewal",
+];
+
 /// The trainee bringing back a concern the customer raised before the call.
 const RECAP: &[&str] = &[
     "you mentioned",
@@ -479,14 +493,19 @@ impl<'a> Analysis<'a> {
             let statement = sentences(&t.text).into_iter().any(|(s, e)| {
                 let x = &t.text[s..e];
                 !x.trim_end().ends_with('?')
-                    && word_count(x) >= 8
+                    && word_count(x) >= 6
                     && shared(&content_stems(x), &brief_stems) >= 1
             });
             f.pitch = f.words >= 8 && (contains_any(&t.text, PITCHES) || statement);
-            f.ask = (proposes(&t.text)
-                && (find_specific_time(&t.text).is_some()
-                    || contains_any(&t.text, NEXT_STEP_TERMS)))
-                || contains_any(&t.text, NEXT_STEP_ASKS);
+            // An ask is one sentence that proposes a step: "Thanks for taking the call. How do
+            // you plan routes?" asks for nothing.
+            f.ask = sentences(&t.text).into_iter().any(|(s, e)| {
+                let x = &t.text[s..e];
+                ((is_question(x) || proposes(x))
+                    && (find_specific_time(x).is_some() || contains_any(x, NEXT_STEP_TERMS)))
+                    || contains_any(x, NEXT_STEP_ASKS)
+                    || contains_any(x, ORDER_ASKS)
+            });
             // Playing back the customer's words before asking makes the question a follow-up
             // too ("Two hours every morning. What happens to the drivers meanwhile?").
             let qs_ranges = questions(&t.text);

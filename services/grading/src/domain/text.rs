@@ -342,6 +342,10 @@ pub fn stem(word: &str) -> String {
         if let Some(b) = base.strip_suffix(suffix)
             && b.chars().count() >= 3
         {
+            // "boxes" loses "es", "stores" only its "s" (so it meets "store").
+            if suffix == "es" && !["s", "x", "z", "ch", "sh"].iter().any(|e| b.ends_with(e)) {
+                continue;
+            }
             base = b;
             break;
         }
@@ -579,6 +583,16 @@ mod tests {
         assert!(accepts("Sure, but not this week.").is_none());
         assert!(accepts("I'm not interested.").is_none());
         assert!(accepts("Let me think about it.").is_none());
+    }
+
+    #[test]
+    fn stems_meet_across_inflections() {
+        assert_eq!(stem("stores"), stem("store"));
+        assert_eq!(stem("routes"), stem("route"));
+        assert_eq!(stem("planning"), stem("plann"));
+        assert_eq!(stem("boxes"), "box");
+        let c = content_stems("We lost forty drivers' hours, 2 depots");
+        assert!(c.contains(&"forty".to_string()) && c.contains(&"2".to_string()));
     }
 
     #[test]
