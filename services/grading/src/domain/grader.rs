@@ -1819,8 +1819,9 @@ mod tests {
         assert_quotes_exact(&w, &ew);
         assert_stronger(&es, &ew);
         assert!(es.close.closed && !ew.close.closed);
-        // "I'll follow up by email sometime" is the rubric's vague-ask level, not nothing.
-        assert!(ew.criteria[2].score <= 2, "{:?}", ew.criteria[2]);
+        // "Do you want to buy it?" turned down is an ask without agreement: below the middle of
+        // the 0–10 scale, no longer the bottom.
+        assert!(ew.criteria[2].score <= 4, "{:?}", ew.criteria[2]);
     }
 
     #[test]
