@@ -334,6 +334,10 @@ pub const OBJECTIONS: &[&str] = &[
     "no budget",
     "tight",
     "justify",
+    "steep",
+    "under pressure",
+    "cut costs",
+    "pressure on cost",
 ];
 
 /// Agreement to a proposal, checked in the opening of a reply.

@@ -7,7 +7,7 @@ use salestrainer_grading::eval::{Grader, Thresholds, default_set_dir, grade_call
 use salestrainer_grading::testkit::FakeProvider;
 
 /// Set from the built-in grader's figures on the set when they were last raised (pairs 24/24
-/// and label pairs 99.1%, Spearman 0.938, criteria in band 90.4%, closed 52/52), a little below
+/// and label pairs 99.6%, Spearman 0.939, criteria in band 90.0%, closed 52/52), a little below
 /// them so a harmless change of wording does not fail the build. The goal: ≥ 0.95 pairs,
 /// ≥ 0.85 Spearman, ≥ 0.95 closed.
 const BUILT_IN: Thresholds = Thresholds {

@@ -259,6 +259,16 @@ const BRUSH_OFFS: &[&str] = &[
     "call me later",
 ];
 
+/// Questions about sending material, not about the concern.
+const LOGISTICS: &[&str] = &[
+    "address",
+    "email",
+    "e-mail",
+    "number",
+    "spell",
+    "best way to reach",
+];
+
 /// Asking for the order in so many words.
 const ORDER_ASKS: &[&str] = &[
     "want to buy",
@@ -688,17 +698,18 @@ impl<'a> Analysis<'a> {
                 }
             }
             let Some(&first) = window.first() else {
+                // The call ended on it: unanswered, but nothing was talked past.
                 out.push(Handling {
                     at: i,
                     acked: false,
                     clarified: false,
                     used_facts: false,
                     resolved: false,
-                    ignored: true,
+                    ignored: false,
                     pressured: false,
                     argued: false,
                     caved: false,
-                    value: 0.0,
+                    value: 0.1,
                 });
                 continue;
             };
@@ -714,15 +725,17 @@ impl<'a> Analysis<'a> {
                 || contains_any(&reply.text, EMPATHY)
                 || contains_any(&reply.text, RESPECT)
                 || overlap >= 1;
+            // A question about the concern: it shares its words, or it is an open question
+            // asked straight back without a pitch ("What are they comparing it to?"), not one
+            // about where to send the brochure.
             let clarified = window.iter().any(|&j| {
                 self.facts[j].questions.iter().any(|q| {
+                    let text = &self.parties[j].text[q.range.0..q.range.1];
                     q.builds
                         || (j == first
                             && (recap
-                                || shared(
-                                    &content_stems(&self.parties[j].text[q.range.0..q.range.1]),
-                                    &obj.stems,
-                                ) >= 1))
+                                || shared(&content_stems(text), &obj.stems) >= 1
+                                || (q.open && !rf.pitch && !contains_any(text, LOGISTICS))))
                 })
             });
             let used_facts = window.iter().any(|&j| {
@@ -734,7 +747,8 @@ impl<'a> Analysis<'a> {
                     .into_iter()
                     .filter(|s| recap || !obj.stems.contains(s))
                     .collect();
-                shared(&f.stems, &before) + f.customer_numbers >= 2
+                shared(&f.stems, &before) + f.customer_numbers >= 1 && !f.questions.is_empty()
+                    || shared(&f.stems, &before) + f.customer_numbers >= 2
             });
             let pressured = window.iter().any(|j| self.pressure.contains(j));
             let argued = window
@@ -761,8 +775,8 @@ impl<'a> Analysis<'a> {
             let accepted_no = obj.firm_no && !rf.ask && !rf.pitch && !pressured;
             let ignored = !acked && !clarified && overlap == 0 && !accepted_no && !met;
             let mut value = 0.15 * f64::from(u8::from(acked || met))
-                + 0.3 * f64::from(u8::from(clarified))
-                + 0.4 * f64::from(u8::from(used_facts))
+                + 0.35 * f64::from(u8::from(clarified))
+                + 0.35 * f64::from(u8::from(used_facts))
                 + 0.15 * f64::from(u8::from(resolved));
             if ignored || pressured {
                 value = 0.0;
@@ -775,6 +789,10 @@ impl<'a> Analysis<'a> {
             }
             if accepted_no && !acked && !clarified {
                 value = value.max(0.3);
+            }
+            // Working on a customer who said no and still says no is not handling it.
+            if obj.firm_no && !accepted_no && !resolved && !met {
+                value = value.min(0.2);
             }
             out.push(Handling {
                 at: i,
@@ -1103,7 +1121,7 @@ fn rapport(a: &Analysis<'_>, s: &mut Signals) {
         + 0.2 * sat(followups, 2)
         + 0.1 * mono_ok
         + 0.1 * f64::from(u8::from(name_or_thanks));
-    v -= 0.25 * talked_past as f64;
+    v -= 0.15 * talked_past as f64;
     v -= 0.3 * a.pressure.len().min(2) as f64;
     v -= 0.08 * a.stacked.len() as f64;
     v -= 0.1 * a.stock as f64;
@@ -1153,11 +1171,16 @@ fn product(a: &Analysis<'_>, s: &mut Signals) {
         .iter()
         .chain(tied.iter())
         .any(|&i| a.facts[i].customer_numbers >= 1)
-        || a.handlings.iter().any(|h| h.used_facts && h.value >= 0.5);
+        || a.handlings
+            .iter()
+            .any(|h| h.used_facts && h.resolved && h.value >= 0.5);
     for &i in tied.iter().take(2) {
         s.quote_sentence(a.parties[i], 0);
     }
-    let mut v = 0.2 + 0.5 * sat(tied.len(), 2) + 0.3 * f64::from(u8::from(quantified));
+    let mut v = 0.2
+        + 0.35 * sat(tied.len(), 1)
+        + 0.15 * sat(tied.len(), 2)
+        + 0.3 * f64::from(u8::from(quantified));
     if tied.is_empty() {
         v = v.min(0.3);
     }
