@@ -2,9 +2,12 @@
 //! grader reached when they were set. The LLM path is checked against a recording server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::testkit::FakeProvider;
+use salestrainer_grading::app::eval::{Grader, default_set_dir, grade_call, load_set, run};
+use salestrainer_grading::domain::eval::Thresholds;
 use salestrainer_grading::domain::types::RawTurn;
-use salestrainer_grading::eval::{Grader, Thresholds, default_set_dir, grade_call, load_set, run};
-use salestrainer_grading::testkit::FakeProvider;
 
 /// Set from the built-in grader's figures on the set when they were last raised (pairs 24/24
 /// and label pairs 99.6%, Spearman 0.939, criteria in band 90.0%, closed 52/52), a little below

@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
             api_key_env,
             verbose,
         } => {
-            use salestrainer_grading::eval;
+            use salestrainer_grading::app::eval;
             let dir = set.unwrap_or_else(eval::default_set_dir);
             let labelled = eval::load_set(&dir)?;
             let grader = match (llm_base_url, model) {
