@@ -5,7 +5,7 @@
 //! - `app`: the use cases: the service object ([`app::GradingApp`], the service's
 //!   description), the SessionEnded handler, the job engine (dispatch, attempt, result, group
 //!   commit), the pipeline, the LLM client and its limiter, settings;
-//! - `domain`: plain Rust, no I/O (the grader, cleaning, close decision, metrics, retry and
+//! - `domain`: plain Rust, no I/O (the grader and its LLM prompt, the labelled set's rules, cleaning, close decision, metrics, retry and
 //!   limiter rules);
 //! - `store`: the entities, migrations and queries of the tables this service owns.
 

@@ -1,5 +1,5 @@
 //! `salestrainer up` runs the whole suite on embedded defaults; `salestrainer token` mints
-//! development tokens.
+//! development tokens; `salestrainer grader-eval` measures a grader on the labelled set.
 
 use std::{net::SocketAddr, path::PathBuf, time::Instant};
 
@@ -60,6 +60,25 @@ enum Command {
         /// Variable holding the new key.
         #[arg(long, default_value = "SALESTRAINER_NEW_CREDENTIAL_KEK")]
         new_key_env: String,
+    },
+    /// Measure a grader on the labelled set of calls: pair ranking, Spearman correlation with
+    /// the labels, criterion scores inside their band, closed accuracy, and every miss.
+    GraderEval {
+        /// The set's directory (rubric.json, scenarios.json, calls/); the built-in set if unset.
+        #[arg(long)]
+        set: Option<PathBuf>,
+        /// An OpenAI-compatible server to measure the LLM grader instead of the built-in one.
+        #[arg(long, requires = "model")]
+        llm_base_url: Option<String>,
+        /// The model to ask.
+        #[arg(long, requires = "llm_base_url")]
+        model: Option<String>,
+        /// Variable holding the API key (empty or unset for servers without one).
+        #[arg(long, default_value = "OPENAI_API_KEY")]
+        api_key_env: String,
+        /// Also print every call's scores and reasons.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Wait until the server at ADDR reports SERVING for every service (exit 1 on timeout).
     Wait {
@@ -134,6 +153,31 @@ async fn main() -> anyhow::Result<()> {
                 "re-encrypted {count} credential secret(s) under key {}",
                 new.id()
             );
+            Ok(())
+        }
+        Command::GraderEval {
+            set,
+            llm_base_url,
+            model,
+            api_key_env,
+            verbose,
+        } => {
+            use salestrainer_grading::app::eval;
+            let dir = set.unwrap_or_else(eval::default_set_dir);
+            let labelled = eval::load_set(&dir)?;
+            let grader = match (llm_base_url, model) {
+                (Some(url), Some(model)) => {
+                    let key = std::env::var(&api_key_env).unwrap_or_default();
+                    eval::Grader::llm(&url, &model, &key)?
+                }
+                _ => eval::Grader::BuiltIn,
+            };
+            let report = eval::run(&labelled, &grader).await;
+            if verbose {
+                print!("{}", report.render_verbose());
+            } else {
+                print!("{}", report.render());
+            }
             Ok(())
         }
         Command::Wait { addr, timeout_secs } => {

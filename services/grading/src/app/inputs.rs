@@ -13,6 +13,7 @@ use salestrainer_runtime::{
 };
 use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
 
+use crate::domain::prompt::PersonaBrief;
 use crate::domain::text::keywords;
 use crate::domain::types::{Criterion, GoalKind, RawTurn, Rubric};
 use crate::store;
@@ -62,6 +63,9 @@ pub struct ScenarioInputs {
     pub goal: GoalKind,
     pub product_brief: String,
     pub persona_name: Option<String>,
+    /// The persona's job title and company, for the grading prompt; empty when unknown.
+    pub persona_role: String,
+    pub persona_company: String,
     /// `None`: the built-in prompt.
     pub template: Option<PromptTemplate>,
 }
@@ -69,6 +73,14 @@ pub struct ScenarioInputs {
 impl ScenarioInputs {
     pub fn product_terms(&self) -> Vec<String> {
         keywords(&self.product_brief)
+    }
+
+    pub fn persona_brief(&self) -> PersonaBrief {
+        PersonaBrief {
+            name: self.persona_name.clone().unwrap_or_default(),
+            role: self.persona_role.clone(),
+            company: self.persona_company.clone(),
+        }
     }
 }
 
@@ -188,10 +200,15 @@ impl GradingInputs for ConfigInputs {
                 .await
                 .map_err(|s| InputError::from_status("rubric", &s))?;
             // The persona only gives the grader a name to look for; its absence is no failure.
-            let persona_name = match self.client.persona(&sc.persona).await {
-                Ok(p) => Some(p.display_name).filter(|n| !n.is_empty()),
-                Err(_) => None,
-            };
+            let (persona_name, persona_role, persona_company) =
+                match self.client.persona(&sc.persona).await {
+                    Ok(p) => (
+                        Some(p.display_name).filter(|n| !n.is_empty()),
+                        p.role,
+                        p.company,
+                    ),
+                    Err(_) => (None, String::new(), String::new()),
+                };
             let template_name =
                 store::resource_name(organization, "promptTemplates", "builtin-grading");
             let template = match self.client.prompt_template(&template_name, 0).await {
@@ -209,6 +226,8 @@ impl GradingInputs for ConfigInputs {
                 goal: goal_from_pb(sc.goal.as_ref()),
                 product_brief: sc.product_brief,
                 persona_name,
+                persona_role,
+                persona_company,
                 template,
             })
         })

@@ -7,11 +7,13 @@
 //!   (running one attempt through `pipeline`), `result` (turning outcomes into writes),
 //!   `commit` (the group commit);
 //! - `llm_provider` (the OpenAI-compatible grading client) behind `rate_limit`; `inputs`, the
-//!   seams to the config and call services; `settings`, the engine's knobs.
+//!   seams to the config and call services; `settings`, the engine's knobs;
+//! - `eval`: runs the labelled set through the pipeline (`salestrainer grader-eval`).
 
 mod attempt;
 mod commit;
 pub mod dispatch;
+pub mod eval;
 pub mod inputs;
 pub mod jobs;
 pub mod llm_provider;
