@@ -276,3 +276,60 @@ pub async fn drop_postgres_databases(database_url: &str, services: &[&str]) {
     }
     let _ = admin.close().await;
 }
+
+/// Creates `organizations/{org}` (if missing) and binds each `(subject, role)` as a member,
+/// through the config service's own API with a service identity: every service checks a
+/// caller's stored membership, so a test's users must exist there.
+pub async fn seed_organization(app: &TestApp, org: &str, members: &[(&str, Role)]) {
+    use salestrainer_proto::config as cfg;
+    let service = app.service_token("tests");
+    let mut client = cfg::config_service_client::ConfigServiceClient::new(app.channel.clone());
+    let created = client
+        .create_organization(authed(
+            cfg::CreateOrganizationRequest {
+                organization: Some(cfg::Organization {
+                    display_name: org.to_owned(),
+                    ..Default::default()
+                }),
+                organization_id: org.to_owned(),
+            },
+            &service,
+        ))
+        .await;
+    if let Err(status) = created {
+        assert_eq!(
+            status.code(),
+            tonic::Code::AlreadyExists,
+            "create organization {org}: {status:?}"
+        );
+    }
+    for (subject, role) in members {
+        let role = match role {
+            Role::Admin => cfg::Role::Admin,
+            Role::Manager => cfg::Role::Manager,
+            Role::Trainee | Role::Service => cfg::Role::Trainee,
+        };
+        let created = client
+            .create_member(authed(
+                cfg::CreateMemberRequest {
+                    parent: format!("organizations/{org}"),
+                    member: Some(cfg::Member {
+                        subject: (*subject).to_owned(),
+                        display_name: (*subject).to_owned(),
+                        role: role as i32,
+                        ..Default::default()
+                    }),
+                    member_id: String::new(),
+                },
+                &service,
+            ))
+            .await;
+        if let Err(status) = created {
+            assert_eq!(
+                status.code(),
+                tonic::Code::AlreadyExists,
+                "member {subject}: {status:?}"
+            );
+        }
+    }
+}

@@ -7,7 +7,8 @@ use prost::Message;
 use salestrainer_proto::{analytics, config, grading};
 use salestrainer_runtime::Role;
 use salestrainer_tests::{
-    SERVICES, authed, fresh_postgres_template, health, spawn_app, spawn_app_with, wait_serving,
+    SERVICES, authed, fresh_postgres_template, health, seed_organization, spawn_app,
+    spawn_app_with, wait_serving,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -257,6 +258,7 @@ async fn internal_rpcs_refuse_user_tokens() {
 async fn oversized_message_is_resource_exhausted() {
     let app = spawn_app_with(|s| s.server.max_message_bytes = 64 * 1024).await;
     wait_serving(&app, "", Duration::from_secs(30)).await;
+    seed_organization(&app, "demo", &[("demo-admin", Role::Admin)]).await;
     let token = app.token(Role::Admin, "demo-admin", "demo");
     let mut client = config::config_service_client::ConfigServiceClient::new(app.channel.clone());
     let persona = config::Persona {

@@ -3,9 +3,20 @@
 //! dropped as soon as a ConfigChanged event arrives), never from the token's claims alone, so a
 //! demotion or a removal applies everywhere at once.
 
-use futures::future::BoxFuture;
+use std::{sync::Arc, time::Duration};
 
-use crate::{ApiError, ApiResult, Principal, Role};
+use futures::future::BoxFuture;
+use salestrainer_proto::config as pb;
+use tonic::{Code, codegen::InterceptedService, transport::Channel};
+
+use crate::{
+    ApiError, ApiResult, Context, Peer, Principal, Role,
+    cache::TtlCache,
+    consumer::{self, EventHandler, Received, Subscription},
+    context::ServiceAuth,
+    events::TOPIC_CONFIG,
+    names,
+};
 
 /// Where memberships come from. Implemented by the config client (over gRPC, cached and
 /// invalidated by events); the auth layer asks it for every user request.
@@ -37,6 +48,110 @@ pub async fn resolve(source: &dyn Memberships, mut principal: Principal) -> ApiR
             principal.role = role;
             Ok(principal)
         }
+    }
+}
+
+type Client =
+    pb::config_service_client::ConfigServiceClient<InterceptedService<Channel, ServiceAuth>>;
+
+/// Memberships read from the config service (ListMembers by subject, as a service identity),
+/// cached per process and dropped for an organization as soon as a ConfigChanged event for
+/// one of its members (or itself) arrives; the TTL only bounds a lost event.
+pub struct ConfigMemberships {
+    client: Client,
+    /// (organization id, subject) → stored role; `None` caches "not a member".
+    cache: TtlCache<(String, String), Option<Role>>,
+}
+
+impl ConfigMemberships {
+    pub const TTL: Duration = Duration::from_secs(300);
+
+    /// The process's source, following ConfigChanged on every replica.
+    pub fn start(ctx: &Context) -> anyhow::Result<Arc<Self>> {
+        let client = pb::config_service_client::ConfigServiceClient::with_interceptor(
+            ctx.peer_channel(Peer::Config)?,
+            ctx.service_auth("access"),
+        );
+        let this = Arc::new(Self {
+            client,
+            cache: TtlCache::new("memberships", 100_000, Self::TTL),
+        });
+        let sub =
+            Subscription::each_replica(TOPIC_CONFIG, "memberships", ctx).only(&["config.changed"]);
+        consumer::spawn(ctx, sub, Arc::new(Invalidate(this.clone())));
+        Ok(this)
+    }
+
+    async fn lookup(&self, organization: &str, subject: &str) -> ApiResult<Option<Role>> {
+        let key = (organization.to_owned(), subject.to_owned());
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        let answer = self
+            .client
+            .clone()
+            .list_members(pb::ListMembersRequest {
+                parent: names::organization_name(organization),
+                subject: subject.to_owned(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await;
+        let role = match answer {
+            Ok(r) => r
+                .into_inner()
+                .members
+                .into_iter()
+                .find(|m| m.subject == subject)
+                .and_then(|m| match pb::Role::try_from(m.role) {
+                    Ok(pb::Role::Admin) => Some(Role::Admin),
+                    Ok(pb::Role::Manager) => Some(Role::Manager),
+                    Ok(pb::Role::Trainee) => Some(Role::Trainee),
+                    _ => None,
+                }),
+            // An organization that does not exist has no members.
+            Err(status) if status.code() == Code::NotFound => None,
+            // Fail closed: no answer, no access.
+            Err(status) => return Err(ApiError::from_peer(&status, "the caller's membership")),
+        };
+        self.cache.insert(key, role);
+        Ok(role)
+    }
+
+    /// Drops what a change to `resource` may have made stale.
+    pub fn invalidate(&self, resource: &str) {
+        let is_organization = names::parse_organization(resource).is_some();
+        if (is_organization || resource.contains("/members/"))
+            && let Some(org) = names::organization_of(resource)
+        {
+            // Member rows are named by id, the cache by subject: drop the organization's.
+            self.cache.invalidate_where(|(o, _)| o == org);
+        }
+    }
+}
+
+impl Memberships for ConfigMemberships {
+    fn role<'a>(
+        &'a self,
+        organization: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Option<Role>>> {
+        Box::pin(self.lookup(organization, subject))
+    }
+}
+
+struct Invalidate(Arc<ConfigMemberships>);
+
+impl EventHandler for Invalidate {
+    async fn handle(&self, batch: &[Received]) -> anyhow::Result<()> {
+        for r in batch {
+            if let Some(salestrainer_proto::events::event::Payload::ConfigChanged(c)) =
+                &r.event.payload
+            {
+                self.0.invalidate(&c.resource);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod paging;
 pub mod ready;
+pub mod redact;
 pub mod redis;
 pub mod server;
 pub mod service;

@@ -136,6 +136,10 @@ impl ServerBuilder {
         self
     }
 
+    pub fn has_memberships(&self) -> bool {
+        self.memberships.is_some()
+    }
+
     /// A `/package.Service/Method` path callable only with a service identity.
     pub fn internal_method(&mut self, path: &str) -> &mut Self {
         self.policy.internal_method(path);

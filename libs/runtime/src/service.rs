@@ -101,6 +101,16 @@ pub async fn mount_with<S: Service>(
     ctx: &Context,
     settings: S::Settings,
 ) -> Starter {
+    // Every user request of every service is checked against the stored membership; the
+    // first service mounted on a server installs the source for all of them.
+    if !server.has_memberships() {
+        match crate::access::ConfigMemberships::start(ctx) {
+            Ok(source) => {
+                server.memberships(source);
+            }
+            Err(e) => return not_starting(S::NAME, &e),
+        }
+    }
     let db = Ready::new();
     let svc = match S::build(ctx, settings, db.clone()) {
         Ok(svc) => svc,

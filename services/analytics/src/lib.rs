@@ -13,8 +13,9 @@
 //! - A trainee principal's own member is `organizations/{org}/members/{jwt subject}`.
 //! - Assignment terms (assignees, due time, required attempts, passing score) and the
 //!   leaderboard setting come from the config service; when it cannot answer, progress uses
-//!   what events gave (assignees with attempts, one attempt required, the grader's pass) and
-//!   the leaderboard follows `[analytics] leaderboard_visible_by_default` (true).
+//!   what events gave (assignees with attempts, one attempt required, the grader's pass); the
+//!   leaderboard fails closed: hidden from trainees (UNAVAILABLE while config is unreachable),
+//!   managers and admins unaffected.
 //! - Usage ranges are widened to whole UTC days (usage is only kept per day).
 
 pub mod api;

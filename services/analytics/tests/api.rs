@@ -35,7 +35,7 @@ async fn summary(
 
 async fn cache_shows_a_new_grade_at_once(backend: Backend) {
     let h = spawn(backend).await;
-    let boss = h.token(Role::Manager, "boss", "acme");
+    let boss = h.token(Role::Manager, "boss", "acme").await;
     h.ingest(vec![graded(
         "e1",
         "acme",
@@ -169,10 +169,10 @@ async fn authorization_and_bad_input(backend: Backend) {
     ])
     .await;
     let mut c = h.client();
-    let ann = h.token(Role::Trainee, "ann", "acme");
-    let boss = h.token(Role::Manager, "boss", "acme");
-    let admin = h.token(Role::Admin, "root", "acme");
-    let stranger = h.token(Role::Admin, "eve", "other");
+    let ann = h.token(Role::Trainee, "ann", "acme").await;
+    let boss = h.token(Role::Manager, "boss", "acme").await;
+    let admin = h.token(Role::Admin, "root", "acme").await;
+    let stranger = h.token(Role::Admin, "eve", "other").await;
 
     // A trainee sees herself (no filter means "me"), not her colleague.
     let mine = summary(&h, &ann, org_summary("acme")).await;
@@ -213,24 +213,34 @@ async fn authorization_and_bad_input(backend: Backend) {
         Code::PermissionDenied
     );
     assert!(c.get_usage(authed(usage.clone(), &admin)).await.is_ok());
-    // The leaderboard is visible to trainees by default (config cannot say here).
-    let board = c
-        .get_leaderboard(authed(
-            pb::GetLeaderboardRequest {
-                organization: "organizations/acme".into(),
-                start_time: Some(ts(BASE_US)),
-                end_time: Some(ts(BASE_US + 30 * DAY_US)),
-                page_size: 1,
-                ..Default::default()
-            },
-            &ann,
-        ))
+    // The leaderboard fails closed: unless config says the organization shows it (it does
+    // not by default; and when config cannot answer, UNAVAILABLE), a trainee does not see
+    // it, while managers and admins are unaffected.
+    let board_req = pb::GetLeaderboardRequest {
+        organization: "organizations/acme".into(),
+        start_time: Some(ts(BASE_US)),
+        end_time: Some(ts(BASE_US + 30 * DAY_US)),
+        page_size: 1,
+        ..Default::default()
+    };
+    let err = c
+        .get_leaderboard(authed(board_req.clone(), &ann))
         .await
-        .expect("leaderboard")
-        .into_inner();
-    assert_eq!(board.total_size, 2);
-    assert_eq!(board.entries[0].trainee, "organizations/acme/members/bob");
-    assert!(!board.next_page_token.is_empty());
+        .expect_err("a trainee must not see the leaderboard unless config says so");
+    assert!(
+        matches!(err.code(), Code::Unavailable | Code::PermissionDenied),
+        "{err:?}"
+    );
+    for token in [&boss, &admin] {
+        let board = c
+            .get_leaderboard(authed(board_req.clone(), token))
+            .await
+            .expect("leaderboard")
+            .into_inner();
+        assert_eq!(board.total_size, 2);
+        assert_eq!(board.entries[0].trainee, "organizations/acme/members/bob");
+        assert!(!board.next_page_token.is_empty());
+    }
 
     // Another organization does not exist for the caller.
     for code in [
@@ -348,7 +358,7 @@ async fn authorization_and_bad_input_postgres() {
 #[tokio::test]
 async fn bus_events_are_consumed() {
     let h = spawn(Backend::Sqlite).await;
-    let boss = h.token(Role::Manager, "boss", "acme");
+    let boss = h.token(Role::Manager, "boss", "acme").await;
     let e = graded(
         "bus1",
         "acme",
@@ -382,4 +392,142 @@ async fn bus_events_are_consumed() {
             .graded_sessions,
         1
     );
+}
+
+/// Timestamps that overflow (or leave the protobuf range) are INVALID_ARGUMENT in every
+/// request field, never a panic, and an event carrying one is refused without a write.
+async fn overflowing_timestamps_are_invalid(backend: Backend) {
+    let h = spawn(backend).await;
+    h.ingest(vec![graded(
+        "a1",
+        "acme",
+        "s1",
+        "ann",
+        BASE_US + DAY_US,
+        60.0,
+        "v1",
+        "",
+        BASE_US + DAY_US,
+    )])
+    .await;
+    let mut c = h.client();
+    let boss = h.token(Role::Manager, "boss", "acme").await;
+    let bad = [
+        prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        },
+        prost_types::Timestamp {
+            seconds: i64::MIN,
+            nanos: 0,
+        },
+        prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 999_999_999,
+        },
+        prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        },
+        prost_types::Timestamp {
+            seconds: 253_402_300_800, // year 10000
+            nanos: 0,
+        },
+    ];
+    for t in bad {
+        for (start, end) in [(Some(t), None), (None, Some(t)), (Some(t), Some(t))] {
+            let codes = [
+                c.get_organization_summary(authed(
+                    pb::GetOrganizationSummaryRequest {
+                        name: "organizations/acme".into(),
+                        start_time: start,
+                        end_time: end,
+                        ..Default::default()
+                    },
+                    &boss,
+                ))
+                .await
+                .map(|_| ()),
+                c.get_trainee_summary(authed(
+                    pb::GetTraineeSummaryRequest {
+                        trainee: "organizations/acme/members/ann".into(),
+                        start_time: start,
+                        end_time: end,
+                        ..Default::default()
+                    },
+                    &boss,
+                ))
+                .await
+                .map(|_| ()),
+                c.get_leaderboard(authed(
+                    pb::GetLeaderboardRequest {
+                        organization: "organizations/acme".into(),
+                        start_time: start,
+                        end_time: end,
+                        ..Default::default()
+                    },
+                    &boss,
+                ))
+                .await
+                .map(|_| ()),
+                c.get_usage(authed(
+                    pb::GetUsageRequest {
+                        organization: "organizations/acme".into(),
+                        start_time: start,
+                        end_time: end,
+                        ..Default::default()
+                    },
+                    &boss,
+                ))
+                .await
+                .map(|_| ()),
+            ];
+            for (i, r) in codes.into_iter().enumerate() {
+                let err = r.expect_err("an overflowing timestamp must be refused");
+                assert_eq!(err.code(), Code::InvalidArgument, "rpc {i} {t:?}: {err:?}");
+            }
+        }
+        // Events: the occur time and the session's start time.
+        let mut e = graded("o1", "acme", "s7", "ann", BASE_US, 50.0, "v1", "", BASE_US);
+        e.occur_time = Some(t);
+        let mut f = graded("o2", "acme", "s8", "ann", BASE_US, 50.0, "v1", "", BASE_US);
+        if let Some(salestrainer_proto::events::event::Payload::SessionGraded(g)) = &mut f.payload {
+            g.session_start_time = Some(t);
+            g.session_duration = Some(prost_types::Duration {
+                seconds: i64::MAX,
+                nanos: 999_999_999,
+            });
+        }
+        // A duration that overflows alone is refused too.
+        let mut g = graded("o3", "acme", "s9", "ann", BASE_US, 50.0, "v1", "", BASE_US);
+        if let Some(salestrainer_proto::events::event::Payload::SessionGraded(x)) = &mut g.payload {
+            x.session_duration = Some(prost_types::Duration {
+                seconds: i64::MAX,
+                nanos: 0,
+            });
+        }
+        for ev in [e, f, g] {
+            let err = c
+                .ingest_events(authed(
+                    pb::IngestEventsRequest { events: vec![ev] },
+                    &h.service(),
+                ))
+                .await
+                .expect_err("must be refused");
+            assert_eq!(err.code(), Code::InvalidArgument, "{t:?}: {err:?}");
+        }
+    }
+    // Nothing was written.
+    assert_eq!(summary(&h, &boss, org_summary("acme")).await.sessions, 1);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn overflowing_timestamps_are_invalid_sqlite() {
+    overflowing_timestamps_are_invalid(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn overflowing_timestamps_are_invalid_postgres() {
+    overflowing_timestamps_are_invalid(Backend::Postgres).await;
 }

@@ -336,7 +336,7 @@ async fn run(backend: Backend, cases: u64) {
             }
             i += size;
         }
-        let manager = h.token(Role::Manager, "boss", &c.org);
+        let manager = h.token(Role::Manager, "boss", &c.org).await;
         let ranges = [
             (BASE_US, BASE_US + 10 * DAY_US),
             (

@@ -51,6 +51,9 @@ fn model(id: &str, now: i64) -> session::Model {
         version: 1,
         create_us: now,
         update_us: now,
+        segment_count: 0,
+        transcript_bytes: 0,
+        failure_reason: String::new(),
     }
 }
 

@@ -14,8 +14,6 @@ pub struct AnalyticsSettings {
     pub cache_ttl_ms: u64,
     /// Entries of the in-process summary cache (embedded mode).
     pub cache_capacity: usize,
-    /// Whether trainees may see the leaderboard when the config service cannot say.
-    pub leaderboard_visible_by_default: bool,
     /// Whether to follow the bus (off for tools that only ingest through the RPC).
     pub consume_bus: bool,
 }
@@ -26,7 +24,6 @@ impl Default for AnalyticsSettings {
             max_range_days: 366,
             cache_ttl_ms: 60_000,
             cache_capacity: 10_000,
-            leaderboard_visible_by_default: true,
             consume_bus: true,
         }
     }

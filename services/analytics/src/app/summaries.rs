@@ -259,12 +259,8 @@ pub async fn get_leaderboard(
         return Err(ApiError::invalid("start_time", "invalid range"));
     };
     if is_trainee(p) {
-        let visible = app
-            .config
-            .leaderboard_visible(&req.organization)
-            .await
-            .unwrap_or(app.settings.leaderboard_visible_by_default);
-        if !visible {
+        // Fails closed: no answer from config is not "visible".
+        if !app.config.leaderboard_visible(&req.organization).await? {
             return Err(ApiError::PermissionDenied(
                 "this organization does not show the leaderboard to trainees".into(),
             ));

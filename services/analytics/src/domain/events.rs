@@ -92,6 +92,17 @@ impl Check<'_> {
         }
     }
 
+    /// A duration in milliseconds; a negative one counts as unknown (as before), one that
+    /// overflows or has malformed nanos is refused.
+    fn duration(&mut self, field: &str, d: Option<&prost_types::Duration>) -> Option<i64> {
+        let d = d?;
+        let ms = duration_ms(d);
+        if ms.is_none() && d.seconds >= 0 && d.nanos >= 0 {
+            self.bad(field, "is not a valid duration");
+        }
+        ms
+    }
+
     fn time(&mut self, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
         let ts = ts?;
         let us = micros(ts);
@@ -162,7 +173,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                 false,
             );
             let start_us = c.time("session_ended.start_time", p.start_time.as_ref());
-            let duration_ms = p.duration.as_ref().and_then(duration_ms);
+            let duration_ms = c.duration("session_ended.duration", p.duration.as_ref());
             Body::Session {
                 event: Box::new(SessionEvent::Ended {
                     info: SessionInfo {
@@ -210,7 +221,10 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                 "session_graded.session_start_time",
                 p.session_start_time.as_ref(),
             );
-            let duration_ms = p.session_duration.as_ref().and_then(duration_ms);
+            let duration_ms = c.duration(
+                "session_graded.session_duration",
+                p.session_duration.as_ref(),
+            );
             Body::Session {
                 event: Box::new(SessionEvent::Graded {
                     info: SessionInfo {

@@ -36,7 +36,7 @@ impl Range {
         if start >= end {
             return Err(RangeError::Inverted);
         }
-        if end - start > max_days * MICROS_PER_DAY {
+        if end - start > max_days.saturating_mul(MICROS_PER_DAY) {
             return Err(RangeError::TooLong { max_days });
         }
         Ok(Self {

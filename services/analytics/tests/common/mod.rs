@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use salestrainer_analytics::app::{AnalyticsApp, settings::AnalyticsSettings};
 use salestrainer_proto::{analytics as pb, events as ev};
+use salestrainer_runtime::service::mount_with;
 use salestrainer_runtime::{Context, Role};
 pub use salestrainer_tests::{Backend, authed};
-use salestrainer_tests::{TestApp, drop_postgres_databases, spawn_service_with, wait_serving};
+use salestrainer_tests::{
+    TestApp, drop_postgres_databases, seed_organization, spawn_mounted, wait_serving,
+};
 use tonic::transport::Channel;
 
 pub type Client = pb::analytics_service_client::AnalyticsServiceClient<Channel>;
@@ -21,18 +24,21 @@ pub struct Harness {
     app: TestApp,
 }
 
+/// Analytics with the config service beside it: every caller's membership is read there.
 pub async fn spawn(backend: Backend) -> Harness {
-    let app = spawn_service_with::<AnalyticsApp>(
+    let app = spawn_mounted(
         |s| s.database_url = backend.database_url(),
-        AnalyticsSettings::default(),
+        |server, ctx| {
+            Box::pin(async move {
+                vec![
+                    salestrainer_config::mount(server, ctx).await,
+                    mount_with::<AnalyticsApp>(server, ctx, AnalyticsSettings::default()).await,
+                ]
+            })
+        },
     )
     .await;
-    wait_serving(
-        &app,
-        "salestrainer.analytics.v1.AnalyticsService",
-        Duration::from_secs(20),
-    )
-    .await;
+    wait_serving(&app, "", Duration::from_secs(20)).await;
     Harness {
         channel: app.channel.clone(),
         ctx: app.ctx.clone(),
@@ -45,14 +51,23 @@ impl Harness {
     pub async fn finish(self) {
         let url = self.app.settings.database_url.clone();
         self.app.stop().await;
-        drop_postgres_databases(&url, &[salestrainer_analytics::SERVICE]).await;
+        drop_postgres_databases(
+            &url,
+            &[
+                salestrainer_analytics::SERVICE,
+                salestrainer_config::SERVICE,
+            ],
+        )
+        .await;
     }
 
     pub fn client(&self) -> Client {
         Client::new(self.channel.clone())
     }
 
-    pub fn token(&self, role: Role, subject: &str, org: &str) -> String {
+    /// A token of a member of `org` with `role` (the member is created in config first).
+    pub async fn token(&self, role: Role, subject: &str, org: &str) -> String {
+        seed_organization(&self.app, org, &[(subject, role)]).await;
         self.app.token(role, subject, org)
     }
 

@@ -11,9 +11,6 @@ use crate::{
     store::{segment, session, session_name},
 };
 
-/// Longest transcript segment text accepted from a client, in characters.
-const MAX_SEGMENT_CHARS: usize = 10_000;
-
 /// The proto view of a session row.
 pub fn session_to_pb(m: &session::Model) -> pb::Session {
     pb::Session {
@@ -38,6 +35,7 @@ pub fn session_to_pb(m: &session::Model) -> pb::Session {
         create_time: Some(timestamp(m.create_us)),
         update_time: Some(timestamp(m.update_us)),
         etag: m.version.to_string(),
+        failure_reason: m.failure_reason.clone(),
     }
 }
 
@@ -49,6 +47,7 @@ pub fn segment_to_pb(s: &segment::Model) -> pb::TranscriptSegment {
         start_offset: Some(duration(s.start_ms)),
         end_offset: Some(duration(s.end_ms)),
         r#final: s.is_final,
+        source: s.source,
     }
 }
 
@@ -80,12 +79,8 @@ pub fn segment_from_pb(seg: Option<pb::TranscriptSegment>) -> ApiResult<Transcri
             "required, at most 128 characters",
         ));
     }
-    if s.text.chars().count() > MAX_SEGMENT_CHARS {
-        return Err(ApiError::invalid(
-            "segment.text",
-            "at most 10000 characters",
-        ));
-    }
+    // The text's size is a limit of the session (max_segment_bytes, RESOURCE_EXHAUSTED),
+    // checked by the use case; `source` is the server's to set and is ignored here.
     let ms = |field: &str, d: Option<prost_types::Duration>| -> ApiResult<u64> {
         duration_ms(&d.unwrap_or_default())
             .and_then(|v| u64::try_from(v).ok())
@@ -110,24 +105,22 @@ pub fn watch_message(m: &session::Model) -> pb::WatchSessionResponse {
     }
 }
 
-/// What the browser's voice SDK needs. No secret goes in here: the provider authenticates
-/// its webhooks with the secret held by config.
+/// What the browser's voice SDK needs to start the call, and no more: no secret (the provider
+/// authenticates its webhooks with the secret held by config) and not the persona — the
+/// provider asks the server for the assistant (`assistant-request`), so the prompt never
+/// reaches the trainee's client.
 pub fn voice_to_pb(
     m: &session::Model,
     v: &crate::app::sessions::VoiceAssistant,
 ) -> pb::VoiceAssistantConfig {
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("session".to_owned(), session_name(m));
-    metadata.insert("trainee".to_owned(), m.trainee.clone());
-    metadata.insert("scenario".to_owned(), m.scenario.clone());
     pb::VoiceAssistantConfig {
         provider: pb::VoiceProvider::Vapi as i32,
-        system_prompt: v.setup.system_prompt.clone(),
-        first_message: v.setup.first_message(),
-        voice_id: v.setup.voice_id.clone(),
-        model: v.model.clone(),
         server_url: v.server_url.clone(),
         metadata,
-        max_duration: v.setup.time_limit,
+        max_duration: v.max_duration,
+        server_assistant: true,
+        ..Default::default()
     }
 }

@@ -36,6 +36,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn reply(answer: Answer) -> Response {
     let (status, outcome) = match answer {
+        Answer::Json(v) => return (StatusCode::OK, Json(v)).into_response(),
         Answer::Done(o) => (StatusCode::OK, o.to_owned()),
         Answer::BadRequest(o) => (StatusCode::BAD_REQUEST, o),
         Answer::Unauthorized(o) => (StatusCode::UNAUTHORIZED, o.to_owned()),

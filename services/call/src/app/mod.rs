@@ -51,6 +51,7 @@ use self::{
 };
 use crate::{
     api::{self, CallServiceApi},
+    domain::transcript::Exceeded,
     store::{self, Ended, Ending, WriteError, session},
 };
 
@@ -63,6 +64,8 @@ pub struct CallApp {
     /// Every session change made or observed by this process, for WatchSession.
     pub hub: broadcast::Sender<Arc<session::Model>>,
     pub streams: StreamLimiter,
+    /// Open WatchSession streams per caller.
+    pub watchers: StreamLimiter,
     pub settings: CallSettings,
     /// Where the voice provider sends its webhooks (no trailing slash).
     pub public_url: String,
@@ -92,7 +95,14 @@ impl Service for CallApp {
             config: Arc::new(ConfigClient::new(ctx, crate::SERVICE)?),
             threads,
             hub: broadcast::channel(1024).0,
-            streams: StreamLimiter::new(settings.max_streams_per_trainee()),
+            streams: StreamLimiter::new(
+                settings.max_streams_per_trainee(),
+                "concurrent conversations per trainee (max_streams_per_trainee)",
+            ),
+            watchers: StreamLimiter::new(
+                settings.max_watch_streams_per_caller(),
+                "open WatchSession streams per caller (max_watch_streams_per_caller)",
+            ),
             public_url: settings.public_url(ctx.local_addr),
             settings,
             llm: LlmClient::new()?,
@@ -218,7 +228,28 @@ pub fn write_error(e: WriteError) -> ApiError {
         WriteError::NotFound => ApiError::NotFound("session".into()),
         WriteError::EtagMismatch => ApiError::Aborted("etag does not match the session".into()),
         WriteError::Duplicate => ApiError::AlreadyExists("segment".into()),
+        WriteError::Limit(e) => ApiError::ResourceExhausted(limit_message(e)),
+        WriteError::Foreign => ApiError::PermissionDenied(
+            "that segment id belongs to a segment another source recorded".into(),
+        ),
         WriteError::Db(e) => e.into(),
+    }
+}
+
+/// RESOURCE_EXHAUSTED's message: which limit (by its `[call]` setting) and that nothing was
+/// written.
+pub fn limit_message(e: Exceeded) -> String {
+    match e {
+        Exceeded::Segments { limit } => format!(
+            "the transcript already holds the most segments allowed \
+             (max_segments_per_session = {limit}); nothing was written"
+        ),
+        Exceeded::SegmentBytes { bytes, limit } => format!(
+            "segment.text is {bytes} bytes, over max_segment_bytes = {limit}; nothing was written"
+        ),
+        Exceeded::TranscriptBytes { limit } => format!(
+            "the transcript would grow past max_transcript_bytes = {limit}; nothing was written"
+        ),
     }
 }
 

@@ -233,9 +233,14 @@ impl Conversation {
 
     async fn store_turns(&self, turns: Vec<NewTurn>) -> Result<bool, Result<Status, Gone>> {
         let db = self.core.db().map_err(|e| Ok(e.into()))?;
-        store::append_turns(db, turns, &self.session.id)
-            .await
-            .map_err(|e| Ok(write_error(e).into()))
+        store::append_turns(
+            db,
+            turns,
+            &self.session.id,
+            &self.core.settings.transcript_limits(),
+        )
+        .await
+        .map_err(|e| Ok(write_error(e).into()))
     }
 
     async fn stream_text(&self, turn_id: &str, text: &str) -> Result<(), Gone> {
@@ -503,9 +508,12 @@ impl Conversation {
     }
 }
 
-/// Caps concurrent Converse streams per trainee (per process).
+/// Caps concurrent streams per key (per process): Converse per trainee, WatchSession per
+/// caller.
 pub struct StreamLimiter {
     max: usize,
+    /// What is counted, for the error, e.g. "concurrent conversations per trainee (...)".
+    what: &'static str,
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
@@ -515,9 +523,10 @@ pub struct StreamPermit {
 }
 
 impl StreamLimiter {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, what: &'static str) -> Self {
         Self {
             max,
+            what,
             open: Arc::default(),
         }
     }
@@ -527,8 +536,8 @@ impl StreamLimiter {
         let n = open.entry(trainee.to_owned()).or_insert(0);
         if *n >= self.max {
             return Err(ApiError::ResourceExhausted(format!(
-                "at most {} concurrent conversations per trainee",
-                self.max
+                "at most {} {}",
+                self.max, self.what
             )));
         }
         *n += 1;

@@ -20,12 +20,12 @@ pub struct Started {
     pub voice: Option<VoiceAssistant>,
 }
 
-/// The voice assistant of a voice session.
+/// What a voice session's client needs to start the call, and no more: the persona's prompt
+/// is served to the provider by the server (`app::webhooks`, VAPI `assistant-request`).
 pub struct VoiceAssistant {
-    pub setup: PersonaSetup,
-    /// The organisation's LLM model, or empty.
-    pub model: String,
-    /// Where the provider sends its webhooks.
+    /// The scenario's time limit, if any.
+    pub max_duration: Option<prost_types::Duration>,
+    /// Where the provider sends its webhooks (and asks for the assistant).
     pub server_url: String,
 }
 
@@ -165,6 +165,9 @@ pub async fn start(
         version: 1,
         create_us: now,
         update_us: now,
+        segment_count: 0,
+        transcript_bytes: 0,
+        failure_reason: String::new(),
     };
     let m = match store::insert_session(db, model).await {
         Ok(m) => m,
@@ -181,7 +184,7 @@ pub async fn start(
     };
     core.changed(m.clone(), true);
     let voice = if mode == pb::SessionMode::Voice {
-        Some(voice_assistant(core, &m, setup).await)
+        Some(voice_assistant(core, setup))
     } else {
         None
     };
@@ -192,29 +195,16 @@ pub async fn start(
 async fn respond(core: &CallApp, m: session::Model) -> ApiResult<Started> {
     let voice = if m.mode == pb::SessionMode::Voice as i32 {
         let setup = core.persona_setup(&m.organization, &m.scenario).await?;
-        Some(voice_assistant(core, &m, setup).await)
+        Some(voice_assistant(core, setup))
     } else {
         None
     };
     Ok(Started { session: m, voice })
 }
 
-async fn voice_assistant(
-    core: &CallApp,
-    m: &session::Model,
-    setup: PersonaSetup,
-) -> VoiceAssistant {
-    // The model is a nicety; a config hiccup must not fail the call start.
-    let model = core
-        .llm_endpoint(&m.organization)
-        .await
-        .ok()
-        .flatten()
-        .map(|e| e.model)
-        .unwrap_or_default();
+fn voice_assistant(core: &CallApp, setup: PersonaSetup) -> VoiceAssistant {
     VoiceAssistant {
-        setup,
-        model,
+        max_duration: setup.time_limit,
         server_url: format!("{}/webhooks/vapi", core.public_url),
     }
 }
@@ -348,6 +338,9 @@ fn parse_etag(etag: &str) -> ApiResult<Option<i64>> {
         .map_err(|_| ApiError::Aborted("etag does not match the session".into()))
 }
 
+/// Ends a session. A VOICE session is graded on its provider's end-of-call report: ended here
+/// before the report arrived, it moves to AWAITING_REPORT (nothing is submitted for grading)
+/// and the report, or the sweeper after `voice_report_wait_secs`, finishes it.
 pub async fn end(
     core: &CallApp,
     p: &Principal,

@@ -5,6 +5,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::transcript::Limits;
+
+fn or_default(v: u64, default: u64) -> u64 {
+    if v == 0 { default } else { v }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CallSettings {
@@ -20,11 +26,27 @@ pub struct CallSettings {
     pub thread_ttl_secs: u64,
     /// In-process thread cache bound (embedded mode).
     pub thread_cache_capacity: usize,
+    /// How long a VOICE session ended without the provider's end-of-call report waits for
+    /// it (state AWAITING_REPORT) before it fails with VOICE_REPORT_MISSING (0 = the default).
+    pub voice_report_wait_secs: u64,
+    /// Most transcript segments one session may hold (0 = the default).
+    pub max_segments_per_session: u64,
+    /// Longest transcript segment text, in UTF-8 bytes (0 = the default).
+    pub max_segment_bytes: u64,
+    /// Largest transcript of one session, in UTF-8 bytes of segment text (0 = the default).
+    pub max_transcript_bytes: u64,
+    /// Concurrent WatchSession streams per caller, per process (0 = the default).
+    pub max_watch_streams_per_caller: usize,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
 const IDLE_TIMEOUT_SECS: u64 = 1800;
 const MAX_STREAMS_PER_TRAINEE: usize = 4;
+const VOICE_REPORT_WAIT_SECS: u64 = 300;
+const MAX_SEGMENTS_PER_SESSION: u64 = 5_000;
+const MAX_SEGMENT_BYTES: u64 = 16 * 1024;
+const MAX_TRANSCRIPT_BYTES: u64 = 1024 * 1024;
+const MAX_WATCH_STREAMS_PER_CALLER: usize = 16;
 
 impl Default for CallSettings {
     fn default() -> Self {
@@ -35,6 +57,11 @@ impl Default for CallSettings {
             max_turn_chars: MAX_TURN_CHARS,
             thread_ttl_secs: 7 * 24 * 3600,
             thread_cache_capacity: 10_000,
+            voice_report_wait_secs: VOICE_REPORT_WAIT_SECS,
+            max_segments_per_session: MAX_SEGMENTS_PER_SESSION,
+            max_segment_bytes: MAX_SEGMENT_BYTES,
+            max_transcript_bytes: MAX_TRANSCRIPT_BYTES,
+            max_watch_streams_per_caller: MAX_WATCH_STREAMS_PER_CALLER,
         }
     }
 }
@@ -56,9 +83,34 @@ impl CallSettings {
         })
     }
 
-    /// How often the idle sweeper runs: a quarter of the timeout, between 1 s and 30 s.
+    /// How often the sweeper runs: a quarter of the shorter of the idle timeout and the voice
+    /// report wait, between 1 s and 30 s.
     pub fn sweep_interval(&self) -> Duration {
-        (self.idle_timeout() / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+        (self.idle_timeout().min(self.voice_report_wait()) / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    pub fn voice_report_wait(&self) -> Duration {
+        Duration::from_secs(or_default(
+            self.voice_report_wait_secs,
+            VOICE_REPORT_WAIT_SECS,
+        ))
+    }
+
+    /// The transcript limits of one session.
+    pub fn transcript_limits(&self) -> Limits {
+        Limits {
+            max_segments: or_default(self.max_segments_per_session, MAX_SEGMENTS_PER_SESSION),
+            max_segment_bytes: or_default(self.max_segment_bytes, MAX_SEGMENT_BYTES),
+            max_transcript_bytes: or_default(self.max_transcript_bytes, MAX_TRANSCRIPT_BYTES),
+        }
+    }
+
+    pub fn max_watch_streams_per_caller(&self) -> usize {
+        match self.max_watch_streams_per_caller {
+            0 => MAX_WATCH_STREAMS_PER_CALLER,
+            n => n,
+        }
     }
 
     pub fn max_streams_per_trainee(&self) -> usize {

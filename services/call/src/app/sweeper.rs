@@ -1,5 +1,7 @@
 //! The sweeper: ends ACTIVE sessions idle longer than the timeout or past their scenario's
-//! time limit. Stopped by the context's shutdown token.
+//! time limit, and fails VOICE sessions whose provider report has not come within
+//! `voice_report_wait_secs` (FAILED, failure_reason VOICE_REPORT_MISSING, never graded on
+//! client text). Stopped by the context's shutdown token.
 
 use std::sync::Arc;
 
@@ -20,6 +22,9 @@ pub fn spawn_sweeper(core: Arc<CallApp>, ctx: &Context) {
             }
             if let Err(e) = sweep_once(&core).await {
                 tracing::warn!(error = %e, "idle-session sweep failed");
+            }
+            if let Err(e) = fail_missing_reports(&core).await {
+                tracing::warn!(error = %e, "voice-report sweep failed");
             }
         }
     });
@@ -63,6 +68,47 @@ pub async fn sweep_once(core: &CallApp) -> anyhow::Result<usize> {
         }
         if n < 100 {
             return Ok(ended);
+        }
+    }
+}
+
+/// Why a voice session that never got its provider's report fails.
+pub const VOICE_REPORT_MISSING: &str = "VOICE_REPORT_MISSING";
+
+/// Fails every voice session that has waited for its provider's end-of-call report longer than
+/// the bound. Returns how many it failed. Safe on several replicas: the change is conditional
+/// on AWAITING_REPORT.
+pub async fn fail_missing_reports(core: &CallApp) -> anyhow::Result<usize> {
+    let db = core.db().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let wait = core.settings.voice_report_wait();
+    let wait_us = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+    let mut failed = 0;
+    loop {
+        let batch = store::overdue_reports(db, now_us().saturating_sub(wait_us), 100).await?;
+        let n = batch.len();
+        for m in batch {
+            let r = core
+                .end(
+                    &m.id,
+                    Ending {
+                        state: pb::SessionState::Failed as i32,
+                        failure_reason: VOICE_REPORT_MISSING.into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if r.changed {
+                tracing::warn!(
+                    session = %m.id,
+                    wait_secs = wait.as_secs(),
+                    "voice session failed: no end-of-call report from the provider"
+                );
+                failed += 1;
+            }
+        }
+        if n < 100 {
+            return Ok(failed);
         }
     }
 }

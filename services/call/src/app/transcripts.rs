@@ -1,11 +1,20 @@
 //! AppendTranscript (a voice call's live segments) and GetTranscript.
+//!
+//! Provenance: AppendTranscript is the trainee's client. Only the session's own trainee may
+//! call it, every segment it writes is recorded as TRANSCRIPT_SOURCE_TRAINEE_CLIENT, and it
+//! writes only the trainee's side: a segment for the persona (or the system) is
+//! PERMISSION_DENIED — the request is well formed, the caller is just not allowed to speak for
+//! anyone but themself, so no change to the request would make it succeed (which is what
+//! INVALID_ARGUMENT would suggest). The refused segment and everything after it on the stream
+//! are not written. For voice sessions, this text is for live display only: grading uses the
+//! provider's end-of-call report (see `store::end_session`).
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, db::begin_write};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, db::begin_write};
 
-use super::{CallApp, load_visible, member_name, write_error};
+use super::{CallApp, limit_message, load_visible, member_name, write_error};
 use crate::{
-    domain::transcript::TranscriptSegment,
+    domain::{Source, transcript::TranscriptSegment},
     store::{self, segment, session},
 };
 
@@ -56,8 +65,12 @@ impl<'a> Append<'a> {
         }
         let p = self.p;
         let m = load_visible(self.core, p, name, "session").await?;
-        if !p.is_service() && p.role == Role::Trainee && m.trainee != member_name(p) {
-            return Err(ApiError::PermissionDenied("not your session".into()));
+        // The trainee's client, and nobody else: a manager or a service identity has no side
+        // of this call to write.
+        if p.is_service() || m.trainee != member_name(p) {
+            return Err(ApiError::PermissionDenied(
+                "only the session's trainee writes to its transcript".into(),
+            ));
         }
         if m.mode != pb::SessionMode::Voice as i32 {
             return Err(ApiError::FailedPrecondition {
@@ -77,8 +90,20 @@ impl<'a> Append<'a> {
                 "required on the first message",
             ));
         };
+        if !Source::TraineeClient.may_write(seg.speaker) {
+            return Err(ApiError::PermissionDenied(
+                "a trainee's client writes only the trainee's side: segment.speaker must be \
+                 SPEAKER_TRAINEE"
+                    .into(),
+            ));
+        }
+        let limits = self.core.settings.transcript_limits();
+        // Refused before a transaction is opened; the store checks again against the counters.
+        limits
+            .check_segment(seg.text.len() as u64)
+            .map_err(|e| ApiError::ResourceExhausted(limit_message(e)))?;
         let txn = begin_write(self.core.db()?).await?;
-        let outcome = store::apply_segment(&txn, &m.id, seg)
+        let outcome = store::apply_segment(&txn, &m.id, seg, Source::TraineeClient, &limits)
             .await
             .map_err(write_error)?;
         txn.commit().await?;

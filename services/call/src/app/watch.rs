@@ -10,7 +10,7 @@ use salestrainer_runtime::{ApiResult, Principal};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{CallApp, load_visible};
+use super::{CallApp, load_visible, member_name};
 use crate::store::{self, session};
 
 const RECHECK: Duration = Duration::from_secs(5);
@@ -29,8 +29,12 @@ pub async fn open(
     // Subscribe before reading so no change between the read and the subscription is lost.
     let mut rx = core.hub.subscribe();
     let current = load_visible(&core, p, name, "name").await?;
+    // Each open stream holds a task and a subscription: capped per caller, released when the
+    // stream ends (terminal state, client gone, shutdown).
+    let permit = core.watchers.acquire(&caller_key(p))?;
     let (tx, out) = mpsc::channel::<Arc<session::Model>>(16);
     tokio::spawn(async move {
+        let _permit = permit;
         let id = current.id.clone();
         let mut version = current.version;
         let mut state = current.state;
@@ -67,6 +71,15 @@ pub async fn open(
         }
     });
     Ok(ReceiverStream::new(out))
+}
+
+/// Who holds a stream: a member of an organization, or a service identity.
+fn caller_key(p: &Principal) -> String {
+    if p.is_service() {
+        format!("service:{}", p.subject)
+    } else {
+        member_name(p)
+    }
 }
 
 async fn reload(core: &CallApp, id: &str) -> Option<session::Model> {

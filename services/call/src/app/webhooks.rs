@@ -11,7 +11,7 @@ use salestrainer_runtime::{db::begin_write, names, time::now_us};
 use super::CallApp;
 use crate::{
     domain::{
-        Speaker,
+        Source, Speaker,
         transcript::TranscriptSegment,
         webhook::{
             self, CallStatus, EventKind, Provider, VapiAuth, VapiHeaders, WebhookError,
@@ -22,10 +22,12 @@ use crate::{
 };
 
 /// How a webhook was answered; `api::webhooks` turns it into an HTTP status and body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// Applied, recorded, a repeat or ignored (200): the provider must not retry.
     Done(&'static str),
+    /// A JSON answer the provider acts on (200), e.g. the assistant of an `assistant-request`.
+    Json(serde_json::Value),
     /// Not a webhook we can read (400).
     BadRequest(String),
     /// Not authenticated (401): nothing was written.
@@ -70,10 +72,70 @@ pub async fn vapi(core: &CallApp, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     match webhook::vapi_webhook(&auth, &h, body, now_ms) {
+        Ok(event) if event.kind == EventKind::AssistantRequest => assistant(core, &session).await,
         Ok(event) => apply(core, session, event).await,
         Err(e) => refused(e),
     }
 }
+
+/// The answer to VAPI's `assistant-request` (verified like every webhook): the session's
+/// persona as a VAPI assistant. This is the only way the persona's system prompt leaves the
+/// server for a voice call; StartSession hands the trainee's client the session name only.
+async fn assistant(core: &CallApp, s: &session::Model) -> Answer {
+    if !store::state_of(s.state).is_some_and(|st| st.accepts_transcript()) {
+        // VAPI reads `error` as "do not start the call" and says it to the caller.
+        return Answer::Json(serde_json::json!({
+            "error": "This practice session is no longer active. Start a new one."
+        }));
+    }
+    let setup = match core.persona_setup(&s.organization, &s.scenario).await {
+        Ok(setup) => setup,
+        Err(e) => {
+            tracing::warn!(session = %s.id, error = %e, "assistant-request: persona unavailable");
+            return Answer::Unavailable("persona unavailable");
+        }
+    };
+    // The organization's model is a nicety; a config hiccup must not fail the call start.
+    let model = core
+        .llm_endpoint(&s.organization)
+        .await
+        .ok()
+        .flatten()
+        .map(|e| e.model)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| DEFAULT_VOICE_MODEL.to_owned());
+    let mut assistant = serde_json::json!({
+        "name": "Salestrainer persona",
+        "firstMessage": setup.first_message(),
+        "model": {
+            "provider": "openai",
+            "model": model,
+            "messages": [{"role": "system", "content": setup.system_prompt}],
+        },
+        "serverUrl": format!("{}/webhooks/vapi", core.public_url),
+        "metadata": {"session": store::session_name(s)},
+    });
+    if !setup.voice_id.is_empty() {
+        assistant["voice"] = serde_json::json!({
+            "provider": "11labs",
+            "voiceId": setup.voice_id,
+        });
+    }
+    if let Some(secs) = setup
+        .time_limit
+        .as_ref()
+        .and_then(salestrainer_runtime::time::duration_ms)
+        .and_then(|ms| u64::try_from(ms).ok())
+        .filter(|ms| *ms > 0)
+        .map(|ms| ms.div_ceil(1000))
+    {
+        assistant["maxDurationSeconds"] = secs.into();
+    }
+    Answer::Json(serde_json::json!({ "assistant": assistant }))
+}
+
+/// The model VAPI runs the persona on when the organization configured none.
+const DEFAULT_VOICE_MODEL: &str = "gpt-4o-mini";
 
 /// `POST /webhooks/retell`: verified with the organisation's Retell key, then applied.
 pub async fn retell(core: &CallApp, signature: Option<&str>, body: &[u8]) -> Answer {
@@ -158,16 +220,18 @@ fn kind_name(k: &EventKind) -> &'static str {
         EventKind::TranscriptFinal { .. } => "transcript-final",
         EventKind::Ended(_) => "ended",
         EventKind::Analyzed(_) => "analyzed",
+        EventKind::AssistantRequest => "assistant-request",
         EventKind::Ignored { .. } => "ignored",
     }
 }
 
 /// Records the receipt and applies the event in one transaction.
 async fn apply(core: &CallApp, s: session::Model, event: WebhookEvent) -> Answer {
-    if let EventKind::Ignored { .. } = event.kind {
+    if let EventKind::Ignored { .. } | EventKind::AssistantRequest = event.kind {
         // Unknown types are acknowledged so the provider does not retry them; nothing to keep.
         return Answer::Done("ignored");
     }
+    let limits = core.settings.transcript_limits();
     let Ok(db) = core.db() else {
         return Answer::Unavailable("starting");
     };
@@ -207,16 +271,27 @@ async fn apply(core: &CallApp, s: session::Model, event: WebhookEvent) -> Answer
                     end_ms: at,
                     is_final,
                 };
-                match store::apply_segment(&txn, &s.id, seg).await {
+                match store::apply_segment(&txn, &s.id, seg, Source::VoiceProvider, &limits).await {
                     Ok(_) => "recorded",
                     // A late transcript after the call ended is kept as a receipt only.
                     Err(WriteError::NotActive(_)) => "ignored: session not active",
+                    // Live text past a limit is dropped (the end-of-call report still counts);
+                    // retrying would not help, so the receipt is kept and the answer is 200.
+                    Err(WriteError::Limit(_)) => {
+                        txn.rollback().await?;
+                        return Ok(("ignored: transcript limit reached", None));
+                    }
+                    Err(WriteError::Foreign) => {
+                        txn.rollback().await?;
+                        return Ok(("ignored: segment recorded by another source", None));
+                    }
                     Err(e) => return Err(e),
                 }
             }
             EventKind::Ended(end) => {
                 let duration_ms = match (end.started_at_ms, end.ended_at_ms) {
-                    (Some(a), Some(b)) if b >= a => Some(b - a),
+                    // Checked: a signed but absurd pair of times must not overflow.
+                    (Some(a), Some(b)) if b >= a => b.checked_sub(a),
                     _ => end
                         .segments
                         .iter()
@@ -250,8 +325,10 @@ async fn apply(core: &CallApp, s: session::Model, event: WebhookEvent) -> Answer
                         provider_call_id: (!event.call_id.is_empty())
                             .then(|| event.call_id.clone()),
                         voice_provider: Some(provider),
+                        report: true,
                         final_segments,
                         etag: None,
+                        failure_reason: String::new(),
                     },
                 )
                 .await?;
@@ -262,7 +339,7 @@ async fn apply(core: &CallApp, s: session::Model, event: WebhookEvent) -> Answer
                     "recorded: session already ended"
                 }
             }
-            EventKind::Ignored { .. } => "ignored",
+            EventKind::Ignored { .. } | EventKind::AssistantRequest => "ignored",
         };
         txn.commit().await?;
         Ok((outcome, changed))

@@ -7,4 +7,4 @@ mod text;
 pub mod transcript;
 pub mod webhook;
 
-pub use transcript::Speaker;
+pub use transcript::{Source, Speaker};

@@ -10,13 +10,23 @@ pub enum SessionState {
     Graded,
     Failed,
     Cancelled,
+    /// A voice call is over; its provider's end-of-call report (the transcript that gets
+    /// graded) has not arrived yet.
+    AwaitingReport,
 }
 
 /// What happens to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// The call is over (trainee, provider, idle sweeper, time limit).
+    /// The call is over (trainee, persona, idle sweeper, time limit). For a voice session
+    /// the store turns this into [`Change::AwaitReport`]: see [`end_change`].
     End,
+    /// A voice call is over without its provider's end-of-call report: wait for it.
+    AwaitReport,
+    /// The voice provider's end-of-call report (its transcript is the one graded).
+    Report,
+    /// The report did not come within the bound: the session fails, ungraded.
+    ReportMissing,
     /// The trainee abandons the call; it is not graded.
     Cancel,
     GradingStarted,
@@ -58,22 +68,43 @@ impl SessionState {
     }
 }
 
+/// The change a non-report end really is: a voice session is graded only on its provider's
+/// end-of-call report, so ending it by any other way waits for that report.
+pub fn end_change(voice: bool, change: Change) -> Change {
+    match change {
+        Change::End if voice => Change::AwaitReport,
+        other => other,
+    }
+}
+
 /// Which state follows `from` when `change` happens.
 pub fn transition(from: SessionState, change: Change) -> Result<Step, Refused> {
     use SessionState as S;
     match (change, from) {
         (Change::End, S::Active) => Ok(Step::To(S::Ended)),
-        (Change::End, S::Cancelled) => Err(Refused::Cancelled),
+        (Change::End | Change::AwaitReport, S::Cancelled) => Err(Refused::Cancelled),
         // Ending twice is idempotent: the first end (and whatever grading did since) stands.
         (Change::End, _) => Ok(Step::Stay),
 
-        (Change::Cancel, S::Active) => Ok(Step::To(S::Cancelled)),
+        (Change::AwaitReport, S::Active) => Ok(Step::To(S::AwaitingReport)),
+        (Change::AwaitReport, _) => Ok(Step::Stay),
+
+        // The report ends a running call or the wait for it; once failed (report missing),
+        // graded or cancelled, a late report changes nothing.
+        (Change::Report, S::Active | S::AwaitingReport) => Ok(Step::To(S::Ended)),
+        (Change::Report, _) => Ok(Step::Stay),
+
+        (Change::ReportMissing, S::AwaitingReport) => Ok(Step::To(S::Failed)),
+        (Change::ReportMissing, _) => Ok(Step::Stay),
+
+        // A voice call waiting for its report may still be abandoned: it is never graded.
+        (Change::Cancel, S::Active | S::AwaitingReport) => Ok(Step::To(S::Cancelled)),
         (Change::Cancel, S::Cancelled) => Ok(Step::Stay),
         (Change::Cancel, other) => Err(Refused::NotActive(other)),
 
         // Grading events only move sessions that were ended; a session still running or
         // cancelled is not graded, and a redelivered event must not fail the consumer.
-        (_, S::Active | S::Cancelled) => Ok(Step::Stay),
+        (_, S::Active | S::Cancelled | S::AwaitingReport) => Ok(Step::Stay),
         // A late GradingStarted must not undo a result that already arrived.
         (Change::GradingStarted, S::Graded | S::Failed) => Ok(Step::Stay),
         (Change::GradingStarted, _) => Ok(Step::To(S::Grading)),
@@ -88,19 +119,63 @@ mod tests {
     use super::*;
     use SessionState as S;
 
-    const ALL: [SessionState; 6] = [
+    const ALL: [SessionState; 7] = [
         S::Active,
         S::Ended,
         S::Grading,
         S::Graded,
         S::Failed,
         S::Cancelled,
+        S::AwaitingReport,
     ];
+
+    #[test]
+    fn a_voice_session_waits_for_its_report_then_ends_or_fails() {
+        assert_eq!(end_change(true, Change::End), Change::AwaitReport);
+        assert_eq!(end_change(false, Change::End), Change::End);
+        assert_eq!(end_change(true, Change::Report), Change::Report);
+        assert_eq!(
+            transition(S::Active, Change::AwaitReport),
+            Ok(Step::To(S::AwaitingReport))
+        );
+        assert_eq!(
+            transition(S::AwaitingReport, Change::AwaitReport),
+            Ok(Step::Stay)
+        );
+        assert_eq!(
+            transition(S::AwaitingReport, Change::Report),
+            Ok(Step::To(S::Ended))
+        );
+        assert_eq!(
+            transition(S::Active, Change::Report),
+            Ok(Step::To(S::Ended))
+        );
+        assert_eq!(
+            transition(S::AwaitingReport, Change::ReportMissing),
+            Ok(Step::To(S::Failed))
+        );
+        // A late report does not revive a failed session; a missing report does not touch
+        // a session that got its report.
+        assert_eq!(transition(S::Failed, Change::Report), Ok(Step::Stay));
+        assert_eq!(transition(S::Ended, Change::ReportMissing), Ok(Step::Stay));
+        assert_eq!(
+            transition(S::AwaitingReport, Change::GradingStarted),
+            Ok(Step::Stay)
+        );
+        assert!(!S::AwaitingReport.accepts_transcript());
+        assert!(!S::AwaitingReport.is_terminal());
+    }
 
     #[test]
     fn only_an_active_session_ends_and_ending_again_changes_nothing() {
         assert_eq!(transition(S::Active, Change::End), Ok(Step::To(S::Ended)));
-        for s in [S::Ended, S::Grading, S::Graded, S::Failed] {
+        for s in [
+            S::Ended,
+            S::Grading,
+            S::Graded,
+            S::Failed,
+            S::AwaitingReport,
+        ] {
             assert_eq!(transition(s, Change::End), Ok(Step::Stay), "{s:?}");
         }
         assert_eq!(

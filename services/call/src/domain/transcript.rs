@@ -35,6 +35,117 @@ pub struct TranscriptSegment {
     pub is_final: bool,
 }
 
+/// Who recorded a segment: its provenance, set by the server from the path it came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Source {
+    /// The server's persona engine (text roleplay).
+    PersonaEngine,
+    /// The voice provider's signed webhook (live transcript, end-of-call report).
+    VoiceProvider,
+    /// The trainee's client (Converse turns, AppendTranscript).
+    TraineeClient,
+}
+
+impl Source {
+    /// The speakers a source may write. A trainee's client writes only the trainee's side; the
+    /// provider and the persona engine speak for the call.
+    pub fn may_write(self, speaker: Speaker) -> bool {
+        match self {
+            Source::TraineeClient => speaker == Speaker::Trainee,
+            Source::PersonaEngine | Source::VoiceProvider => true,
+        }
+    }
+}
+
+/// A session's transcript limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_segments: u64,
+    pub max_segment_bytes: u64,
+    pub max_transcript_bytes: u64,
+}
+
+/// Which limit a write would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    /// The session already holds `limit` segments.
+    Segments { limit: u64 },
+    /// One segment's text is `bytes` long, over `limit`.
+    SegmentBytes { bytes: u64, limit: u64 },
+    /// The transcript would grow past `limit` bytes.
+    TranscriptBytes { limit: u64 },
+}
+
+impl Limits {
+    /// A segment of `bytes` bytes alone.
+    pub fn check_segment(&self, bytes: u64) -> Result<(), Exceeded> {
+        if bytes > self.max_segment_bytes {
+            return Err(Exceeded::SegmentBytes {
+                bytes,
+                limit: self.max_segment_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A write onto a transcript of `count` segments and `bytes` bytes that adds `added`
+    /// segments and `grow` bytes (negative when a replacement is shorter).
+    pub fn check_write(
+        &self,
+        count: u64,
+        bytes: u64,
+        added: u64,
+        grow: i64,
+    ) -> Result<(), Exceeded> {
+        if added > 0 && count.saturating_add(added) > self.max_segments {
+            return Err(Exceeded::Segments {
+                limit: self.max_segments,
+            });
+        }
+        if grow > 0 && bytes.saturating_add(grow.unsigned_abs()) > self.max_transcript_bytes {
+            return Err(Exceeded::TranscriptBytes {
+                limit: self.max_transcript_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What to do with an incoming segment given the stored one with its id (or, without an id,
+/// the latest partial of its speaker and source): the module rules, one segment at a time, so
+/// the store never loads the whole transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    Insert,
+    Replace,
+    Duplicate,
+    /// The id belongs to a segment another source recorded: refused.
+    Foreign,
+}
+
+/// See [`Fold`]. `incoming` must carry the stored id when one was matched, and
+/// `end_ms >= start_ms` ([`normalize`]).
+pub fn fold(
+    stored: Option<(&TranscriptSegment, Source)>,
+    incoming: &TranscriptSegment,
+    source: Source,
+) -> Fold {
+    match stored {
+        None => Fold::Insert,
+        Some((_, s)) if s != source => Fold::Foreign,
+        Some((st, _)) if st.is_final || st == incoming => Fold::Duplicate,
+        Some(_) => Fold::Replace,
+    }
+}
+
+/// An end before the start is taken as the start.
+pub fn normalize(mut segment: TranscriptSegment) -> TranscriptSegment {
+    if segment.end_ms < segment.start_ms {
+        segment.end_ms = segment.start_ms;
+    }
+    segment
+}
+
 /// What [`Transcript::apply`] did with a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -258,6 +369,65 @@ mod tests {
         assert_eq!(texts(&t), ["first", "late final", "second", "tie-1"]);
         let rebuilt = Transcript::from_segments(t.segments().cloned());
         assert_eq!(texts(&rebuilt), texts(&t));
+    }
+
+    #[test]
+    fn a_trainee_client_writes_only_the_trainee_side() {
+        assert!(Source::TraineeClient.may_write(Speaker::Trainee));
+        assert!(!Source::TraineeClient.may_write(Speaker::Persona));
+        assert!(!Source::TraineeClient.may_write(Speaker::System));
+        assert!(Source::VoiceProvider.may_write(Speaker::Persona));
+    }
+
+    #[test]
+    fn fold_one_segment_at_a_time() {
+        let a = seg("a", Speaker::Trainee, "hel", 0, false);
+        let b = seg("a", Speaker::Trainee, "hello", 0, true);
+        assert_eq!(fold(None, &a, Source::TraineeClient), Fold::Insert);
+        assert_eq!(
+            fold(Some((&a, Source::TraineeClient)), &b, Source::TraineeClient),
+            Fold::Replace
+        );
+        assert_eq!(
+            fold(Some((&a, Source::TraineeClient)), &a, Source::TraineeClient),
+            Fold::Duplicate
+        );
+        assert_eq!(
+            fold(Some((&b, Source::TraineeClient)), &a, Source::TraineeClient),
+            Fold::Duplicate
+        );
+        assert_eq!(
+            fold(Some((&a, Source::VoiceProvider)), &b, Source::TraineeClient),
+            Fold::Foreign
+        );
+    }
+
+    #[test]
+    fn limits() {
+        let l = Limits {
+            max_segments: 2,
+            max_segment_bytes: 10,
+            max_transcript_bytes: 15,
+        };
+        assert!(l.check_segment(10).is_ok());
+        assert_eq!(
+            l.check_segment(11),
+            Err(Exceeded::SegmentBytes {
+                bytes: 11,
+                limit: 10
+            })
+        );
+        assert!(l.check_write(1, 5, 1, 10).is_ok());
+        assert_eq!(
+            l.check_write(2, 5, 1, 1),
+            Err(Exceeded::Segments { limit: 2 })
+        );
+        assert_eq!(
+            l.check_write(1, 10, 1, 6),
+            Err(Exceeded::TranscriptBytes { limit: 15 })
+        );
+        // A replacement adds no segment and a shorter one frees bytes.
+        assert!(l.check_write(2, 15, 0, -3).is_ok());
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub mod session {
         pub llm_model: String,
         /// Bumped on every change of the session itself; the etag.
         pub version: i64,
+        /// Running transcript counters, kept with every segment write (limits in O(1)).
+        pub segment_count: i64,
+        pub transcript_bytes: i64,
+        /// Why the session is FAILED without grading (e.g. `VOICE_REPORT_MISSING`), else empty.
+        pub failure_reason: String,
         pub create_us: i64,
         pub update_us: i64,
     }
@@ -74,6 +79,8 @@ pub mod segment {
         /// For persona replies in text mode: the trainee segment answered.
         pub reply_to: Option<String>,
         pub create_us: i64,
+        /// `TranscriptSource` number of the call API: who recorded the segment.
+        pub source: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

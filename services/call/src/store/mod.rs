@@ -7,6 +7,7 @@
 
 pub mod entities;
 mod m0001_calls;
+mod m0002_provenance_limits;
 mod receipts;
 mod segments;
 mod sessions;
@@ -20,8 +21,9 @@ pub use receipts::*;
 pub use segments::*;
 pub use sessions::*;
 
-use crate::domain::Speaker;
 use crate::domain::session::SessionState;
+use crate::domain::transcript::Exceeded;
+use crate::domain::{Source, Speaker};
 
 pub struct Migrator;
 
@@ -32,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_calls::Migration),
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(salestrainer_bus::CreateInbox),
+            Box::new(m0002_provenance_limits::Migration),
         ]
     }
 }
@@ -54,6 +57,25 @@ pub fn speaker_from_i32(v: i32) -> Speaker {
     }
 }
 
+pub fn source_to_i32(s: Source) -> i32 {
+    (match s {
+        Source::PersonaEngine => pb::TranscriptSource::PersonaEngine,
+        Source::VoiceProvider => pb::TranscriptSource::VoiceProvider,
+        Source::TraineeClient => pb::TranscriptSource::TraineeClient,
+    }) as i32
+}
+
+/// The source of a stored `TranscriptSource` number; `None` for 0 (rows written before
+/// sources were recorded) and unknown numbers.
+pub fn source_from_i32(v: i32) -> Option<Source> {
+    match pb::TranscriptSource::try_from(v).ok()? {
+        pb::TranscriptSource::PersonaEngine => Some(Source::PersonaEngine),
+        pb::TranscriptSource::VoiceProvider => Some(Source::VoiceProvider),
+        pb::TranscriptSource::TraineeClient => Some(Source::TraineeClient),
+        pb::TranscriptSource::Unspecified => None,
+    }
+}
+
 /// Why a write to a session was refused.
 #[derive(Debug)]
 pub enum WriteError {
@@ -64,6 +86,10 @@ pub enum WriteError {
     EtagMismatch,
     /// A segment id already stored (internal: rolls a turn back).
     Duplicate,
+    /// A transcript limit would be passed; nothing was written.
+    Limit(Exceeded),
+    /// The segment id belongs to a segment another source recorded.
+    Foreign,
     Db(DbErr),
 }
 
@@ -74,6 +100,8 @@ impl std::fmt::Display for WriteError {
             WriteError::NotFound => f.write_str("session not found"),
             WriteError::EtagMismatch => f.write_str("etag mismatch"),
             WriteError::Duplicate => f.write_str("duplicate segment"),
+            WriteError::Limit(e) => write!(f, "transcript limit: {e:?}"),
+            WriteError::Foreign => f.write_str("segment recorded by another source"),
             WriteError::Db(e) => write!(f, "database: {e}"),
         }
     }
@@ -97,6 +125,7 @@ pub fn state_of(code: i32) -> Option<SessionState> {
         P::Graded => SessionState::Graded,
         P::Failed => SessionState::Failed,
         P::Cancelled => SessionState::Cancelled,
+        P::AwaitingReport => SessionState::AwaitingReport,
         P::Unspecified => return None,
     })
 }
@@ -111,5 +140,6 @@ pub fn state_code(s: SessionState) -> i32 {
         SessionState::Graded => P::Graded,
         SessionState::Failed => P::Failed,
         SessionState::Cancelled => P::Cancelled,
+        SessionState::AwaitingReport => P::AwaitingReport,
     }) as i32
 }

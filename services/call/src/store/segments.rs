@@ -9,11 +9,12 @@ use sea_orm::{
 };
 
 use super::{
-    WriteError, entities::segment, get, session, speaker_from_i32, speaker_to_i32, state_code,
+    WriteError, entities::segment, get, session, source_from_i32, source_to_i32, speaker_from_i32,
+    speaker_to_i32, state_code,
 };
-use crate::domain::Speaker;
 use crate::domain::session::SessionState;
-use crate::domain::transcript::{ApplyOutcome, Transcript, TranscriptSegment};
+use crate::domain::transcript::{ApplyOutcome, Fold, Limits, TranscriptSegment, fold, normalize};
+use crate::domain::{Source, Speaker};
 
 /// Segments in transcript order (start offset, then arrival).
 pub async fn segments<C: ConnectionTrait>(
@@ -38,13 +39,15 @@ pub async fn segment<C: ConnectionTrait>(
         .await
 }
 
-/// Marks activity on an ACTIVE session and bumps the transcript version, inside `txn`.
-/// Fails with `NotActive` when the session has left ACTIVE.
+/// Marks activity on an ACTIVE session and bumps the transcript version, inside `txn`, and
+/// returns the row as it is now (locked for the rest of `txn`: the write comes first, so
+/// PostgreSQL holds the row and SQLite the write lock). Fails with `NotActive` when the session
+/// has left ACTIVE, before anything is written.
 async fn touch_active<C: ConnectionTrait>(
     txn: &C,
     session_id: &str,
     now: i64,
-) -> Result<(), WriteError> {
+) -> Result<session::Model, WriteError> {
     let res = session::Entity::update_many()
         .col_expr(session::Column::LastActivityUs, Expr::value(now))
         .col_expr(
@@ -55,13 +58,59 @@ async fn touch_active<C: ConnectionTrait>(
         .filter(session::Column::State.eq(state_code(SessionState::Active)))
         .exec(txn)
         .await?;
-    if res.rows_affected == 0 {
-        return match get(txn, session_id).await? {
-            Some(m) => Err(WriteError::NotActive(m.state)),
-            None => Err(WriteError::NotFound),
-        };
+    let current = get(txn, session_id).await?;
+    match current {
+        Some(m) if res.rows_affected > 0 => Ok(m),
+        Some(m) => Err(WriteError::NotActive(m.state)),
+        None => Err(WriteError::NotFound),
     }
+}
+
+/// Moves the session's running transcript counters by `added` segments and `grow` bytes.
+async fn add_counters<C: ConnectionTrait>(
+    txn: &C,
+    session_id: &str,
+    added: i64,
+    grow: i64,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::SegmentCount,
+            Expr::col(session::Column::SegmentCount).add(added),
+        )
+        .col_expr(
+            session::Column::TranscriptBytes,
+            Expr::col(session::Column::TranscriptBytes).add(grow),
+        )
+        .filter(session::Column::Id.eq(session_id))
+        .exec(txn)
+        .await?;
     Ok(())
+}
+
+fn text_bytes(text: &str) -> u64 {
+    text.len() as u64
+}
+
+/// The limits against the session's counters, for a write adding `added` segments, growing
+/// the transcript by `grow` bytes, whose largest segment is `largest` bytes.
+fn check(
+    limits: &Limits,
+    m: &session::Model,
+    added: u64,
+    grow: i64,
+    largest: u64,
+) -> Result<(), WriteError> {
+    limits.check_segment(largest).map_err(WriteError::Limit)?;
+    limits
+        .check_write(
+            u64::try_from(m.segment_count).unwrap_or(0),
+            u64::try_from(m.transcript_bytes).unwrap_or(0),
+            added,
+            grow,
+        )
+        .map_err(WriteError::Limit)
 }
 
 /// A text-mode turn (trainee or complete persona reply) as a final segment.
@@ -85,14 +134,16 @@ pub struct TurnUsage {
 
 /// Stores turns on an ACTIVE session in one transaction (a trainee turn and, for the scripted
 /// persona, its reply). Returns false and writes nothing when the first turn's segment id is
-/// already stored: a resent turn.
+/// already stored: a resent turn. Trainee turns are recorded as the trainee's client's, the
+/// rest as the persona engine's. A limit that would be passed writes nothing.
 pub async fn append_turns(
     db: &DatabaseConnection,
     turns: Vec<NewTurn>,
     session_id: &str,
+    limits: &Limits,
 ) -> Result<bool, WriteError> {
     let txn = begin_write(db).await?;
-    match write_turns(&txn, turns, session_id).await {
+    match write_turns(&txn, turns, session_id, limits).await {
         Ok(()) => {
             txn.commit().await?;
             Ok(true)
@@ -107,10 +158,31 @@ async fn write_turns<C: ConnectionTrait>(
     txn: &C,
     turns: Vec<NewTurn>,
     session_id: &str,
+    limits: &Limits,
 ) -> Result<(), WriteError> {
     let now = now_us();
-    touch_active(txn, session_id, now).await?;
+    let m = touch_active(txn, session_id, now).await?;
+    let grow: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
+    let largest = turns.iter().map(|t| text_bytes(&t.text)).max().unwrap_or(0);
+    check(
+        limits,
+        &m,
+        turns.len() as u64,
+        i64::try_from(grow).unwrap_or(i64::MAX),
+        largest,
+    )?;
+    add_counters(
+        txn,
+        session_id,
+        turns.len() as i64,
+        i64::try_from(grow).unwrap_or(i64::MAX),
+    )
+    .await?;
     for (i, turn) in turns.into_iter().enumerate() {
+        let source = match turn.speaker {
+            Speaker::Trainee => Source::TraineeClient,
+            _ => Source::PersonaEngine,
+        };
         // Text turns of one session arrive one at a time: the clock orders them.
         let rows = segment::Entity::insert(segment::ActiveModel {
             session_id: Set(session_id.to_owned()),
@@ -123,6 +195,7 @@ async fn write_turns<C: ConnectionTrait>(
             is_final: Set(true),
             reply_to: Set(turn.reply_to),
             create_us: Set(now),
+            source: Set(source_to_i32(source)),
         })
         .on_conflict(
             OnConflict::columns([segment::Column::SessionId, segment::Column::SegmentId])
@@ -163,63 +236,106 @@ async fn write_turns<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Folds a voice transcript segment into an ACTIVE session's transcript with the domain rules
-/// (a final replaces its partials; repeats are duplicates), inside the caller's write
-/// transaction `txn`. `NotActive` is found before anything is written.
+/// Folds a voice transcript segment recorded by `source` into an ACTIVE session's transcript
+/// with the domain rules (a final replaces its partials; repeats are duplicates; another
+/// source's segment is not replaced), inside the caller's write transaction `txn`. Costs a
+/// constant number of indexed statements whatever the transcript's length: the stored segment
+/// with the same id (or, without an id, the speaker's latest partial from the same source) is
+/// the only one read, and the limits are checked against the session's running counters.
+/// On any error the caller must not commit (`touch_active` has bumped the version).
 pub async fn apply_segment<C: ConnectionTrait>(
     txn: &C,
     session_id: &str,
     seg: TranscriptSegment,
+    source: Source,
+    limits: &Limits,
 ) -> Result<ApplyOutcome, WriteError> {
-    let session_id = session_id.to_owned();
     let now = now_us();
-    touch_active(txn, &session_id, now).await?;
-    let stored = segments(txn, &session_id).await?;
-    let max_seq = stored.iter().map(|s| s.seq).max().unwrap_or(-1);
-    let mut t = Transcript::from_segments(stored.iter().map(to_domain));
-    let outcome = t.apply(seg);
-    let id = outcome.segment_id().to_owned();
-    let Some(new) = t.segments().find(|s| s.segment_id == id).cloned() else {
-        return Ok(outcome);
+    let m = touch_active(txn, session_id, now).await?;
+    let mut seg = normalize(seg);
+    let stored = if seg.segment_id.is_empty() {
+        segment::Entity::find()
+            .filter(segment::Column::SessionId.eq(session_id))
+            .filter(segment::Column::Speaker.eq(speaker_to_i32(seg.speaker)))
+            .filter(segment::Column::IsFinal.eq(false))
+            .filter(segment::Column::Source.eq(source_to_i32(source)))
+            .order_by(segment::Column::Seq, Order::Desc)
+            .one(txn)
+            .await?
+    } else {
+        segment(txn, session_id, &seg.segment_id).await?
     };
-    match &outcome {
-        ApplyOutcome::Inserted(_) => {
+    if let Some(st) = &stored {
+        seg.segment_id = st.segment_id.clone();
+    }
+    let verdict = match &stored {
+        None => Fold::Insert,
+        Some(st) => match source_from_i32(st.source) {
+            Some(s) => fold(Some((&to_domain(st), s)), &seg, source),
+            // Written before sources were recorded: nobody may claim it.
+            None => Fold::Foreign,
+        },
+    };
+    let bytes = text_bytes(&seg.text);
+    match verdict {
+        Fold::Foreign => Err(WriteError::Foreign),
+        Fold::Duplicate => Ok(ApplyOutcome::Duplicate(seg.segment_id)),
+        Fold::Insert => {
+            check(
+                limits,
+                &m,
+                1,
+                i64::try_from(bytes).unwrap_or(i64::MAX),
+                bytes,
+            )?;
+            let id = if seg.segment_id.is_empty() {
+                format!("auto-{}", uuid::Uuid::now_v7().simple())
+            } else {
+                seg.segment_id.clone()
+            };
             segment::Entity::insert(segment::ActiveModel {
-                session_id: Set(session_id.clone()),
-                segment_id: Set(id),
-                seq: Set(max_seq + 1),
-                speaker: Set(speaker_to_i32(new.speaker)),
-                text: Set(new.text),
-                start_ms: Set(clamp_ms(new.start_ms)),
-                end_ms: Set(clamp_ms(new.end_ms)),
-                is_final: Set(new.is_final),
+                session_id: Set(session_id.to_owned()),
+                segment_id: Set(id.clone()),
+                seq: Set(m.segment_count),
+                speaker: Set(speaker_to_i32(seg.speaker)),
+                text: Set(seg.text),
+                start_ms: Set(clamp_ms(seg.start_ms)),
+                end_ms: Set(clamp_ms(seg.end_ms)),
+                is_final: Set(seg.is_final),
                 reply_to: Set(None),
                 create_us: Set(now),
+                source: Set(source_to_i32(source)),
             })
             .exec_without_returning(txn)
             .await?;
+            add_counters(txn, session_id, 1, i64::try_from(bytes).unwrap_or(i64::MAX)).await?;
+            Ok(ApplyOutcome::Inserted(id))
         }
-        ApplyOutcome::Replaced(_) => {
+        Fold::Replace => {
+            let old = stored.as_ref().map(|s| text_bytes(&s.text)).unwrap_or(0);
+            let grow = i64::try_from(bytes).unwrap_or(i64::MAX) - i64::try_from(old).unwrap_or(0);
+            check(limits, &m, 0, grow, bytes)?;
+            let id = seg.segment_id.clone();
             segment::Entity::update_many()
                 .col_expr(
                     segment::Column::Speaker,
-                    Expr::value(speaker_to_i32(new.speaker)),
+                    Expr::value(speaker_to_i32(seg.speaker)),
                 )
-                .col_expr(segment::Column::Text, Expr::value(new.text))
+                .col_expr(segment::Column::Text, Expr::value(seg.text))
                 .col_expr(
                     segment::Column::StartMs,
-                    Expr::value(clamp_ms(new.start_ms)),
+                    Expr::value(clamp_ms(seg.start_ms)),
                 )
-                .col_expr(segment::Column::EndMs, Expr::value(clamp_ms(new.end_ms)))
-                .col_expr(segment::Column::IsFinal, Expr::value(new.is_final))
-                .filter(segment::Column::SessionId.eq(session_id.clone()))
-                .filter(segment::Column::SegmentId.eq(id))
+                .col_expr(segment::Column::EndMs, Expr::value(clamp_ms(seg.end_ms)))
+                .col_expr(segment::Column::IsFinal, Expr::value(seg.is_final))
+                .filter(segment::Column::SessionId.eq(session_id))
+                .filter(segment::Column::SegmentId.eq(id.clone()))
                 .exec(txn)
                 .await?;
+            add_counters(txn, session_id, 0, grow).await?;
+            Ok(ApplyOutcome::Replaced(id))
         }
-        ApplyOutcome::Duplicate(_) => {}
     }
-    Ok(outcome)
 }
 
 pub(super) fn clamp_ms(v: u64) -> i64 {

@@ -13,8 +13,11 @@ use sea_orm::{
 };
 
 use super::segments::clamp_ms;
-use super::{PRODUCER, WriteError, segment, session, speaker_to_i32, state_code, state_of};
-use crate::domain::session::{Change, SessionState, Step, transition};
+use super::{
+    PRODUCER, WriteError, segment, session, source_to_i32, speaker_to_i32, state_code, state_of,
+};
+use crate::domain::Source;
+use crate::domain::session::{Change, SessionState, Step, end_change, transition};
 use crate::domain::transcript::TranscriptSegment;
 
 pub fn session_name(m: &session::Model) -> String {
@@ -70,6 +73,9 @@ pub async fn insert_session(
         version: Set(model.version),
         create_us: Set(model.create_us),
         update_us: Set(model.update_us),
+        segment_count: Set(model.segment_count),
+        transcript_bytes: Set(model.transcript_bytes),
+        failure_reason: Set(model.failure_reason.clone()),
     };
     let txn = begin_write(db).await?;
     session::Entity::insert(am)
@@ -181,7 +187,8 @@ pub async fn list(
 /// How a session ends.
 #[derive(Debug, Clone, Default)]
 pub struct Ending {
-    /// `SessionState::Cancelled` cancels; anything else ends (see [`Ending::change`]).
+    /// `SessionState::Cancelled` cancels, `SessionState::Failed` fails a voice session whose
+    /// report did not come (with `failure_reason`); anything else ends (see [`Ending::change`]).
     pub state: i32,
     pub reason: i32,
     pub detail: String,
@@ -190,17 +197,26 @@ pub struct Ending {
     pub recording_uri: Option<String>,
     pub provider_call_id: Option<String>,
     pub voice_provider: Option<i32>,
+    /// This is the voice provider's end-of-call report (from its verified webhook).
+    pub report: bool,
     /// The provider's final transcript: replaces the stored segments when non-empty.
     pub final_segments: Vec<TranscriptSegment>,
+    /// Why the session fails (with `state` FAILED).
+    pub failure_reason: String,
     /// Only end if the etag (version) matches.
     pub etag: Option<i64>,
 }
 
 impl Ending {
-    /// Which change of the session's life this is.
+    /// Which change of the session's life this is (before [`end_change`] applies the voice
+    /// rule).
     pub fn change(&self) -> Change {
         if self.state == pb::SessionState::Cancelled as i32 {
             Change::Cancel
+        } else if self.report {
+            Change::Report
+        } else if self.state == pb::SessionState::Failed as i32 {
+            Change::ReportMissing
         } else {
             Change::End
         }
@@ -210,14 +226,19 @@ impl Ending {
 /// The outcome of ending a session.
 pub struct Ended {
     pub session: session::Model,
-    /// False when the session had already left ACTIVE (nothing was written).
+    /// False when nothing was written (the session had already moved on).
     pub changed: bool,
 }
 
-/// Ends (or cancels) an ACTIVE session: transcript final, state and times set, and the
-/// SessionEnded event in the outbox — all inside the caller's write transaction `txn`, which
-/// must not commit after an error. Idempotent: a session that already left ACTIVE is returned
-/// unchanged.
+/// Ends (or cancels, or fails) a session with everything that goes with it, inside the
+/// caller's write transaction `txn`, which must not commit after an error. Idempotent: a
+/// change already made (or overtaken) is answered with the session unchanged.
+///
+/// - a text session, or a voice session with its provider's report: ENDED, transcript final
+///   (for voice, the provider's transcript only) and SessionEnded in the outbox;
+/// - a voice session ended any other way: AWAITING_REPORT, nothing submitted for grading;
+/// - a voice session whose report did not come: FAILED with `failure_reason`, no event;
+/// - cancelled: CANCELLED and SessionEnded (with reason CANCELLED: not graded).
 pub async fn end_session<C: ConnectionTrait>(
     txn: &C,
     session_id: &str,
@@ -243,25 +264,36 @@ pub async fn end_session<C: ConnectionTrait>(
     {
         return Err(WriteError::EtagMismatch);
     }
+    let voice = current.mode == pb::SessionMode::Voice as i32;
+    let change = end_change(voice, ending.change());
     // Refused or already done: nothing is written and the session is answered as is
     // (the use case tells a refusal apart before it gets here).
-    let Some(Ok(Step::To(next))) = state_of(current.state).map(|s| transition(s, ending.change()))
-    else {
+    let Some(Ok(Step::To(next))) = state_of(current.state).map(|s| transition(s, change)) else {
         return Ok(Ended {
             session: current,
             changed: false,
         });
     };
     let now = now_us();
-    let duration_ms = ending
-        .duration_ms
-        .unwrap_or((now - current.start_us).max(0) / 1000);
+    let was_waiting = state_of(current.state) == Some(SessionState::AwaitingReport);
     let mut m = current.clone();
     m.state = state_code(next);
-    m.end_us = Some(now);
-    m.duration_ms = Some(duration_ms);
-    m.end_reason = ending.reason;
-    m.end_reason_detail = ending.detail.clone();
+    if !was_waiting {
+        // The first end of the call sets when it ended; the report that follows a wait fills
+        // in what only the provider knows.
+        m.end_us = Some(now);
+        m.duration_ms = Some(
+            ending
+                .duration_ms
+                .unwrap_or((now - current.start_us).max(0) / 1000),
+        );
+    } else if let Some(d) = ending.duration_ms {
+        m.duration_ms = Some(d);
+    }
+    if !was_waiting || change == Change::Cancel {
+        m.end_reason = ending.reason;
+        m.end_reason_detail = ending.detail.clone();
+    }
     if let Some(r) = &ending.recording_uri {
         m.recording_uri = r.clone();
     }
@@ -271,12 +303,17 @@ pub async fn end_session<C: ConnectionTrait>(
     if let Some(v) = ending.voice_provider {
         m.voice_provider = v;
     }
-    m.transcript_final = true;
+    if next == SessionState::Failed {
+        m.failure_reason = ending.failure_reason.clone();
+    }
+    // Waiting for the report, the transcript is not final: the report replaces it.
+    let finalize = next != SessionState::AwaitingReport;
+    m.transcript_final = finalize;
     m.transcript_version += 1;
     m.version += 1;
     m.update_us = now;
     m.last_activity_us = now;
-    // Conditional on ACTIVE and the version read, so two enders cannot both win.
+    // Conditional on the state and the version read, so two enders cannot both win.
     let res = session::Entity::update_many()
         .col_expr(session::Column::State, Expr::value(m.state))
         .col_expr(session::Column::EndUs, Expr::value(m.end_us))
@@ -298,7 +335,11 @@ pub async fn end_session<C: ConnectionTrait>(
             session::Column::VoiceProvider,
             Expr::value(m.voice_provider),
         )
-        .col_expr(session::Column::TranscriptFinal, Expr::value(true))
+        .col_expr(
+            session::Column::FailureReason,
+            Expr::value(m.failure_reason.clone()),
+        )
+        .col_expr(session::Column::TranscriptFinal, Expr::value(finalize))
         .col_expr(
             session::Column::TranscriptVersion,
             Expr::value(m.transcript_version),
@@ -307,7 +348,7 @@ pub async fn end_session<C: ConnectionTrait>(
         .col_expr(session::Column::UpdateUs, Expr::value(now))
         .col_expr(session::Column::LastActivityUs, Expr::value(now))
         .filter(session::Column::Id.eq(session_id.clone()))
-        .filter(session::Column::State.eq(state_code(SessionState::Active)))
+        .filter(session::Column::State.eq(current.state))
         .filter(session::Column::Version.eq(current.version))
         .exec(txn)
         .await?;
@@ -318,13 +359,25 @@ pub async fn end_session<C: ConnectionTrait>(
             changed: false,
         });
     }
-    if !ending.final_segments.is_empty() {
+    match next {
+        // Nothing to grade yet (or ever): no event.
+        SessionState::AwaitingReport | SessionState::Failed => {
+            return Ok(Ended {
+                session: m,
+                changed: true,
+            });
+        }
+        _ => {}
+    }
+    if change == Change::Report && !ending.final_segments.is_empty() {
         // The provider's end-of-call transcript is authoritative for a voice call.
         segment::Entity::delete_many()
             .filter(segment::Column::SessionId.eq(session_id.clone()))
             .exec(txn)
             .await?;
+        let mut bytes = 0i64;
         for (i, s) in ending.final_segments.iter().enumerate() {
+            bytes = bytes.saturating_add(i64::try_from(s.text.len()).unwrap_or(i64::MAX));
             segment::Entity::insert(segment::ActiveModel {
                 session_id: Set(session_id.clone()),
                 segment_id: Set(if s.segment_id.is_empty() {
@@ -340,11 +393,30 @@ pub async fn end_session<C: ConnectionTrait>(
                 is_final: Set(true),
                 reply_to: Set(None),
                 create_us: Set(now),
+                source: Set(source_to_i32(Source::VoiceProvider)),
             })
             .exec_without_returning(txn)
             .await?;
         }
+        let n = ending.final_segments.len() as i64;
+        m.segment_count = n;
+        m.transcript_bytes = bytes;
+        session::Entity::update_many()
+            .col_expr(session::Column::SegmentCount, Expr::value(n))
+            .col_expr(session::Column::TranscriptBytes, Expr::value(bytes))
+            .filter(session::Column::Id.eq(session_id.clone()))
+            .exec(txn)
+            .await?;
     } else {
+        if voice && change != Change::Cancel {
+            // A voice call is graded on the provider's transcript only: without a final
+            // transcript in its report, the provider's live segments are what is left.
+            segment::Entity::delete_many()
+                .filter(segment::Column::SessionId.eq(session_id.clone()))
+                .filter(segment::Column::Source.ne(source_to_i32(Source::VoiceProvider)))
+                .exec(txn)
+                .await?;
+        }
         // Partials still pending are the last words heard: keep them, as final.
         segment::Entity::update_many()
             .col_expr(segment::Column::IsFinal, Expr::value(true))
@@ -468,6 +540,20 @@ pub async fn set_provider_call<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Voice sessions that have waited for their provider's report since before `cutoff_us`.
+pub async fn overdue_reports(
+    db: &DatabaseConnection,
+    cutoff_us: i64,
+    limit: u64,
+) -> Result<Vec<session::Model>, DbErr> {
+    session::Entity::find()
+        .filter(session::Column::State.eq(state_code(SessionState::AwaitingReport)))
+        .filter(session::Column::EndUs.lt(cutoff_us))
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// ACTIVE sessions idle since before `idle_cutoff_us` or past their deadline.

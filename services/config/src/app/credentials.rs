@@ -1,10 +1,18 @@
 //! Provider credentials. Secrets are write-only: sealed on the way in, shown masked, and
 //! decrypted only for Test (in memory) and for service identities (Resolve).
+//!
+//! A key goes only where the admin who sent it meant it to go: changing a credential's base
+//! URL clears the stored key (and a Retell webhook secret, which Retell signs with like a
+//! key) unless the same request brings a new one, and a credential without a key answers
+//! FAILED_PRECONDITION (`CREDENTIAL_HAS_NO_KEY`) to Test and to Resolve. Provider text (a
+//! test's detail) is scrubbed of keys before it is stored and again when it is shown.
 
 use std::time::{Duration, Instant};
 
 use salestrainer_proto::{config as pb, events::ChangeKind};
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, paging, time};
+use salestrainer_runtime::{
+    ApiError, ApiResult, Principal, Violations, names, paging, redact, time,
+};
 use sea_orm::DatabaseConnection;
 
 use super::{ConfigApp, access::ADMIN};
@@ -25,7 +33,8 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
         .map(|o| pb::CredentialTestResult {
             outcome: values::outcome_from_key(o) as i32,
             http_status: m.last_test_http_status.unwrap_or_default(),
-            detail: m.last_test_detail.clone().unwrap_or_default(),
+            // Scrubbed again on the way out: rows written before scrubbing existed.
+            detail: redact::scrub_patterns(m.last_test_detail.as_deref().unwrap_or_default()),
             test_time: m
                 .last_test_time
                 .map(|t| time::timestamp(t.timestamp_micros())),
@@ -53,6 +62,25 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
         update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
         etag: m.etag.clone(),
     }
+}
+
+/// Whether the credential holds a key (a base URL change without a new key clears it).
+fn has_key(m: &cred::Model) -> bool {
+    !m.api_key_ciphertext.is_empty()
+}
+
+/// FAILED_PRECONDITION for a credential whose key was cleared.
+fn require_key(m: &cred::Model) -> ApiResult<()> {
+    if has_key(m) {
+        return Ok(());
+    }
+    Err(ApiError::FailedPrecondition {
+        reason: "CREDENTIAL_HAS_NO_KEY",
+        message: format!(
+            "{} has no API key (its base URL changed since the key was saved); set a new api_key first",
+            names::child_name(&m.organization_id, COLLECTION, &m.id)
+        ),
+    })
 }
 
 fn kek(app: &ConfigApp) -> ApiResult<&crypto::Kek> {
@@ -295,6 +323,26 @@ pub async fn update(
         model.last_test_time = None;
         model.last_test_latency_ms = None;
     }
+    // The key was sent for the old endpoint: a new endpoint gets it only when the same
+    // request brings it (otherwise an admin could point the URL at their own server and have
+    // Test or a grading call deliver the stored key there).
+    // (`kind` is immutable today; compared too so making it updatable cannot reopen this.)
+    if model.base_url != current.base_url || model.kind != current.kind {
+        if !paths.contains(&"api_key") {
+            model.api_key_ciphertext = Vec::new();
+            model.masked_api_key = String::new();
+        }
+        // Retell signs webhooks with a key-like secret; Vapi's secret is only compared.
+        if kind == pb::ProviderKind::Retell && !paths.contains(&"webhook_secret") {
+            model.webhook_secret_ciphertext = None;
+        }
+        // A test of the old endpoint says nothing about the new one.
+        model.last_test_outcome = None;
+        model.last_test_http_status = None;
+        model.last_test_detail = None;
+        model.last_test_time = None;
+        model.last_test_latency_ms = None;
+    }
     if paths.contains(&"webhook_secret") {
         model.webhook_secret_ciphertext = (!check.webhook_secret.is_empty()).then(|| {
             kek.seal(
@@ -422,23 +470,29 @@ async fn probe(
         ),
         Ok(Ok(resp)) => {
             let code = resp.status().as_u16();
-            match code {
+            let (outcome, mut detail) = match code {
                 200..=299 => (
                     pb::TestOutcome::Ok,
-                    code,
                     "the provider accepted the key".to_owned(),
                 ),
                 401 | 403 => (
                     pb::TestOutcome::Unauthorized,
-                    code,
                     "the provider rejected the key".to_owned(),
                 ),
                 _ => (
                     pb::TestOutcome::Error,
-                    code,
                     format!("the provider answered HTTP {code}"),
                 ),
+            };
+            if outcome != pb::TestOutcome::Ok {
+                // The provider's own words help the admin; they are scrubbed by the caller
+                // (providers quote the key they were sent).
+                let left = timeout.saturating_sub(started.elapsed());
+                if let Some(said) = provider_message(resp, left).await {
+                    detail = format!("{detail}: {said}");
+                }
             }
+            (outcome, code, detail)
         }
     };
     pb::CredentialTestResult {
@@ -451,6 +505,33 @@ async fn probe(
             nanos: latency.subsec_nanos() as i32,
         }),
     }
+}
+
+/// The error message of a provider's answer (`error.message`, `message` or `error`), read
+/// from at most the first [`MAX_PROVIDER_BODY`] bytes within `left`, cut to 300 characters.
+async fn provider_message(mut resp: reqwest::Response, left: Duration) -> Option<String> {
+    const MAX_PROVIDER_BODY: usize = 4096;
+    let read = async {
+        let mut body = Vec::new();
+        while body.len() < MAX_PROVIDER_BODY {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(MAX_PROVIDER_BODY);
+        body
+    };
+    let body = tokio::time::timeout(left, read).await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let said = v
+        .pointer("/error/message")
+        .and_then(text)
+        .or_else(|| v.get("message").and_then(text))
+        .or_else(|| v.get("error").and_then(text))?;
+    let said: String = said.chars().filter(|c| !c.is_control()).take(300).collect();
+    (!said.trim().is_empty()).then_some(said)
 }
 
 pub async fn test(
@@ -467,6 +548,9 @@ pub async fn test(
         Some(d) if d.seconds < 0 || d.nanos < 0 => {
             return Err(ApiError::invalid("timeout", "must not be negative"));
         }
+        Some(d) if d.nanos >= 1_000_000_000 => {
+            return Err(ApiError::invalid("timeout", "nanos must be below 1e9"));
+        }
         Some(d) if d.seconds == 0 && d.nanos == 0 => TEST_TIMEOUT,
         // Shorter probes are allowed; the hard limit is never exceeded.
         Some(d) => Duration::new(d.seconds as u64, d.nanos as u32).min(TEST_TIMEOUT),
@@ -474,6 +558,7 @@ pub async fn test(
     let current = scr::get(db, &org, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(req.name.clone()))?;
+    require_key(&current)?;
     let kek = kek(app)?;
     let key = open(kek, &current, &current.api_key_ciphertext, "api_key")?;
     let client = app
@@ -481,7 +566,8 @@ pub async fn test(
         .as_ref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no HTTP client")))?;
     let kind = values::kind_from_key(&current.kind);
-    let result = probe(client, &probe_url(kind, &current.base_url), &key, timeout).await;
+    let mut result = probe(client, &probe_url(kind, &current.base_url), &key, timeout).await;
+    result.detail = redact::scrub(&result.detail, &[&key]);
     drop(key);
     record_test(db, &current, &req.name, &result).await?;
     Ok(pb::TestProviderCredentialResponse {
@@ -506,7 +592,7 @@ async fn record_test(
                 .to_owned(),
         ),
         last_test_http_status: Some(r.http_status),
-        last_test_detail: Some(r.detail.clone()),
+        last_test_detail: Some(redact::scrub_patterns(&r.detail)),
         last_test_time: Some(crate::store::now()),
         last_test_latency_ms: latency_ms,
         ..current.clone()
@@ -589,6 +675,7 @@ pub async fn resolve(
                 })?,
         }
     };
+    require_key(&current)?;
     let kek = kek(app)?;
     let api_key = open(kek, &current, &current.api_key_ciphertext, "api_key")?;
     let webhook_secret = match &current.webhook_secret_ciphertext {

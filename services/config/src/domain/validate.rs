@@ -346,9 +346,10 @@ pub fn assignment(
         }
     }
     if let Some(due) = &a.due_time {
-        match chrono::DateTime::from_timestamp(due.seconds, due.nanos.max(0) as u32) {
-            None => v.add("assignment.due_time", "is not a valid time"),
-            Some(t) if check_due_in_future && t <= now => {
+        // The protobuf contract's range (years 1 to 9999), never an overflow.
+        match salestrainer_runtime::time::micros(due) {
+            None => v.add("assignment.due_time", "is not a valid timestamp"),
+            Some(us) if check_due_in_future && us <= now.timestamp_micros() => {
                 v.add("assignment.due_time", "must be in the future")
             }
             Some(_) => {}

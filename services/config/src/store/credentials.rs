@@ -129,7 +129,10 @@ pub async fn reencrypt_credentials(
             Ok(new_kek.seal(&plain, &aad))
         };
         let mut updated = row.clone();
-        updated.api_key_ciphertext = reseal(&row.api_key_ciphertext, "api_key")?;
+        // An empty ciphertext is a cleared key (the base URL changed): nothing to reseal.
+        if !row.api_key_ciphertext.is_empty() {
+            updated.api_key_ciphertext = reseal(&row.api_key_ciphertext, "api_key")?;
+        }
         updated.webhook_secret_ciphertext = match &row.webhook_secret_ciphertext {
             Some(s) => Some(reseal(s, "webhook_secret")?),
             None => None,

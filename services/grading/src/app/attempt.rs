@@ -146,11 +146,13 @@ impl Engine {
         // its attempt writes once, at the end.
         *step = PipelineStep::Clean;
         if cp.turns.is_none() {
-            let raw = self
+            // The sources are recorded in the evaluation: which transcript was graded.
+            let (raw, sources) = self
                 .transcripts
-                .transcript(&j.session)
+                .transcript_with_sources(&j.session)
                 .await
                 .map_err(|e| self.input_failure(j, e, DeadReason::InvalidTranscript))?;
+            cp.sources = sources;
             let cleaned = clean(&raw);
             if !cleaned.iter().any(|t| t.speaker == Speaker::Trainee) {
                 return Err(Failure::Dead {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use salestrainer_config_client::ConfigClient;
-use salestrainer_proto::{call as callpb, config as cfgpb};
+use salestrainer_proto::{call as callpb, config as cfgpb, grading as gradingpb};
 use salestrainer_runtime::{
     Context, Peer, context::ServiceAuth, error::peer_is_transient, time::duration_ms,
 };
@@ -122,11 +122,24 @@ pub trait GradingInputs: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Credential>, InputError>>;
 }
 
+/// A transcript and the distinct `TranscriptSource` numbers of its segments.
+pub type SourcedTranscript = (Vec<RawTurn>, Vec<i32>);
+
 pub trait TranscriptSource: Send + Sync + 'static {
     fn transcript<'a>(
         &'a self,
         session: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RawTurn>, InputError>>;
+
+    /// The transcript and the distinct provenance of its segments (grading
+    /// `TranscriptSource` numbers, ascending), which the evaluation records. Sources that do
+    /// not know provenance report none.
+    fn transcript_with_sources<'a>(
+        &'a self,
+        session: &'a str,
+    ) -> BoxFuture<'a, Result<SourcedTranscript, InputError>> {
+        Box::pin(async move { Ok((self.transcript(session).await?, Vec::new())) })
+    }
 }
 
 pub fn rubric_from_pb(r: &cfgpb::Rubric) -> Rubric {
@@ -280,39 +293,72 @@ fn ms(d: Option<&prost_types::Duration>) -> Option<u64> {
         .and_then(|ms| u64::try_from(ms).ok())
 }
 
+impl CallTranscripts {
+    async fn fetch(&self, session: &str) -> Result<callpb::Transcript, InputError> {
+        let resp = self
+            .client
+            .clone()
+            .get_transcript(callpb::GetTranscriptRequest {
+                name: format!("{session}/transcript"),
+            })
+            .await
+            .map_err(|s| InputError::from_status("transcript", &s))?
+            .into_inner();
+        resp.transcript
+            .ok_or_else(|| InputError::Permanent("the call service returned no transcript".into()))
+    }
+}
+
+fn raw_turns(t: &callpb::Transcript) -> Vec<RawTurn> {
+    t.segments
+        .iter()
+        .map(|s| RawTurn {
+            id: s.segment_id.clone(),
+            speaker_label: match callpb::Speaker::try_from(s.speaker) {
+                Ok(callpb::Speaker::Trainee) => "trainee",
+                Ok(callpb::Speaker::Persona) => "persona",
+                _ => "system",
+            }
+            .to_owned(),
+            text: s.text.clone(),
+            start_ms: ms(s.start_offset.as_ref()),
+            end_ms: ms(s.end_offset.as_ref()),
+        })
+        .collect()
+}
+
+/// The call contract's segment source as the grading contract's.
+fn source_of(s: i32) -> gradingpb::TranscriptSource {
+    use callpb::TranscriptSource as C;
+    use gradingpb::TranscriptSource as G;
+    match C::try_from(s) {
+        Ok(C::PersonaEngine) => G::PersonaEngine,
+        Ok(C::VoiceProvider) => G::VoiceProvider,
+        Ok(C::TraineeClient) => G::TraineeClient,
+        _ => G::Unspecified,
+    }
+}
+
 impl TranscriptSource for CallTranscripts {
     fn transcript<'a>(
         &'a self,
         session: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RawTurn>, InputError>> {
+        Box::pin(async move { Ok(raw_turns(&self.fetch(session).await?)) })
+    }
+
+    fn transcript_with_sources<'a>(
+        &'a self,
+        session: &'a str,
+    ) -> BoxFuture<'a, Result<SourcedTranscript, InputError>> {
         Box::pin(async move {
-            let resp = self
-                .client
-                .clone()
-                .get_transcript(callpb::GetTranscriptRequest {
-                    name: format!("{session}/transcript"),
-                })
-                .await
-                .map_err(|s| InputError::from_status("transcript", &s))?
-                .into_inner();
-            let t = resp.transcript.ok_or_else(|| {
-                InputError::Permanent("the call service returned no transcript".into())
-            })?;
-            Ok(t.segments
+            let t = self.fetch(session).await?;
+            let sources: std::collections::BTreeSet<i32> = t
+                .segments
                 .iter()
-                .map(|s| RawTurn {
-                    id: s.segment_id.clone(),
-                    speaker_label: match callpb::Speaker::try_from(s.speaker) {
-                        Ok(callpb::Speaker::Trainee) => "trainee",
-                        Ok(callpb::Speaker::Persona) => "persona",
-                        _ => "system",
-                    }
-                    .to_owned(),
-                    text: s.text.clone(),
-                    start_ms: ms(s.start_offset.as_ref()),
-                    end_ms: ms(s.end_offset.as_ref()),
-                })
-                .collect())
+                .map(|s| source_of(s.source) as i32)
+                .collect();
+            Ok((raw_turns(&t), sources.into_iter().collect()))
         })
     }
 }

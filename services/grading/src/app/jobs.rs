@@ -8,7 +8,7 @@ use std::time::Duration;
 use salestrainer_proto::grading as pb;
 use salestrainer_runtime::{
     ApiError, ApiResult, Principal, Ready, Role, Violations, db::begin_write, names, paging,
-    time::parse_timestamp_opt,
+    redact, time::parse_timestamp_opt,
 };
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
@@ -98,6 +98,27 @@ fn page<T>(
     }
 }
 
+/// A job as `p` may see it. Error text is provider text: managers and admins (and services)
+/// see it scrubbed of anything key-like (rows written before scrubbing existed included); a
+/// trainee sees the category only (state, dead reason, step, retryable), no detail.
+pub fn shown_to(p: &Principal, mut j: job::Model) -> job::Model {
+    let staff = is_staff(p);
+    j.last_error = j
+        .last_error
+        .filter(|_| staff)
+        .map(|e| redact::scrub_patterns(&e));
+    let mut log = store::attempt_log(&j.attempt_log);
+    for a in &mut log {
+        a.error = if staff {
+            redact::scrub_patterns(&a.error)
+        } else {
+            String::new()
+        };
+    }
+    j.attempt_log = serde_json::to_string(&log).unwrap_or_else(|_| "[]".into());
+    j
+}
+
 /// The member name of a non-staff caller in `parent`, and their bare subject.
 fn own_trainee(p: &Principal, org: &str) -> (String, String) {
     (
@@ -173,11 +194,11 @@ impl Grading {
         if created {
             engine.job_ready(&j.id).await;
         }
-        Ok((j, created))
+        Ok((shown_to(p, j), created))
     }
 
     pub async fn get_job(&self, p: &Principal, name: &str) -> ApiResult<job::Model> {
-        self.load_job(p, name).await
+        Ok(shown_to(p, self.load_job(p, name).await?))
     }
 
     pub async fn list_jobs(
@@ -200,7 +221,9 @@ impl Grading {
             trainee: (!is_staff(p)).then(|| own_trainee(p, org)),
         };
         let rows = store::list_jobs(db, &q, after, size).await?;
-        Ok(page(rows, size, query, |j| (j.create_ms, &j.id)))
+        let mut found = page(rows, size, query, |j| (j.create_ms, &j.id));
+        found.items = found.items.into_iter().map(|j| shown_to(p, j)).collect();
+        Ok(found)
     }
 
     pub async fn retry_job(
@@ -226,7 +249,7 @@ impl Grading {
                 message: "only DEAD or RETRYING jobs can be retried".into(),
             })?;
         engine.job_ready(&updated.id).await;
-        Ok(updated)
+        Ok(shown_to(p, updated))
     }
 
     pub async fn get_evaluation(&self, p: &Principal, name: &str) -> ApiResult<evaluation::Model> {
@@ -325,7 +348,7 @@ impl Grading {
             .await
             .map_err(ApiError::from)?
         {
-            return Ok(existing);
+            return Ok(shown_to(p, existing));
         }
         if !store::job_is_final(&last) {
             return Err(ApiError::FailedPrecondition {
@@ -352,7 +375,7 @@ impl Grading {
         if created {
             engine.job_ready(&j.id).await;
         }
-        Ok(j)
+        Ok(shown_to(p, j))
     }
 
     /// The job as it is now, then each new version of it, until it is SUCCEEDED or DEAD.
@@ -365,11 +388,12 @@ impl Grading {
         let engine = self.engine.get()?.clone();
         let mut changes = engine.changes.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let viewer = p.clone();
         tokio::spawn(async move {
             let mut version = first.version;
             let id = first.id.clone();
             let done = store::job_is_final(&first);
-            if tx.send(first).await.is_err() || done {
+            if tx.send(shown_to(&viewer, first)).await.is_err() || done {
                 return;
             }
             loop {
@@ -389,7 +413,7 @@ impl Grading {
                 if j.version != version {
                     version = j.version;
                     let done = store::job_is_final(&j);
-                    if tx.send(j).await.is_err() || done {
+                    if tx.send(shown_to(&viewer, j)).await.is_err() || done {
                         return;
                     }
                 }

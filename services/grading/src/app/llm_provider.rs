@@ -36,6 +36,29 @@ pub enum LlmFailure {
     Transport(String),
 }
 
+impl LlmFailure {
+    /// Provider text without `key` or anything key-like: providers quote the key they were
+    /// sent ("Incorrect API key provided: sk-…"), and this text is stored with the job.
+    fn scrubbed(self, key: &str) -> Self {
+        use salestrainer_runtime::redact::scrub;
+        match self {
+            LlmFailure::Http {
+                status,
+                code,
+                message,
+                headers,
+            } => LlmFailure::Http {
+                status,
+                code: code.map(|c| scrub(&c, &[key])),
+                message: scrub(&message, &[key]),
+                headers,
+            },
+            LlmFailure::Transport(e) => LlmFailure::Transport(scrub(&e, &[key])),
+            LlmFailure::Timeout => LlmFailure::Timeout,
+        }
+    }
+}
+
 impl std::fmt::Display for LlmFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -147,7 +170,7 @@ impl LlmClient {
             })
         };
         let result = match tokio::time::timeout(self.timeout, fut).await {
-            Ok(r) => r,
+            Ok(r) => r.map_err(|e| e.scrubbed(&cred.api_key)),
             Err(_) => Err(LlmFailure::Timeout),
         };
         let latency = start.elapsed();

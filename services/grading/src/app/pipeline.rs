@@ -34,6 +34,9 @@ pub struct Checkpoint {
     /// LLM usage of the accepted calls (failed calls are in llm_usage only).
     #[serde(default)]
     pub usage: UsageDto,
+    /// Step 1 too: the distinct `TranscriptSource` numbers of the segments graded.
+    #[serde(default)]
+    pub sources: Vec<i32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -426,6 +429,7 @@ pub fn evaluation_pb(
         prompt_template: g.prompt_template.clone(),
         prompt_template_revision: g.prompt_template_revision,
         model: g.model.clone(),
+        transcript_sources: cp.sources.clone(),
         ..Default::default()
     }
 }

@@ -12,7 +12,7 @@ use super::attempt::Failure;
 use super::dispatch::Engine;
 use super::pipeline::{self, Checkpoint, ms_i64};
 use crate::store::{self, Outcome, evaluation, job, now_ms, usage};
-use salestrainer_runtime::time::duration;
+use salestrainer_runtime::{redact, time::duration};
 
 impl Engine {
     /// Records how an attempt ended (unless shutdown cut it short or the lease was lost).
@@ -33,11 +33,16 @@ impl Engine {
                 event: Box::new(event),
             },
             Err(Failure::LeaseLost) => return,
+            // Errors are stored on the job, in its attempt log and in GradingFailed: scrubbed
+            // of anything key-like first (provider text quotes keys).
             Err(Failure::Retry { after, error }) => Outcome::Retry {
                 at_ms: now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2),
-                error,
+                error: redact::scrub_patterns(&error),
             },
-            Err(Failure::Dead { reason, error }) => Outcome::Dead { reason, error },
+            Err(Failure::Dead { reason, error }) => Outcome::Dead {
+                reason,
+                error: redact::scrub_patterns(&error),
+            },
         };
         let label = match &outcome {
             Outcome::Succeeded { .. } => "succeeded",

@@ -78,6 +78,9 @@ pub enum EventKind {
     },
     Ended(CallEnded),
     Analyzed(CallAnalysis),
+    /// VAPI asks which assistant runs the call (`assistant-request`): the server answers with
+    /// the persona, so the prompt never goes through the trainee's client. Not recorded.
+    AssistantRequest,
     /// A message type we do not handle (accepted, acknowledged, not acted on).
     Ignored {
         kind: String,

@@ -67,6 +67,7 @@ pub fn parse_vapi(body: &[u8]) -> Result<WebhookEvent, ParseError> {
             }
         }
         "end-of-call-report" => EventKind::Ended(vapi_ended(msg)),
+        "assistant-request" => EventKind::AssistantRequest,
         other => EventKind::Ignored {
             kind: other.to_owned(),
         },
