@@ -232,6 +232,7 @@ pub fn dev_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Ve
 #[derive(Clone, Debug, Default)]
 pub struct AuthPolicy {
     public_prefixes: Vec<String>,
+    public_paths: HashSet<String>,
     internal_methods: HashSet<String>,
 }
 
@@ -243,8 +244,14 @@ impl AuthPolicy {
                 "/grpc.reflection.v1.ServerReflection/".into(),
                 "/grpc.reflection.v1alpha.ServerReflection/".into(),
             ],
+            public_paths: HashSet::new(),
             internal_methods: HashSet::new(),
         }
+    }
+    /// Exact paths that need no token (the console's page at `/`; a prefix `/` would open
+    /// every RPC).
+    pub fn public_path(&mut self, path: impl Into<String>) {
+        self.public_paths.insert(path.into());
     }
     /// Paths that authenticate themselves (e.g. webhooks with their own signature).
     pub fn public_prefix(&mut self, prefix: impl Into<String>) {
@@ -255,9 +262,11 @@ impl AuthPolicy {
         self.internal_methods.insert(path.into());
     }
     fn is_public(&self, path: &str) -> bool {
-        self.public_prefixes
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
+        self.public_paths.contains(path)
+            || self
+                .public_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
     }
 }
 

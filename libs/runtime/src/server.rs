@@ -127,6 +127,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Public plain HTTP routes (the console): `router` serves the exact `paths` and
+    /// everything under `prefixes` without a token.
+    pub fn add_public_http_routes(
+        &mut self,
+        paths: &[&str],
+        prefixes: &[&str],
+        router: axum::Router,
+    ) -> &mut Self {
+        for path in paths {
+            self.policy.public_path(*path);
+        }
+        for prefix in prefixes {
+            self.policy.public_prefix(*prefix);
+        }
+        self.http = std::mem::take(&mut self.http).merge(router);
+        self
+    }
+
     /// A `/package.Service/Method` path callable only with a service identity.
     pub fn internal_method(&mut self, path: &str) -> &mut Self {
         self.policy.internal_method(path);

@@ -23,12 +23,25 @@ use crate::{
     store::{self, Ending, NewTurn, TurnUsage, now_us, segment, session},
 };
 
+mod send_turn;
+
+pub use send_turn::open as send_turn;
+
 const MAX_CLIENT_TURN_ID: usize = 128;
 
 type Tx = mpsc::Sender<Result<pb::ConverseResponse, Status>>;
 
 /// The client went away; stop quietly.
 struct Gone;
+
+async fn next_message(
+    inbound: &mut Option<&mut Streaming<pb::ConverseRequest>>,
+) -> Result<Option<pb::ConverseRequest>, Status> {
+    match inbound {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
+    }
+}
 
 pub async fn open(
     core: Arc<Core>,
@@ -47,36 +60,9 @@ pub async fn open(
             "the first message must be start",
         ));
     };
-    let m = load_visible(&core, &p, &start.session, "start.session").await?;
-    if p.is_service() || m.trainee != crate::core::member_name(&p) {
-        return Err(ApiError::PermissionDenied(
-            "only the session's trainee can converse in it".into(),
-        ));
-    }
-    if m.mode != pb::SessionMode::Text as i32 {
-        return Err(ApiError::FailedPrecondition {
-            reason: "NOT_A_TEXT_SESSION",
-            message: "Converse is for TEXT sessions; voice sessions use the voice provider".into(),
-        });
-    }
-    if m.state != pb::SessionState::Active as i32 {
-        return Err(write_error(store::WriteError::NotActive(m.state)));
-    }
-    let permit = core.streams.acquire(&m.trainee)?;
-    let setup = core.persona_setup(&m.organization, &m.scenario).await?;
-    let endpoint = core.llm_endpoint(&m.organization).await?;
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let conv = Conversation {
-            core,
-            session: m,
-            setup,
-            endpoint,
-            tx,
-            _permit: permit,
-        };
-        conv.run(inbound).await;
-    });
+    let conv = Conversation::prepare(core, &p, &start.session, "start.session", tx).await?;
+    tokio::spawn(conv.run(inbound));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
@@ -95,6 +81,44 @@ enum Next {
 }
 
 impl Conversation {
+    /// Checks that the caller may converse in `session` now and gathers its persona setup.
+    /// Shared with SendTurn, so both hold the same checks and the same per-trainee limit.
+    async fn prepare(
+        core: Arc<Core>,
+        p: &Principal,
+        session: &str,
+        field: &str,
+        tx: Tx,
+    ) -> ApiResult<Self> {
+        let m = load_visible(&core, p, session, field).await?;
+        if p.is_service() || m.trainee != crate::core::member_name(p) {
+            return Err(ApiError::PermissionDenied(
+                "only the session's trainee can converse in it".into(),
+            ));
+        }
+        if m.mode != pb::SessionMode::Text as i32 {
+            return Err(ApiError::FailedPrecondition {
+                reason: "NOT_A_TEXT_SESSION",
+                message: "Converse is for TEXT sessions; voice sessions use the voice provider"
+                    .into(),
+            });
+        }
+        if m.state != pb::SessionState::Active as i32 {
+            return Err(write_error(store::WriteError::NotActive(m.state)));
+        }
+        let permit = core.streams.acquire(&m.trainee)?;
+        let setup = core.persona_setup(&m.organization, &m.scenario).await?;
+        let endpoint = core.llm_endpoint(&m.organization).await?;
+        Ok(Self {
+            core,
+            session: m,
+            setup,
+            endpoint,
+            tx,
+            _permit: permit,
+        })
+    }
+
     async fn run(self, mut inbound: Streaming<pb::ConverseRequest>) {
         let result = self.run_inner(&mut inbound).await;
         match result {
@@ -141,7 +165,7 @@ impl Conversation {
             };
             match msg.payload {
                 Some(pb::converse_request::Payload::Turn(turn)) => {
-                    match self.turn(&mut thread, turn, inbound).await? {
+                    match self.turn(&mut thread, turn, Some(&mut *inbound)).await? {
                         Next::Continue => {}
                         Next::End => return self.end(pb::EndReason::TraineeEnded, "").await,
                     }
@@ -247,7 +271,7 @@ impl Conversation {
         &self,
         thread: &mut Thread,
         turn: pb::TraineeTurn,
-        inbound: &mut Streaming<pb::ConverseRequest>,
+        inbound: Option<&mut Streaming<pb::ConverseRequest>>,
     ) -> Result<Next, Result<Status, Gone>> {
         let text = turn.text.trim().to_owned();
         let max = self.core.settings.max_turn_chars;
@@ -398,7 +422,7 @@ impl Conversation {
         endpoint: &Endpoint,
         messages: &[ChatMessage],
         reply_id: &str,
-        inbound: &mut Streaming<pb::ConverseRequest>,
+        mut inbound: Option<&mut Streaming<pb::ConverseRequest>>,
     ) -> Result<(String, TurnUsage, Next), Result<Status, Gone>> {
         let failed = |e: crate::llm::LlmError| {
             tracing::warn!(session = %self.session.id, error = %e, "persona reply failed");
@@ -420,7 +444,8 @@ impl Conversation {
         };
         let mut index = 0;
         let mut next = Next::Continue;
-        let mut inbound_open = true;
+        // SendTurn has no inbound stream: nothing can arrive while its reply streams.
+        let mut inbound_open = inbound.is_some();
         loop {
             tokio::select! {
                 d = stream.next() => match d {
@@ -442,7 +467,7 @@ impl Conversation {
                         index += 1;
                     }
                 },
-                m = inbound.message(), if inbound_open => match m {
+                m = next_message(&mut inbound), if inbound_open => match m {
                     Err(_) => return Err(Err(Gone)),
                     Ok(None) => {
                         inbound_open = false;

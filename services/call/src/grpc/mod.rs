@@ -1,7 +1,7 @@
 //! gRPC layer of the call service: translates protobuf to store/domain calls and errors to
 //! statuses. One file per group of RPCs:
 //! - `sessions`: StartSession, GetSession, ListSessions, EndSession, CancelSession;
-//! - `converse`: the text roleplay stream;
+//! - `converse`: the text roleplay stream, and SendTurn (one turn per server stream);
 //! - `transcript`: AppendTranscript, GetTranscript;
 //! - `watch`: WatchSession.
 
@@ -33,6 +33,7 @@ impl CallServiceApi {
 impl pb::call_service_server::CallService for CallServiceApi {
     type ConverseStream = BoxStream<pb::ConverseResponse>;
     type WatchSessionStream = BoxStream<pb::WatchSessionResponse>;
+    type SendTurnStream = BoxStream<pb::SendTurnResponse>;
 
     async fn start_session(
         &self,
@@ -75,6 +76,15 @@ impl pb::call_service_server::CallService for CallServiceApi {
     ) -> Result<Response<Self::ConverseStream>, Status> {
         Ok(Response::new(
             converse::open(self.core.clone(), request).await?,
+        ))
+    }
+
+    async fn send_turn(
+        &self,
+        request: Request<pb::SendTurnRequest>,
+    ) -> Result<Response<Self::SendTurnStream>, Status> {
+        Ok(Response::new(
+            converse::send_turn(self.core.clone(), request).await?,
         ))
     }
 
