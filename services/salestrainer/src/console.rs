@@ -1,30 +1,20 @@
-//! The console (the browser app in `services/console/`), built ahead into
-//! `services/console/dist/` and embedded here, so `salestrainer up` serves it at `/` with no
-//! Node on the machine. It speaks gRPC-Web to the same port with a bearer token like any
-//! client; the only extra is development sign-in, which exists on `up` alone and is refused
-//! when production (RS256) keys are configured.
+//! The console on `salestrainer up`: the embedded app (`salestrainer-console`) plus
+//! development sign-in, which exists on `up` alone and is off when production (RS256) keys are
+//! configured. It mints an ordinary token for a member of the demo organization that the user
+//! picks; the browser then sends it as a bearer token like any client.
 
 use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http::{HeaderValue, StatusCode, header};
-use include_dir::{Dir, include_dir};
+use http::StatusCode;
 use salestrainer_proto::config as cfg;
 use salestrainer_runtime::{Role, auth::TokenMinter};
 use serde::{Deserialize, Serialize};
-
-static DIST: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../console/dist");
-
-/// Scripts and styles only from this origin, calls only to it, no framing: the app needs
-/// nothing else.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Everything development sign-in needs; `None` where it is refused.
 pub struct DevSignIn {
@@ -34,76 +24,23 @@ pub struct DevSignIn {
     pub config_uri: String,
 }
 
-/// The console's routes: the page at `/`, its hashed assets, and `/console/*`.
+/// The console's page and assets, plus `/console/*`: whether development sign-in is on,
+/// the demo users and the sign-in itself.
 pub fn router(dev: Option<DevSignIn>) -> Router {
     let dev = dev.map(Arc::new);
-    Router::new()
-        .route("/", get(index))
-        .route("/index.html", get(index))
-        .route("/assets/{*path}", get(asset))
-        .route("/console/info", get(info))
-        .route("/console/dev/users", get(dev_users))
-        .route("/console/dev/sign-in", post(dev_sign_in))
-        .with_state(dev)
+    salestrainer_console::router().merge(
+        Router::new()
+            .route("/console/info", get(info))
+            .route("/console/dev/users", get(dev_users))
+            .route("/console/dev/sign-in", post(dev_sign_in))
+            .with_state(dev),
+    )
 }
 
 /// Exact paths of [`router`] that need no token.
-pub const PUBLIC_PATHS: &[&str] = &["/", "/index.html"];
+pub const PUBLIC_PATHS: &[&str] = salestrainer_console::PUBLIC_PATHS;
 /// Path prefixes of [`router`] that need no token.
 pub const PUBLIC_PREFIXES: &[&str] = &["/assets/", "/console/"];
-
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next().unwrap_or_default() {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "json" => "application/json",
-        "woff2" => "font/woff2",
-        _ => "application/octet-stream",
-    }
-}
-
-fn file(path: &str, cache: &'static str) -> Response {
-    let Some(f) = DIST.get_file(path) else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
-    };
-    let mut res = f.contents().into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(path)),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    res
-}
-
-async fn index() -> Response {
-    // Always revalidated: it names the current hashed assets.
-    file("index.html", "no-cache")
-}
-
-async fn asset(Path(path): Path<String>) -> Response {
-    // Asset names carry their content hash, so a name never changes meaning.
-    file(
-        &format!("assets/{path}"),
-        "public, max-age=31536000, immutable",
-    )
-}
 
 #[derive(Serialize)]
 struct Info {

@@ -146,7 +146,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
+async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
+    // A newcomer needs the banner below, not every migration applied: unless a filter was
+    // chosen, start-up chatter is kept to warnings.
+    if settings.telemetry.log_filter == "info" {
+        settings.telemetry.log_filter =
+            "info,sea_orm_migration=warn,salestrainer_runtime::db=warn,salestrainer_config::keys=warn".into();
+    }
     let boot = app::bootstrap_with("salestrainer", settings)?;
     let settings = boot.settings;
     let mut server = ServerBuilder::new(settings.server.clone(), boot.verifier.clone()).await;
