@@ -34,9 +34,24 @@ pub fn router() -> Router {
         .route("/assets/{*path}", get(asset))
 }
 
-/// Mounts [`router`] on `server`, public.
+/// Mounts [`router`] on `server`, public, with `/console/info` saying that this server has
+/// no development sign-in (the app then asks for a token; `salestrainer up` answers it itself).
 pub fn mount(server: &mut ServerBuilder) {
-    server.add_public_http_routes(PUBLIC_PATHS, PUBLIC_PREFIXES, router());
+    let router = router().route(
+        "/console/info",
+        get(|| async {
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"dev_sign_in":false,"organization":""}"#,
+            )
+        }),
+    );
+    let paths: Vec<&str> = PUBLIC_PATHS
+        .iter()
+        .copied()
+        .chain(["/console/info"])
+        .collect();
+    server.add_public_http_routes(&paths, PUBLIC_PREFIXES, router);
 }
 
 fn content_type(path: &str) -> &'static str {

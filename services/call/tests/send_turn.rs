@@ -147,7 +147,12 @@ async fn send_turn_streams_the_same_persona_as_converse(s: Suite) {
     )
     .await
     .unwrap();
-    assert!(done(&r).agreed_next_step, "{:?}", done(&r));
+    // The scripted persona raises its objection before agreeing to anything.
+    assert!(
+        done(&r).full_text.contains("price is too high"),
+        "{:?}",
+        done(&r)
+    );
 
     let t = s.transcript(&session).await;
     assert_eq!(t.segments.len(), 5, "greeting + 2 turns x 2");

@@ -1,7 +1,7 @@
 // A session's result: overall and per-criterion scores, strengths and improvements, each
 // criterion's evidence highlighted in the transcript, and conversation metrics against the
 // ranges top performers show.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SessionState, Speaker } from "../gen/salestrainer/call/v1/resources_pb.js";
 import type { Evaluation } from "../gen/salestrainer/grading/v1/resources_pb.js";
@@ -31,6 +31,22 @@ export function Result({ id }: { id: string }) {
     return { session: s, transcript: t.transcript, evaluation: ev?.evaluation, scenario: sc?.scenario };
   }, [id]);
   const [focus, setFocus] = useState<string | null>(null);
+  // Not graded yet: WatchSession pushes the change; reload once it is final.
+  const pending = state.data && [SessionState.ENDED, SessionState.GRADING].includes(state.data.session.state);
+  useEffect(() => {
+    if (!pending) return;
+    const abort = new AbortController();
+    (async () => {
+      try {
+        for await (const w of call.watchSession({ name }, { signal: abort.signal })) {
+          if (w.state === SessionState.GRADED || w.state === SessionState.FAILED) state.reload();
+        }
+      } catch {
+        // Leaving the page aborts the stream; nothing to report.
+      }
+    })();
+    return () => abort.abort();
+  }, [pending, name]);
 
   if (state.error && !state.data) {
     return (

@@ -73,7 +73,7 @@ pub async fn open(
     let (tx, rx) = mpsc::channel(64);
     let conv = Conversation::prepare(core, &p, &r.session, "session", tx).await?;
     let lock = TurnLock::acquire(&conv.session.id)?;
-    let turn = (!text.is_empty()).then(|| pb::TraineeTurn {
+    let turn = (!text.is_empty()).then_some(pb::TraineeTurn {
         text,
         client_turn_id: r.client_turn_id,
     });
