@@ -174,7 +174,11 @@ export const Bar = ({ value, label }: { value: number; label: string }) => (
 );
 
 /** A line chart of daily points; `dates` are YYYY-MM-DD. */
-export function TrendChart(props: { dates: string[]; series: { label: string; values: number[] }[]; title: string }) {
+export function TrendChart(props: {
+  dates: string[];
+  series: { label: string; values: (number | null)[] }[];
+  title: string;
+}) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
@@ -185,7 +189,7 @@ export function TrendChart(props: { dates: string[]; series: { label: string; va
       {
         width: Math.max(280, el.clientWidth),
         height: 220,
-        series: [{}, ...props.series.map((s, i) => ({ label: s.label, stroke: colors[i % 3], width: 2, points: { size: 6 } }))],
+        series: [{}, ...props.series.map((s, i) => ({ label: s.label, stroke: colors[i % 3], width: 2, points: { size: 6 }, spanGaps: true }))],
         scales: { y: { range: [0, 100] } },
         axes: [{}, { size: 40 }],
       },

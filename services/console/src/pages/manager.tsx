@@ -63,8 +63,9 @@ export function Dashboard() {
                 title="Average score and pass rate per day"
                 dates={trend.map((p) => p.date)}
                 series={[
-                  { label: "Average score", values: trend.map((p) => p.averageScore) },
-                  { label: "Pass rate %", values: trend.map((p) => p.passRate * 100) },
+                  // Days without a graded session are gaps, not zeros.
+                  { label: "Average score", values: trend.map((p) => (p.graded ? p.averageScore : null)) },
+                  { label: "Pass rate %", values: trend.map((p) => (p.graded ? p.passRate * 100 : null)) },
                 ]}
               />
               <div class="two-col">

@@ -125,6 +125,9 @@ export function Practice({ id }: { id: string }) {
   const [error, setError] = useState("");
   const [title, setTitle] = useState("Practice call");
   const log = useRef<HTMLOListElement>(null);
+  // Ends the WatchSession stream when the page goes away.
+  const watching = useRef<AbortController | null>(null);
+  useEffect(() => () => watching.current?.abort(), []);
   const input = useRef<HTMLTextAreaElement>(null);
 
   useEffect(() => {
@@ -166,13 +169,16 @@ export function Practice({ id }: { id: string }) {
   };
 
   const watch = async () => {
+    watching.current?.abort();
+    const abort = new AbortController();
+    watching.current = abort;
     try {
-      for await (const w of call.watchSession({ name })) {
+      for await (const w of call.watchSession({ name }, { signal: abort.signal })) {
         setState(w.state);
         setHistory((h) => (h[h.length - 1] === STATE_LABEL[w.state] ? h : [...h, STATE_LABEL[w.state] ?? "?"]));
       }
     } catch (e) {
-      setError(errorText(e));
+      if (!abort.signal.aborted) setError(errorText(e));
     }
   };
 

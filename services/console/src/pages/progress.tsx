@@ -47,7 +47,7 @@ export function Progress() {
               <TrendChart
                 title="Average score per day"
                 dates={trend.map((p) => p.date)}
-                series={[{ label: "Average score", values: trend.map((p) => p.averageScore) }]}
+                series={[{ label: "Average score", values: trend.map((p) => (p.graded ? p.averageScore : null)) }]}
               />
               <div class="two-col">
                 <section>
