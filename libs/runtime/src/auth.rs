@@ -370,6 +370,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_public_path_opens_only_itself() {
+        let mut policy = AuthPolicy::new();
+        policy.public_path("/");
+        policy.public_prefix("/assets/");
+        assert!(policy.is_public("/"));
+        assert!(policy.is_public("/assets/index-1.js"));
+        assert!(!policy.is_public("/salestrainer.config.v1.ConfigService/ListMembers"));
+        assert!(!policy.is_public("/index.html"));
+    }
+
+    #[test]
     fn hs256_round_trip_and_bad_signature() {
         let minter = TokenMinter::new(b"secret-a", "");
         let token = minter.mint("alice", "acme", Role::Manager, 60).unwrap();
