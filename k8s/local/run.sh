@@ -76,6 +76,7 @@ target/debug/salestrainer seed-demo
 token="$(SALESTRAINER_DATA_DIR="$run_dir" target/debug/salestrainer token --org demo --role admin --subject demo-admin)"
 echo
 echo "Salestrainer (distributed) behind Envoy on http://127.0.0.1:${ENVOY_LISTEN_PORT:-8080}"
+echo "  console: open http://127.0.0.1:${ENVOY_LISTEN_PORT:-8080}/ and sign in with the token below"
 echo "  admin token (org demo): $token"
 echo "  logs: $run_dir/*.log — Ctrl-C stops everything"
 wait -n "${pids[@]}" || true
