@@ -31,6 +31,49 @@ pub fn fresh_postgres_template() -> String {
     format!("{}/st_{}_{{service}}", postgres_server_url(), &id[..12])
 }
 
+/// Redis for tests (`SALESTRAINER_TEST_REDIS_URL` overrides).
+pub fn redis_url() -> String {
+    std::env::var("SALESTRAINER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Where a test's services keep their tables. Every service's tests run on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file per service in the test's own data directory.
+    Sqlite,
+    /// Fresh databases on the test PostgreSQL server, one per service.
+    Postgres,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+    /// The `database_url` setting for this backend: empty (SQLite under the data directory)
+    /// or a fresh PostgreSQL template.
+    pub fn database_url(self) -> String {
+        match self {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => fresh_postgres_template(),
+        }
+    }
+
+    /// A fresh database of one service, connected and migrated, for store-level tests.
+    pub async fn fresh_database<M: sea_orm_migration::MigratorTrait>(
+        self,
+        service: &str,
+        dir: &std::path::Path,
+    ) -> sea_orm::DatabaseConnection {
+        let settings = Settings {
+            data_dir: dir.to_path_buf(),
+            database_url: self.database_url(),
+            ..Settings::default()
+        };
+        salestrainer_runtime::db::connect_and_migrate::<M>(&settings.database_url_for(service))
+            .await
+            .expect("a test database (is PostgreSQL up?)")
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub channel: Channel,

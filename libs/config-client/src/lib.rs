@@ -4,13 +4,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use salestrainer_bus::{StartFrom, SubscribeOptions};
 use salestrainer_proto::{config as pb, events};
 use salestrainer_runtime::{
     Context, Peer,
     cache::TtlCache,
+    consumer::{self, EventHandler, Received, Subscription},
     context::ServiceAuth,
-    events::{TOPIC_CONFIG, decode},
+    events::TOPIC_CONFIG,
 };
 use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
 
@@ -46,6 +46,8 @@ pub struct ConfigClient {
     scenarios: TtlCache<String, pb::Scenario>,
     personas: TtlCache<String, pb::Persona>,
     rubrics: TtlCache<String, pb::Rubric>,
+    assignments: TtlCache<String, pb::Assignment>,
+    organizations: TtlCache<String, pb::Organization>,
     templates: TtlCache<(String, i64), pb::PromptTemplate>,
     /// Keyed by (organization name, kind); `None` caches "no credential: use offline mode".
     credentials: TtlCache<(String, i32), Option<ResolvedCredential>>,
@@ -75,66 +77,113 @@ impl ConfigClient {
             scenarios: TtlCache::new("config_scenarios", capacity, ttl),
             personas: TtlCache::new("config_personas", capacity, ttl),
             rubrics: TtlCache::new("config_rubrics", capacity, ttl),
+            assignments: TtlCache::new("config_assignments", capacity, ttl),
+            organizations: TtlCache::new("config_organizations", capacity, ttl),
             templates: TtlCache::new("config_prompt_templates", capacity, ttl),
             credentials: TtlCache::new("config_credentials", capacity, ttl),
         })
     }
 
-    pub async fn scenario(&self, name: &str) -> Result<pb::Scenario, Status> {
-        if let Some(hit) = self.scenarios.get(&name.to_owned()) {
+    /// `cache[name]`, else `fetch` from the config service (cached on success).
+    async fn cached<T, F, Fut>(
+        cache: &TtlCache<String, T>,
+        name: &str,
+        fetch: F,
+    ) -> Result<T, Status>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, Status>>,
+    {
+        if let Some(hit) = cache.get(&name.to_owned()) {
             return Ok(hit);
         }
-        let resp = self
-            .client
-            .clone()
-            .get_scenario(pb::GetScenarioRequest {
-                name: name.to_owned(),
-            })
+        let value = fetch()
             .await?
-            .into_inner();
-        let value = resp
-            .scenario
-            .ok_or_else(|| Status::internal("config returned no scenario"))?;
-        self.scenarios.insert(name.to_owned(), value.clone());
+            .ok_or_else(|| Status::internal(format!("config returned nothing for {name}")))?;
+        cache.insert(name.to_owned(), value.clone());
         Ok(value)
+    }
+
+    pub async fn scenario(&self, name: &str) -> Result<pb::Scenario, Status> {
+        let req = pb::GetScenarioRequest {
+            name: name.to_owned(),
+        };
+        Self::cached(&self.scenarios, name, || async {
+            Ok(self
+                .client
+                .clone()
+                .get_scenario(req)
+                .await?
+                .into_inner()
+                .scenario)
+        })
+        .await
     }
 
     pub async fn persona(&self, name: &str) -> Result<pb::Persona, Status> {
-        if let Some(hit) = self.personas.get(&name.to_owned()) {
-            return Ok(hit);
-        }
-        let resp = self
-            .client
-            .clone()
-            .get_persona(pb::GetPersonaRequest {
-                name: name.to_owned(),
-            })
-            .await?
-            .into_inner();
-        let value = resp
-            .persona
-            .ok_or_else(|| Status::internal("config returned no persona"))?;
-        self.personas.insert(name.to_owned(), value.clone());
-        Ok(value)
+        let req = pb::GetPersonaRequest {
+            name: name.to_owned(),
+        };
+        Self::cached(&self.personas, name, || async {
+            Ok(self
+                .client
+                .clone()
+                .get_persona(req)
+                .await?
+                .into_inner()
+                .persona)
+        })
+        .await
     }
 
     pub async fn rubric(&self, name: &str) -> Result<pb::Rubric, Status> {
-        if let Some(hit) = self.rubrics.get(&name.to_owned()) {
-            return Ok(hit);
-        }
-        let resp = self
-            .client
-            .clone()
-            .get_rubric(pb::GetRubricRequest {
-                name: name.to_owned(),
-            })
-            .await?
-            .into_inner();
-        let value = resp
-            .rubric
-            .ok_or_else(|| Status::internal("config returned no rubric"))?;
-        self.rubrics.insert(name.to_owned(), value.clone());
-        Ok(value)
+        let req = pb::GetRubricRequest {
+            name: name.to_owned(),
+        };
+        Self::cached(&self.rubrics, name, || async {
+            Ok(self
+                .client
+                .clone()
+                .get_rubric(req)
+                .await?
+                .into_inner()
+                .rubric)
+        })
+        .await
+    }
+
+    pub async fn assignment(&self, name: &str) -> Result<pb::Assignment, Status> {
+        let req = pb::GetAssignmentRequest {
+            name: name.to_owned(),
+        };
+        Self::cached(&self.assignments, name, || async {
+            Ok(self
+                .client
+                .clone()
+                .get_assignment(req)
+                .await?
+                .into_inner()
+                .assignment)
+        })
+        .await
+    }
+
+    /// `organizations/{id}`: its settings (leaderboard visibility, default credential).
+    pub async fn organization(&self, name: &str) -> Result<pb::Organization, Status> {
+        let req = pb::GetOrganizationRequest {
+            name: name.to_owned(),
+        };
+        Self::cached(&self.organizations, name, || async {
+            Ok(self
+                .client
+                .clone()
+                .get_organization(req)
+                .await?
+                .into_inner()
+                .organization)
+        })
+        .await
     }
 
     /// A prompt template at `revision` (0 = latest; the latest is what the TTL governs).
@@ -210,6 +259,8 @@ impl ConfigClient {
         self.scenarios.invalidate(&key);
         self.personas.invalidate(&key);
         self.rubrics.invalidate(&key);
+        self.assignments.invalidate(&key);
+        self.organizations.invalidate(&key);
         self.templates
             .invalidate_where(|(name, _)| name == resource);
         let is_organization = resource.matches('/').count() == 1;
@@ -228,36 +279,21 @@ impl ConfigClient {
     }
 
     /// Follows ConfigChanged events for as long as the context runs. Every replica sees every
-    /// change: the consumer group is per consumer, not shared.
+    /// change: the consumer group is per replica, not shared.
     pub fn spawn_invalidator(self: &Arc<Self>, ctx: &Context, service: &str) {
-        let this = Arc::clone(self);
-        let bus = ctx.bus.clone();
-        let shutdown = ctx.shutdown.clone();
-        let group = format!("{service}-config-cache-{}", ctx.consumer);
-        tokio::spawn(async move {
-            let opts = SubscribeOptions {
-                start_from: StartFrom::Latest,
-                ..SubscribeOptions::default()
-            };
-            let mut sub = match bus.subscribe(TOPIC_CONFIG, &group, &group, opts).await {
-                Ok(sub) => sub,
-                Err(err) => {
-                    tracing::warn!(error = %err, "config cache cannot follow ConfigChanged; relying on its TTL");
-                    return;
-                }
-            };
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    next = sub.next() => {
-                        let Some(delivery) = next else { break };
-                        if let Ok(event) = decode(&delivery.envelope) {
-                            this.apply(&event);
-                        }
-                        let _ = delivery.ack().await;
-                    }
-                }
-            }
-        });
+        let sub = Subscription::each_replica(TOPIC_CONFIG, &format!("{service}-config-cache"), ctx)
+            .only(&["config.changed"]);
+        consumer::spawn(ctx, sub, Arc::new(Invalidator(Arc::clone(self))));
+    }
+}
+
+struct Invalidator(Arc<ConfigClient>);
+
+impl EventHandler for Invalidator {
+    async fn handle(&self, batch: &[Received]) -> anyhow::Result<()> {
+        for r in batch {
+            self.0.apply(&r.event);
+        }
+        Ok(())
     }
 }

@@ -147,8 +147,7 @@ pub fn gate_on_redis(starters: Vec<Starter>, ctx: &Context) -> Vec<Starter> {
 }
 
 async fn wait_for_redis(pool: deadpool_redis::Pool) {
-    let mut delay = std::time::Duration::from_millis(200);
-    let mut attempt = 1u32;
+    let mut backoff = crate::backoff::Backoff::reconnect();
     loop {
         match crate::redis::ping(&pool).await {
             Ok(()) => {
@@ -156,10 +155,9 @@ async fn wait_for_redis(pool: deadpool_redis::Pool) {
                 return;
             }
             Err(err) => {
-                tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "redis unavailable; staying NOT_SERVING and retrying");
+                let delay = backoff.next_delay();
+                tracing::warn!(attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64, error = %err, "redis unavailable; staying NOT_SERVING and retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(10));
-                attempt += 1;
             }
         }
     }

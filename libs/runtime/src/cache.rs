@@ -1,40 +1,32 @@
-//! A bounded in-process cache with a TTL, explicit invalidation and hit/miss metrics. Used
-//! where distributed mode has no shared cache, and in front of peer calls.
+//! A bounded in-process cache with a TTL, explicit invalidation and hit/miss metrics, on moka
+//! (LRU eviction, so a new entry is always admitted and the least recently used one goes).
+//! Used where distributed mode has no shared cache, and in front of peer calls.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{hash::Hash, time::Duration};
+
+use moka::{policy::EvictionPolicy, sync::Cache};
 
 pub struct TtlCache<K, V> {
     name: &'static str,
-    ttl: Duration,
-    capacity: usize,
-    inner: Mutex<HashMap<K, (Instant, V)>>,
+    inner: Cache<K, V>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+impl<K, V> TtlCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     pub fn new(name: &'static str, capacity: usize, ttl: Duration) -> Self {
-        Self {
-            name,
-            ttl,
-            capacity: capacity.max(1),
-            inner: Mutex::new(HashMap::new()),
-        }
+        let inner = Cache::builder()
+            .max_capacity(capacity.max(1) as u64)
+            .time_to_live(ttl)
+            .eviction_policy(EvictionPolicy::lru())
+            .build();
+        Self { name, inner }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let hit = match map.get(key) {
-            Some((at, v)) if at.elapsed() < self.ttl => Some(v.clone()),
-            Some(_) => {
-                map.remove(key);
-                None
-            }
-            None => None,
-        };
+        let hit = self.inner.get(key);
         let outcome = if hit.is_some() { "hit" } else { "miss" };
         metrics::counter!("cache_requests_total", "cache" => self.name, "outcome" => outcome)
             .increment(1);
@@ -42,37 +34,28 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 
     pub fn insert(&self, key: K, value: V) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            // Drop expired entries first; if still full, the oldest one.
-            let ttl = self.ttl;
-            map.retain(|_, (at, _)| at.elapsed() < ttl);
-            if map.len() >= self.capacity
-                && let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, (at, _))| *at)
-                    .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(key, (Instant::now(), value));
-        metrics::gauge!("cache_entries", "cache" => self.name).set(map.len() as f64);
+        self.inner.insert(key, value);
+        metrics::gauge!("cache_entries", "cache" => self.name).set(self.inner.entry_count() as f64);
     }
 
     pub fn invalidate(&self, key: &K) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(key);
+        self.inner.invalidate(key);
     }
 
-    /// Drops every entry whose key matches (e.g. everything of one organization).
+    /// Drops every entry whose key matches (e.g. everything of one organization). A scan, but
+    /// only on invalidation, which events make rare; reads never scan.
     pub fn invalidate_where(&self, pred: impl Fn(&K) -> bool) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|k, _| !pred(k));
+        for (key, _) in self.inner.iter() {
+            if pred(&key) {
+                self.inner.invalidate(&*key);
+            }
+        }
     }
 
+    /// Entries held, after pending evictions ran.
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|m| m.len()).unwrap_or_default()
+        self.inner.run_pending_tasks();
+        usize::try_from(self.inner.entry_count()).unwrap_or(usize::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,10 +74,14 @@ mod tests {
         cache.insert("b", 2);
         cache.insert("c", 3);
         assert_eq!(cache.len(), 2, "capacity holds");
-        assert_eq!(cache.get(&"c"), Some(3));
+        assert_eq!(cache.get(&"c"), Some(3), "the newest entry is admitted");
         cache.invalidate(&"c");
         assert_eq!(cache.get(&"c"), None);
         cache.insert("d", 4);
+        cache.insert("e", 5);
+        cache.invalidate_where(|k| *k == "e");
+        assert_eq!(cache.get(&"e"), None);
+        assert_eq!(cache.get(&"d"), Some(4));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&"d"), None, "expired");
     }

@@ -58,9 +58,41 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Whether a peer's answer may change on retry (down, overloaded, slow, not yet serving).
+pub fn peer_is_transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Unknown
+            | Code::Cancelled
+    )
+}
+
 impl ApiError {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// A peer service's refusal as our own caller should see it, `what` naming what was
+    /// asked for: NOT_FOUND and PERMISSION_DENIED pass on; a peer that is down, slow or
+    /// missing is UNAVAILABLE (retry later); anything else is our bug, logged as internal.
+    pub fn from_peer(status: &tonic::Status, what: &str) -> Self {
+        match status.code() {
+            Code::NotFound => Self::NotFound(what.to_owned()),
+            Code::PermissionDenied => Self::PermissionDenied(format!("{what}: permission denied")),
+            Code::FailedPrecondition => Self::FailedPrecondition {
+                reason: "PEER_PRECONDITION",
+                message: format!("{what}: {}", status.message()),
+            },
+            c if peer_is_transient(c) => Self::Unavailable(format!(
+                "a peer service is unavailable while reading {what}"
+            )),
+            _ => Self::internal(anyhow::anyhow!("peer error reading {what}: {status}")),
+        }
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {

@@ -1,9 +1,12 @@
 //! The service runtime: everything a Salestrainer service needs besides its own logic, so no
 //! service repeats server plumbing.
 
+pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod cache;
+pub mod consumer;
 pub mod context;
 pub mod crypto;
 pub mod db;
@@ -12,11 +15,15 @@ pub mod error;
 pub mod events;
 pub mod limits;
 pub mod metrics;
+pub mod names;
+pub mod paging;
 pub mod ready;
 pub mod redis;
 pub mod server;
+pub mod service;
 pub mod settings;
 pub mod telemetry;
+pub mod time;
 
 pub use auth::{Principal, Role};
 pub use context::{Context, Peer};

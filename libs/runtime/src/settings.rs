@@ -30,6 +30,9 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Addresses of the other services (distributed mode). Empty = same process.
     pub endpoints: Endpoints,
+    /// Where the sections of each service (`[call]`, `SALESTRAINER_CALL__*`) are read from.
+    #[serde(skip)]
+    pub sources: Option<Figment>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,6 +92,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             telemetry: TelemetrySettings::default(),
             endpoints: Endpoints::default(),
+            sources: None,
         }
     }
 }
@@ -126,7 +130,28 @@ impl ServerSettings {
 impl Settings {
     /// Defaults < `SALESTRAINER_CONFIG_FILE` (if set) < `SALESTRAINER_*` variables.
     pub fn load() -> Result<Self, Box<figment::Error>> {
-        Self::figment().extract().map_err(Box::new)
+        let figment = Self::figment();
+        let mut settings: Self = figment.extract().map_err(Box::new)?;
+        settings.sources = Some(figment);
+        Ok(settings)
+    }
+
+    /// A service's own section, e.g. `[call]` in the TOML file or `SALESTRAINER_CALL__*`, over
+    /// its defaults. Settings built in code (tests) read only what [`Self::set_section`] put.
+    pub fn section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, Box<figment::Error>> {
+        match &self.sources {
+            Some(f) if f.contains(name) => f.extract_inner(name).map_err(Box::new),
+            _ => Ok(T::default()),
+        }
+    }
+
+    /// Sets values of a service's section, over whatever the sources said.
+    pub fn set_section(&mut self, name: &str, values: impl Serialize) {
+        let base = self.sources.take().unwrap_or_default();
+        self.sources = Some(base.merge(Serialized::default(name, values)));
     }
 
     pub fn figment() -> Figment {
@@ -187,6 +212,39 @@ mod tests {
             assert_eq!(s.listen.port(), 6000);
             assert_eq!(s.server.max_message_bytes, 1024);
             assert_eq!(s.server.concurrency_limit, 2_048);
+            Ok(())
+        });
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Section {
+        workers: u32,
+        name: String,
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // the closure signature is figment's
+    fn service_sections_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "[call]\nworkers = 3\nname = \"file\"\n")?;
+            jail.set_env("SALESTRAINER_CONFIG_FILE", "s.toml");
+            jail.set_env("SALESTRAINER_CALL__NAME", "env");
+            let s = Settings::load().map_err(|e| *e)?;
+            let call: Section = s.section("call").map_err(|e| *e)?;
+            assert_eq!(
+                call,
+                Section {
+                    workers: 3,
+                    name: "env".into()
+                }
+            );
+            let other: Section = s.section("grading").map_err(|e| *e)?;
+            assert_eq!(other, Section::default());
+            let mut coded = Settings::default();
+            coded.set_section("grading", serde_json::json!({ "workers": 9 }));
+            let grading: Section = coded.section("grading").map_err(|e| *e)?;
+            assert_eq!(grading.workers, 9);
             Ok(())
         });
     }

@@ -1,9 +1,11 @@
 //! The analytics service: the analytics read model and its queries.
 //!
-//! Rooms: `grpc` translates protobuf to domain types and errors to statuses; `domain` is plain
-//! Rust with no I/O; `store` holds the tables this service owns and their SQL; `ingest`
-//! checks events and follows the bus; `reports` assembles summaries; `cache` and
-//! `config_source` are the two outside helpers.
+//! Rooms:
+//! - `api`: the gRPC methods, protobuf in and out, errors to statuses, nothing else;
+//! - `app`: the use cases — request checks and authorization, the summary cache, the config
+//!   lookups, event ingestion (bus consumers and IngestEvents), the settings;
+//! - `domain`: plain Rust with no I/O (facts and rollups, summaries, event checks);
+//! - `store`: the tables this service owns, their SQL and migrations.
 //!
 //! Choices worth knowing:
 //! - Day buckets and trends are UTC only; a request's `time_zone` must be empty or "UTC".
@@ -14,60 +16,27 @@
 //!   the leaderboard follows `SALESTRAINER_ANALYTICS_LEADERBOARD_VISIBLE_BY_DEFAULT` (true).
 //! - Usage ranges are widened to whole UTC days (usage is only kept per day).
 
-pub mod cache;
-pub mod config_source;
+pub mod api;
+pub mod app;
 pub mod domain;
-pub mod grpc;
-pub mod ingest;
-pub mod reports;
-pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
 
 use salestrainer_proto::analytics::analytics_service_server::AnalyticsServiceServer;
 use salestrainer_runtime::{
-    ApiError, ApiResult, Context, Ready,
+    Context, Ready,
     app::{Starter, database_starter},
     server::ServerBuilder,
 };
-use sea_orm::DatabaseConnection;
 
-pub use settings::AnalyticsSettings;
+use app::{
+    AnalyticsApp, config_lookup::ConfigLookup, settings::AnalyticsSettings,
+    summary_cache::SummaryCache,
+};
 
 /// The service's name: its database, its logs, its metrics.
 pub const SERVICE: &str = "analytics";
-
-/// What the RPCs and the consumers share.
-pub struct State {
-    pub db: Ready<DatabaseConnection>,
-    pub cache: cache::SummaryCache,
-    pub config: config_source::ConfigLookup,
-    pub settings: AnalyticsSettings,
-}
-
-impl State {
-    /// Applies events atomically, then moves the cache version of every organization they
-    /// changed and drops config lookups they made stale.
-    pub async fn ingest(
-        &self,
-        events: &[store::ingest::Parsed],
-    ) -> ApiResult<store::ingest::Outcome> {
-        let db = self.db.get()?;
-        let out = store::ingest::apply(db, events)
-            .await
-            .map_err(ApiError::internal)?;
-        for org in &out.orgs {
-            self.cache.bump(org).await;
-        }
-        for e in events {
-            if let store::ingest::Body::Name { resource, .. } = &e.body {
-                self.config.invalidate(resource);
-            }
-        }
-        Ok(out)
-    }
-}
 
 /// Registers the gRPC API on `server` and returns the start-up task that connects to the
 /// database, migrates it, starts the outbox relay and the consumers, and reports SERVING.
@@ -82,17 +51,17 @@ pub async fn mount_with(
     settings: AnalyticsSettings,
 ) -> Starter {
     let db = Ready::new();
-    let state = Arc::new(State {
+    let app = Arc::new(AnalyticsApp {
         db: db.clone(),
-        cache: cache::SummaryCache::new(
+        cache: SummaryCache::new(
             settings.cache_ttl,
             settings.cache_capacity,
             ctx.redis.clone(),
         ),
-        config: config_source::ConfigLookup::new(Some(ctx)),
+        config: ConfigLookup::new(Some(ctx)),
         settings,
     });
-    let api = grpc::AnalyticsServiceApi::new(state.clone());
+    let api = api::AnalyticsServiceApi::new(app.clone());
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
@@ -104,7 +73,7 @@ pub async fn mount_with(
     server.internal_method("/salestrainer.analytics.v1.AnalyticsService/IngestEvents");
     database_starter::<store::Migrator>(
         SERVICE,
-        <AnalyticsServiceServer<grpc::AnalyticsServiceApi> as tonic::server::NamedService>::NAME,
+        <AnalyticsServiceServer<api::AnalyticsServiceApi> as tonic::server::NamedService>::NAME,
         ctx.settings.database_url_for(SERVICE),
         db,
         {
@@ -113,8 +82,8 @@ pub async fn mount_with(
                 Box::pin(async move {
                     // Events committed to the outbox (also before a crash) are published from here.
                     ctx.start_relay(db);
-                    if state.settings.consume_bus {
-                        ingest::spawn_consumers(state, &ctx);
+                    if app.settings.consume_bus {
+                        crate::app::ingest::spawn_consumers(app, &ctx);
                     }
                 })
             }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use salestrainer_analytics::cache::SummaryCache;
+use salestrainer_analytics::app::summary_cache::SummaryCache;
 
 async fn pool() -> deadpool_redis::Pool {
     let url = std::env::var("SALESTRAINER_TEST_REDIS_URL")

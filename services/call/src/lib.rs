@@ -1,21 +1,18 @@
 //! The call service: sessions, text roleplay, live transcripts, voice-provider webhooks.
 //!
-//! Rooms: `grpc` translates protobuf to domain types and errors to statuses (one file per
-//! group of RPCs); `domain` is plain Rust with no I/O; `store` holds the entities, queries and
-//! migrations of the tables this service owns; `webhooks` is the plain-HTTP provider side;
-//! `workers` the grading-event consumer and the idle sweeper; `engine`, `llm` and `threads`
-//! the persona engines (scripted / OpenAI-compatible streaming) and their thread storage.
+//! Rooms, the same in every service:
+//! - `api`: protobuf (and the webhooks' HTTP) to domain types and errors to statuses, nothing
+//!   else;
+//! - `app`: the use cases: the service object, transactions, the outbox, authorization, the
+//!   grading-event consumer, the idle sweeper, the persona engines, settings;
+//! - `domain`: plain Rust, no I/O (a session's state rules, the persona, transcripts,
+//!   webhook verification and parsing);
+//! - `store`: the entities, queries and migrations of the tables this service owns.
 
-pub mod core;
+pub mod api;
+pub mod app;
 pub mod domain;
-pub mod engine;
-pub mod grpc;
-pub mod llm;
-pub mod settings;
 pub mod store;
-pub mod threads;
-pub mod webhooks;
-pub mod workers;
 
 use std::sync::Arc;
 
@@ -34,7 +31,7 @@ pub const SERVICE: &str = "call";
 /// consumer and the idle sweeper, and reports SERVING.
 pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     let db = Ready::new();
-    let core = match core::Core::new(ctx, db.clone()) {
+    let core = match app::Core::new(ctx, db.clone()) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             // Only a malformed peer endpoint or HTTP client setup can fail here; the service
@@ -43,18 +40,18 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
             return Box::new(|_| Box::pin(async {}));
         }
     };
-    let api = grpc::CallServiceApi::new(core.clone());
+    let api = api::CallServiceApi::new(core.clone());
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
     server
         .add_service(CallServiceServer::new(api).max_decoding_message_size(max.saturating_mul(2)))
         .await;
-    server.add_http_routes("/webhooks/", webhooks::router(core.clone()));
+    server.add_http_routes("/webhooks/", api::webhooks::router(core.clone()));
     core.config.spawn_invalidator(ctx, SERVICE);
     database_starter::<store::Migrator>(
         SERVICE,
-        <CallServiceServer<grpc::CallServiceApi> as tonic::server::NamedService>::NAME,
+        <CallServiceServer<api::CallServiceApi> as tonic::server::NamedService>::NAME,
         ctx.settings.database_url_for(SERVICE),
         db,
         {
@@ -63,8 +60,8 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
                 Box::pin(async move {
                     // Events committed to the outbox (also before a crash) are published from here.
                     core.relay.set(ctx.start_relay(db));
-                    workers::spawn_grading_consumer(core.clone(), &ctx);
-                    workers::spawn_sweeper(core, &ctx);
+                    app::grading_events::spawn_grading_consumer(core.clone(), &ctx);
+                    app::sweeper::spawn_sweeper(core, &ctx);
                 })
             }
         },

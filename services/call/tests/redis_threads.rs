@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Backend, suite_with};
-use salestrainer_call::threads::redis_key;
+use salestrainer_call::app::threads::redis_key;
 use salestrainer_proto::call as pb;
 
 const REDIS: &str = "redis://127.0.0.1:6379";

@@ -1,12 +1,14 @@
 //! The config service: organizations, members, provider credentials, personas, scenarios, rubrics, prompt templates, assignments.
 //!
-//! Rooms: `grpc` translates protobuf to domain types and errors to statuses; `domain` is plain
-//! Rust with no I/O; `store` holds the entities and migrations of the tables this service owns.
+//! Rooms:
+//! - `api`: the gRPC methods, protobuf in and out, errors to statuses, nothing else;
+//! - `app`: the use cases — access checks, transactions, outbox events, cache invalidation;
+//! - `domain`: plain Rust with no I/O (validation, names, page tokens, crypto);
+//! - `store`: the entities, queries and migrations of the tables this service owns.
 
-pub mod cache;
+pub mod api;
+pub mod app;
 pub mod domain;
-pub mod grpc;
-pub mod keys;
 pub mod store;
 
 use salestrainer_bus::{Relay, RelayNotifier, RelayOptions};
@@ -24,7 +26,7 @@ pub const SERVICE: &str = "config";
 /// database, migrates it, starts the outbox relay and reports SERVING.
 pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     let db = Ready::new();
-    let kek = match keys::load_kek(&ctx.settings) {
+    let kek = match app::keys::load_kek(&ctx.settings) {
         Ok(kek) => Some(kek),
         Err(err) => {
             tracing::error!(error = %err, "no key-encryption key: provider credentials are unavailable");
@@ -32,8 +34,9 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
         }
     };
     let notifier = RelayNotifier::new();
-    let cache = std::sync::Arc::new(cache::ReadCache::from_env());
-    let api = grpc::ConfigServiceApi::new(db.clone(), kek, notifier.clone(), cache.clone());
+    let cache = std::sync::Arc::new(app::cache::ReadCache::from_env());
+    let app = app::ConfigApp::new(db.clone(), kek, notifier.clone(), cache.clone());
+    let api = api::ConfigServiceApi::new(app);
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
@@ -43,7 +46,7 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     server.internal_method("/salestrainer.config.v1.ConfigService/ResolveProviderCredential");
     database_starter::<store::Migrator>(
         SERVICE,
-        <ConfigServiceServer<grpc::ConfigServiceApi> as tonic::server::NamedService>::NAME,
+        <ConfigServiceServer<api::ConfigServiceApi> as tonic::server::NamedService>::NAME,
         ctx.settings.database_url_for(SERVICE),
         db,
         {

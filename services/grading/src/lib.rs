@@ -1,22 +1,17 @@
 //! The grading service: the grading pipeline: jobs, attempts, evaluations.
 //!
-//! Rooms: `grpc` translates protobuf to domain types and errors to statuses; `domain` is plain
-//! Rust with no I/O; `store` holds the entities, migrations and queries of the tables this
-//! service owns; `worker` runs jobs through `pipeline`, calling the LLM through `provider`
-//! behind `ratelimit`; `inputs` are the seams to the config and call services; `consumer`
-//! turns SessionEnded events into jobs.
+//! Rooms, the same in every service:
+//! - `api`: protobuf to domain types and errors to statuses, nothing else;
+//! - `app`: the use cases: the service object, the SessionEnded consumer, the job engine
+//!   (dispatch, attempt, result, group commit), the pipeline, the LLM client and its limiter;
+//! - `domain`: plain Rust, no I/O (the grader, cleaning, close decision, metrics, retry and
+//!   limiter rules, resource names);
+//! - `store`: the entities, migrations and queries of the tables this service owns.
 
-pub mod consumer;
+pub mod api;
+pub mod app;
 pub mod domain;
-pub mod grpc;
-pub mod inputs;
-pub mod names;
-pub mod pipeline;
-pub mod provider;
-pub mod ratelimit;
 pub mod store;
-pub mod testkit;
-pub mod worker;
 
 use std::sync::Arc;
 
@@ -27,43 +22,18 @@ use salestrainer_runtime::{
     server::ServerBuilder,
 };
 
+pub use app::production_engine;
+
 /// The service's name: its database, its logs, its metrics.
 pub const SERVICE: &str = "grading";
-
-/// Builds the engine of a mounted service: the peers over gRPC, the limiter and work queue of
-/// the mode the context runs in (Redis when configured, else in-process).
-pub fn production_engine(
-    ctx: &Context,
-    db: sea_orm::DatabaseConnection,
-    notifier: salestrainer_bus::RelayNotifier,
-) -> anyhow::Result<Arc<worker::Engine>> {
-    let limiter: Arc<dyn ratelimit::RateLimit> = match &ctx.redis {
-        Some(pool) => Arc::new(ratelimit::RedisRateLimit::new(pool.clone())),
-        None => Arc::new(ratelimit::LocalRateLimit::default()),
-    };
-    let queue = ctx.redis.as_ref().map(|_| worker::WorkQueue {
-        bus: ctx.bus.clone(),
-        consumer: ctx.consumer.clone(),
-    });
-    worker::Engine::new(
-        db,
-        worker::EngineConfig::from_env(),
-        Arc::new(inputs::ConfigInputs::new(ctx)?),
-        Arc::new(inputs::CallTranscripts::new(ctx)?),
-        limiter,
-        Some(notifier),
-        tokio::sync::broadcast::channel(1024).0,
-        queue,
-    )
-}
 
 /// Registers the gRPC API on `server` and returns the start-up task that connects to the
 /// database, migrates it, starts the outbox relay, the workers and the SessionEnded consumer,
 /// and reports SERVING.
 pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     let db = Ready::new();
-    let engine: Ready<Arc<worker::Engine>> = Ready::new();
-    let api = grpc::GradingServiceApi::new(db.clone(), engine.clone());
+    let engine: Ready<Arc<app::Engine>> = Ready::new();
+    let api = api::GradingServiceApi::new(app::jobs::Grading::new(db.clone(), engine.clone()));
     let max = server.settings().max_message_bytes;
     // The runtime enforces the real limit (RESOURCE_EXHAUSTED); tonic's own check must not
     // fire first with OUT_OF_RANGE.
@@ -75,7 +45,7 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
     server.internal_method("/salestrainer.grading.v1.GradingService/SubmitSession");
     database_starter::<store::Migrator>(
         SERVICE,
-        <GradingServiceServer<grpc::GradingServiceApi> as tonic::server::NamedService>::NAME,
+        <GradingServiceServer<api::GradingServiceApi> as tonic::server::NamedService>::NAME,
         ctx.settings.database_url_for(SERVICE),
         db,
         {
@@ -87,7 +57,11 @@ pub async fn mount(server: &mut ServerBuilder, ctx: &Context) -> Starter {
                     match production_engine(&ctx, db, notifier) {
                         Ok(e) => {
                             e.start(ctx.shutdown.clone());
-                            consumer::spawn(e.clone(), ctx.clone(), ctx.shutdown.clone());
+                            app::session_events::spawn(
+                                e.clone(),
+                                ctx.clone(),
+                                ctx.shutdown.clone(),
+                            );
                             engine.set(e);
                         }
                         Err(err) => {

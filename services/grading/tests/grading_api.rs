@@ -7,9 +7,10 @@ mod common;
 
 use std::time::Duration;
 
+use crate::common::testkit::{Behaviour, FakeProvider};
 use common::*;
-use salestrainer_grading::grpc::GradingServiceApi;
-use salestrainer_grading::testkit::{Behaviour, FakeProvider};
+use salestrainer_grading::api::GradingServiceApi;
+use salestrainer_grading::app::jobs::Grading;
 use salestrainer_proto::grading::{self as pb, grading_service_server::GradingService};
 use salestrainer_runtime::{Principal, Ready, Role};
 use tokio_stream::StreamExt;
@@ -45,7 +46,7 @@ async fn api_authorization_dead_letters_retry_regrade_watch() {
     db.set(d.db.clone());
     let engine_ready = Ready::new();
     engine_ready.set(h.engine.clone());
-    let api = GradingServiceApi::new(db, engine_ready);
+    let api = GradingServiceApi::new(Grading::new(db, engine_ready));
 
     // SubmitSession is for services only, and idempotent.
     let submit = pb::SubmitSessionRequest {

@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use crate::common::testkit::{Behaviour, FakeProvider};
 use common::*;
-use salestrainer_grading::pipeline::Checkpoint;
+use salestrainer_grading::app::pipeline::Checkpoint;
 use salestrainer_grading::store::{self, usage};
-use salestrainer_grading::testkit::{Behaviour, FakeProvider};
 use salestrainer_proto::grading::{DeadReason, GraderKind, JobState};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
@@ -21,9 +21,9 @@ async fn deterministic_end_to_end(backend: Backend) {
     let id = session_ended(&h, "s1").await.expect("job created");
     // A redelivered SessionEnded (same event id) and a new event for the same session create
     // nothing.
-    let event = salestrainer_grading::testkit::session_ended("organizations/acme", "s1");
+    let event = crate::common::testkit::session_ended("organizations/acme", "s1");
     assert!(
-        salestrainer_grading::consumer::handle_session_ended(&d.db, &event, 5)
+        salestrainer_grading::app::session_events::handle_session_ended(&d.db, &event, 5)
             .await
             .unwrap()
             .is_none()
@@ -32,7 +32,7 @@ async fn deterministic_end_to_end(backend: Backend) {
     assert_eq!(j.attempts, 1);
     let evals = evaluations_of(&d.db, &session("s1")).await;
     assert_eq!(evals.len(), 1);
-    let e = salestrainer_grading::grpc::evaluation_pb(&evals[0]);
+    let e = salestrainer_grading::api::convert::evaluation_pb(&evals[0]);
     assert_eq!(e.grader, GraderKind::Deterministic as i32);
     assert_eq!(e.criterion_scores.len(), 4);
     assert!(e.closed, "the strong call books a meeting");
@@ -60,7 +60,7 @@ async fn deterministic_end_to_end_postgres() {
 async fn llm_run(
     backend: Backend,
     script: Vec<Behaviour>,
-    cfg: salestrainer_grading::worker::EngineConfig,
+    cfg: salestrainer_grading::app::EngineConfig,
     want: JobState,
 ) -> (store::job::Model, FakeProvider, common::Db) {
     let fake = FakeProvider::start(None).await.unwrap();
@@ -79,7 +79,7 @@ async fn llm_success_sqlite() {
     assert_eq!(fake.requests(), 1);
     let evals = evaluations_of(&d.db, &session("llm")).await;
     assert_eq!(evals.len(), 1);
-    let e = salestrainer_grading::grpc::evaluation_pb(&evals[0]);
+    let e = salestrainer_grading::api::convert::evaluation_pb(&evals[0]);
     assert_eq!(e.grader, GraderKind::Llm as i32);
     assert_eq!(e.model, "fake-grader-1");
     let u = e.usage.unwrap();
@@ -144,7 +144,7 @@ async fn server_errors_are_retried() {
 #[tokio::test]
 async fn server_errors_exhaust_max_attempts() {
     let e500 = || Behaviour::status(503, &[], serde_json::json!({"error": {"message": "down"}}));
-    let cfg = salestrainer_grading::worker::EngineConfig {
+    let cfg = salestrainer_grading::app::EngineConfig {
         max_attempts: 3,
         ..fast_config()
     };
@@ -166,7 +166,7 @@ async fn server_errors_exhaust_max_attempts() {
 
 #[tokio::test]
 async fn timeout_is_retried() {
-    let cfg = salestrainer_grading::worker::EngineConfig {
+    let cfg = salestrainer_grading::app::EngineConfig {
         llm_timeout: Duration::from_millis(300),
         ..fast_config()
     };
@@ -201,7 +201,7 @@ async fn schema_breaking_answer_is_a_failed_attempt() {
             .contains("schema")
     );
     // With one attempt allowed it is a dead letter for invalid model output.
-    let cfg = salestrainer_grading::worker::EngineConfig {
+    let cfg = salestrainer_grading::app::EngineConfig {
         max_attempts: 1,
         ..fast_config()
     };
@@ -278,7 +278,7 @@ async fn kill_worker_mid_job(backend: Backend) {
     let fake = FakeProvider::start(None).await.unwrap();
     fake.script([Behaviour::Hang(Duration::from_secs(30))]);
     let d = database(backend).await;
-    let cfg = salestrainer_grading::worker::EngineConfig {
+    let cfg = salestrainer_grading::app::EngineConfig {
         lease: Duration::from_millis(600),
         llm_timeout: Duration::from_secs(60),
         ..fast_config()
@@ -338,8 +338,8 @@ async fn accepted_llm_answer_is_never_paid_twice() {
     h.stop.cancel();
     h.kill();
     // A second job whose grade step is already checkpointed (as after a crash past step 3).
-    let event = salestrainer_grading::testkit::session_ended("organizations/acme", "paid-b");
-    let b = salestrainer_grading::consumer::handle_session_ended(&d.db, &event, 5)
+    let event = crate::common::testkit::session_ended("organizations/acme", "paid-b");
+    let b = salestrainer_grading::app::session_events::handle_session_ended(&d.db, &event, 5)
         .await
         .unwrap()
         .unwrap();
@@ -359,7 +359,7 @@ async fn accepted_llm_answer_is_never_paid_twice() {
     );
     wait_state(&d.db, &b, JobState::Succeeded, T).await;
     assert_eq!(fake.requests(), 1, "the checkpointed answer was reused");
-    let e = salestrainer_grading::grpc::evaluation_pb(
+    let e = salestrainer_grading::api::convert::evaluation_pb(
         &evaluations_of(&d.db, &session("paid-b")).await[0],
     );
     assert_eq!(e.grader, GraderKind::Llm as i32);
@@ -368,9 +368,9 @@ async fn accepted_llm_answer_is_never_paid_twice() {
 
 #[tokio::test]
 async fn deterministic_grader_ranks_strong_above_weak() {
+    use crate::common::testkit::{sample_scenario, strong_call, weak_call};
+    use salestrainer_grading::app::pipeline::grade_deterministic;
     use salestrainer_grading::domain::clean::clean;
-    use salestrainer_grading::pipeline::grade_deterministic;
-    use salestrainer_grading::testkit::{sample_scenario, strong_call, weak_call};
     let sc = sample_scenario();
     let strong = grade_deterministic(&sc, &clean(&strong_call())).unwrap();
     let weak = grade_deterministic(&sc, &clean(&weak_call())).unwrap();
@@ -392,7 +392,7 @@ async fn deterministic_grader_ranks_strong_above_weak() {
 /// evaluation, one GradingStarted and one SessionGraded.
 async fn many_sessions_graded_once(backend: Backend) {
     let d = database(backend).await;
-    let cfg = salestrainer_grading::worker::EngineConfig {
+    let cfg = salestrainer_grading::app::EngineConfig {
         workers: 8,
         ..fast_config()
     };
@@ -437,13 +437,13 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
     use salestrainer_proto::events as ev;
     use salestrainer_proto::grading::PipelineStep;
     let d = database(backend).await;
-    let first = salestrainer_grading::testkit::session_ended("organizations/acme", "batch");
-    salestrainer_grading::consumer::handle_session_ended(&d.db, &first, 5)
+    let first = crate::common::testkit::session_ended("organizations/acme", "batch");
+    salestrainer_grading::app::session_events::handle_session_ended(&d.db, &first, 5)
         .await
         .unwrap()
         .unwrap();
-    let other = salestrainer_grading::testkit::session_ended("organizations/acme", "other");
-    salestrainer_grading::consumer::handle_session_ended(&d.db, &other, 5)
+    let other = crate::common::testkit::session_ended("organizations/acme", "other");
+    salestrainer_grading::app::session_events::handle_session_ended(&d.db, &other, 5)
         .await
         .unwrap()
         .unwrap();
@@ -548,7 +548,10 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
         supersedes,
         [
             String::new(),
-            salestrainer_grading::names::evaluation_name("organizations/acme", "e-original")
+            salestrainer_grading::domain::names::evaluation_name(
+                "organizations/acme",
+                "e-original"
+            )
         ]
     );
 }
@@ -570,7 +573,7 @@ async fn limiter_keeps_a_tpm_limited_provider_from_answering_429() {
     let tpm = 12_000;
     let fake = FakeProvider::start(Some(tpm)).await.unwrap();
     let d = database(Backend::Sqlite).await;
-    let cfg = salestrainer_grading::worker::EngineConfig {
+    let cfg = salestrainer_grading::app::EngineConfig {
         workers: 16,
         ..fast_config()
     };
@@ -596,8 +599,8 @@ async fn limiter_keeps_a_tpm_limited_provider_from_answering_429() {
 async fn job_that_keeps_losing_its_worker_goes_dead() {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     let d = database(Backend::Sqlite).await;
-    let event = salestrainer_grading::testkit::session_ended("organizations/acme", "poison");
-    let id = salestrainer_grading::consumer::handle_session_ended(&d.db, &event, 3)
+    let event = crate::common::testkit::session_ended("organizations/acme", "poison");
+    let id = salestrainer_grading::app::session_events::handle_session_ended(&d.db, &event, 3)
         .await
         .unwrap()
         .unwrap();

@@ -8,11 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::testkit::{Behaviour, FakeProvider};
 use common::*;
 use salestrainer_bus::{RedisOptions, RedisStreamsTransport, Transport};
-use salestrainer_grading::ratelimit::{Budget, RateLimit, RedisRateLimit};
-use salestrainer_grading::testkit::{Behaviour, FakeProvider};
-use salestrainer_grading::worker::{EngineConfig, JOBS_GROUP, WorkQueue};
+use salestrainer_grading::app::rate_limit::{Budget, RateLimit, RedisRateLimit};
+use salestrainer_grading::app::{EngineConfig, JOBS_GROUP, WorkQueue};
 use salestrainer_proto::grading::JobState;
 
 fn redis_url() -> String {
@@ -153,7 +153,7 @@ async fn redis_limiter_is_shared_and_corrected() {
     a.observe(
         "cred",
         budget,
-        salestrainer_grading::ratelimit::Observed {
+        salestrainer_grading::app::rate_limit::Observed {
             remaining_tokens: Some(0),
             ..Default::default()
         },

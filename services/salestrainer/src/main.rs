@@ -151,7 +151,7 @@ async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
     // chosen, start-up chatter is kept to warnings.
     if settings.telemetry.log_filter == "info" {
         settings.telemetry.log_filter =
-            "info,sea_orm_migration=warn,salestrainer_runtime::db=warn,salestrainer_config::keys=warn".into();
+            "info,sea_orm_migration=warn,salestrainer_runtime::db=warn,salestrainer_config::app::keys=warn".into();
     }
     let boot = app::bootstrap_with("salestrainer", settings)?;
     let settings = boot.settings;

@@ -10,7 +10,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use salestrainer_analytics::{AnalyticsSettings, mount_with, store::Migrator};
+use salestrainer_analytics::{app::settings::AnalyticsSettings, mount_with, store::Migrator};
 use salestrainer_proto::{analytics as pb, events as ev};
 use salestrainer_runtime::{
     Context, Role, Settings,

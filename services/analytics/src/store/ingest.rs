@@ -6,45 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
 
 use super::{FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt};
-use crate::domain::{Delta, Fact, SessionEvent, UsageStats, day_of};
+use crate::domain::{
+    Delta, Fact, day_of,
+    events::{Body, Parsed},
+};
 
 /// The consumer name in the inbox.
 pub const CONSUMER: &str = "analytics";
-
-/// LLM usage an event reports.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Usage {
-    pub provider: String,
-    pub model: String,
-    pub stats: UsageStats,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Body {
-    Session {
-        // Boxed: the session variant is much larger than the others.
-        event: Box<SessionEvent>,
-        usage: Option<Usage>,
-    },
-    /// A display name from ConfigChanged (empty when the resource was deleted).
-    Name {
-        resource: String,
-        kind: String,
-        display_name: String,
-    },
-    /// Recorded (so it is not handled twice) but it changes no number.
-    Ignored,
-}
-
-/// A validated event.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Parsed {
-    pub event_id: String,
-    /// Organization id.
-    pub org: String,
-    pub occur_us: i64,
-    pub body: Body,
-}
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Outcome {

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use salestrainer_analytics::AnalyticsSettings;
+use salestrainer_analytics::app::settings::AnalyticsSettings;
 use salestrainer_proto::{analytics as pb, events as ev};
 use salestrainer_runtime::{
     Context, Role, Settings, app,

@@ -2,6 +2,7 @@
 
 pub mod persona;
 pub mod prompt;
+pub mod session;
 mod text;
 pub mod transcript;
 pub mod webhook;

@@ -487,10 +487,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "config-bench ({profile}, {backend}, {workers} runtime threads shared by server and load generator)"
     );
-    let read_cache = match std::env::var(salestrainer_config::cache::TTL_ENV).as_deref() {
+    let read_cache = match std::env::var(salestrainer_config::app::cache::TTL_ENV).as_deref() {
         Ok("0") => "off".to_owned(),
         Ok(ms) => format!("on, TTL {ms} ms"),
-        Err(_) => format!("on, TTL {} s", salestrainer_config::cache::TTL.as_secs()),
+        Err(_) => format!(
+            "on, TTL {} s",
+            salestrainer_config::app::cache::TTL.as_secs()
+        ),
     };
     println!("  config read cache (membership + content row): {read_cache}");
     println!(

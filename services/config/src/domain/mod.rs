@@ -1,8 +1,10 @@
 //! Domain logic of the config service: plain Rust, no I/O.
 
 pub mod crypto;
+pub mod fields;
 pub mod names;
 pub mod page;
+pub mod stored_values;
 pub mod templates;
 pub mod validate;
 

@@ -13,22 +13,24 @@
 //! Usage: grading-bench [--sessions N] [--tpm-seconds S] [--postgres URL]
 //! Workers: SALESTRAINER_GRADING_WORKERS (default 16).
 
+// The fakes live with the tests, out of the library; the bench borrows them by path.
+#[path = "../../tests/common/testkit.rs"]
+mod testkit;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use salestrainer_grading::consumer::{handle_session_ended, handle_session_ended_batch};
-use salestrainer_grading::inputs::Credential;
-use salestrainer_grading::ratelimit::LocalRateLimit;
+use salestrainer_grading::app::inputs::Credential;
+use salestrainer_grading::app::rate_limit::LocalRateLimit;
+use salestrainer_grading::app::session_events::{handle_session_ended, handle_session_ended_batch};
+use salestrainer_grading::app::{Engine, EngineConfig};
 use salestrainer_grading::store::{self, Migrator, evaluation, job};
-use salestrainer_grading::testkit::{
-    FakeProvider, RecordedTranscripts, StaticInputs, session_ended, strong_call,
-};
-use salestrainer_grading::worker::{Engine, EngineConfig};
 use salestrainer_proto::grading::JobState;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
+use testkit::{FakeProvider, RecordedTranscripts, StaticInputs, session_ended, strong_call};
 use tokio_util::sync::CancellationToken;
 
 struct Args {

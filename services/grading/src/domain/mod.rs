@@ -6,6 +6,7 @@ pub mod grader;
 pub mod limiter;
 pub mod llm;
 pub mod metrics;
+pub mod names;
 pub mod retry;
 pub mod text;
 pub mod types;

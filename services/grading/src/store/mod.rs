@@ -5,6 +5,9 @@
 
 pub mod entities;
 mod migration;
+mod reads;
+
+pub use reads::*;
 
 use chrono::Utc;
 use salestrainer_proto::events as ev;
@@ -330,7 +333,7 @@ fn grading_started(j: &job::Model) -> ev::Event {
         crate::SERVICE,
         ev::event::Payload::GradingStarted(ev::GradingStarted {
             session: j.session.clone(),
-            grading_job: crate::names::job_name(&j.organization, &j.id),
+            grading_job: crate::domain::names::job_name(&j.organization, &j.id),
             regrade: j.regrade,
         }),
     )
@@ -502,7 +505,7 @@ async fn write_in_one_transaction(
                 if let (Some(Some(prev)), Some(ev::event::Payload::SessionGraded(g))) =
                     (supersedes.next(), event.payload.as_mut())
                 {
-                    g.supersedes = crate::names::evaluation_name(&job.organization, &prev);
+                    g.supersedes = crate::domain::names::evaluation_name(&job.organization, &prev);
                 }
                 events.push(event);
             }
@@ -572,7 +575,7 @@ fn grading_failed(j: &job::Model, reason: DeadReason, error: &str) -> ev::Event 
         crate::SERVICE,
         ev::event::Payload::GradingFailed(ev::GradingFailed {
             session: j.session.clone(),
-            grading_job: crate::names::job_name(&j.organization, &j.id),
+            grading_job: crate::domain::names::job_name(&j.organization, &j.id),
             reason: reason as i32,
             last_error: error.to_owned(),
             attempts: j.attempts,

@@ -2,16 +2,18 @@
 //! over recorded inputs, and waits bounded in time.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod testkit;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use salestrainer_grading::inputs::Credential;
-use salestrainer_grading::ratelimit::{LocalRateLimit, RateLimit};
+use salestrainer_grading::app::inputs::Credential;
+use salestrainer_grading::app::rate_limit::{LocalRateLimit, RateLimit};
+use salestrainer_grading::app::{Engine, EngineConfig, WorkQueue};
 use salestrainer_grading::store::{self, Migrator, evaluation, job};
-use salestrainer_grading::testkit::{RecordedTranscripts, StaticInputs, strong_call};
-use salestrainer_grading::worker::{Engine, EngineConfig, WorkQueue};
 use salestrainer_proto::grading::JobState;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use testkit::{RecordedTranscripts, StaticInputs, strong_call};
 use tokio_util::sync::CancellationToken;
 
 pub enum Backend {
@@ -111,8 +113,8 @@ pub fn engine(
 
 /// Feeds a recorded SessionEnded event; returns the job id if one was created.
 pub async fn session_ended(h: &Harness, session: &str) -> Option<String> {
-    let event = salestrainer_grading::testkit::session_ended("organizations/acme", session);
-    let id = salestrainer_grading::consumer::handle_session_ended(
+    let event = testkit::session_ended("organizations/acme", session);
+    let id = salestrainer_grading::app::session_events::handle_session_ended(
         &h.engine.db,
         &event,
         h.engine.cfg.max_attempts,

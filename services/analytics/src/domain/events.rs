@@ -1,0 +1,297 @@
+//! Events as the read model takes them: a protobuf event is checked (names belong to its
+//! organization, times are valid, scores in range) and turned into a [`Parsed`] event, or
+//! into the field violations that reject it. Shared by the bus consumers and IngestEvents.
+
+use salestrainer_proto::events::{self as pb, event::Payload};
+use salestrainer_runtime::FieldViolation;
+
+use super::{Grade, SessionEvent, SessionInfo, UsageStats, names, score_to_milli};
+
+/// LLM usage an event reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Usage {
+    pub provider: String,
+    pub model: String,
+    pub stats: UsageStats,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Session {
+        // Boxed: the session variant is much larger than the others.
+        event: Box<SessionEvent>,
+        usage: Option<Usage>,
+    },
+    /// A display name from ConfigChanged (empty when the resource was deleted).
+    Name {
+        resource: String,
+        kind: String,
+        display_name: String,
+    },
+    /// Recorded (so it is not handled twice) but it changes no number.
+    Ignored,
+}
+
+/// A validated event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub event_id: String,
+    /// Organization id.
+    pub org: String,
+    pub occur_us: i64,
+    pub body: Body,
+}
+
+pub fn timestamp_us(ts: &prost_types::Timestamp) -> Option<i64> {
+    // Reject times outside years 1..9999, as the protobuf Timestamp contract does.
+    if !(-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
+        || !(0..1_000_000_000).contains(&ts.nanos)
+    {
+        return None;
+    }
+    Some(ts.seconds * 1_000_000 + i64::from(ts.nanos / 1000))
+}
+
+fn duration_ms(d: &prost_types::Duration) -> Option<i64> {
+    let ms = d.seconds.checked_mul(1000)? + i64::from(d.nanos / 1_000_000);
+    (ms >= 0).then_some(ms)
+}
+
+fn usage(u: Option<&pb::LlmUsage>) -> Option<Usage> {
+    let u = u?;
+    let stats = UsageStats {
+        prompt_tokens: u.prompt_tokens.max(0),
+        completion_tokens: u.completion_tokens.max(0),
+        cost_micros: u.cost_micros.max(0),
+        requests: i64::from(u.requests.max(0)),
+    };
+    (stats != UsageStats::default()).then(|| Usage {
+        provider: u.provider.clone(),
+        model: u.model.clone(),
+        stats,
+    })
+}
+
+struct Check<'a> {
+    prefix: String,
+    org: &'a str,
+    violations: Vec<FieldViolation>,
+}
+
+impl Check<'_> {
+    fn bad(&mut self, field: &str, description: impl Into<String>) {
+        self.violations.push(FieldViolation::new(
+            format!("{}{field}", self.prefix),
+            description,
+        ));
+    }
+
+    /// A required child name of the event's organization.
+    fn child(&mut self, field: &str, value: &str, collection: &str, required: bool) {
+        if value.is_empty() {
+            if required {
+                self.bad(field, "is required");
+            }
+            return;
+        }
+        match names::child(value, collection) {
+            Some((org, _)) if org == self.org => {}
+            Some(_) => self.bad(field, "must belong to the event's organization"),
+            None => self.bad(
+                field,
+                format!("must be organizations/{{organization}}/{collection}/{{id}}"),
+            ),
+        }
+    }
+
+    fn time(&mut self, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
+        let ts = ts?;
+        let us = timestamp_us(ts);
+        if us.is_none() {
+            self.bad(field, "is not a valid timestamp");
+        }
+        us
+    }
+}
+
+/// Checks one event; `prefix` names it in violations (e.g. "events[3].").
+pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>> {
+    let org = names::org_id(&e.organization).unwrap_or_default();
+    let mut c = Check {
+        prefix: prefix.to_owned(),
+        org,
+        violations: Vec::new(),
+    };
+    if e.event_id.is_empty() || e.event_id.len() > 128 {
+        c.bad("event_id", "must be 1 to 128 characters");
+    }
+    if org.is_empty() {
+        c.bad("organization", "must be organizations/{organization}");
+    }
+    let occur_us = match e.occur_time.as_ref() {
+        Some(ts) => c.time("occur_time", Some(ts)).unwrap_or(0),
+        None => {
+            c.bad("occur_time", "is required");
+            0
+        }
+    };
+    let body = match &e.payload {
+        None => {
+            c.bad("payload", "is required");
+            Body::Ignored
+        }
+        Some(Payload::SessionStarted(p)) => {
+            c.child("session_started.session", &p.session, "sessions", true);
+            c.child("session_started.trainee", &p.trainee, "members", false);
+            c.child("session_started.scenario", &p.scenario, "scenarios", false);
+            c.child(
+                "session_started.assignment",
+                &p.assignment,
+                "assignments",
+                false,
+            );
+            let start_us = c.time("session_started.start_time", p.start_time.as_ref());
+            Body::Session {
+                event: Box::new(SessionEvent::Started(SessionInfo {
+                    session: p.session.clone(),
+                    trainee: p.trainee.clone(),
+                    scenario: p.scenario.clone(),
+                    assignment: p.assignment.clone(),
+                    start_us,
+                    duration_ms: None,
+                })),
+                usage: None,
+            }
+        }
+        Some(Payload::SessionEnded(p)) => {
+            c.child("session_ended.session", &p.session, "sessions", true);
+            c.child("session_ended.trainee", &p.trainee, "members", false);
+            c.child("session_ended.scenario", &p.scenario, "scenarios", false);
+            c.child(
+                "session_ended.assignment",
+                &p.assignment,
+                "assignments",
+                false,
+            );
+            let start_us = c.time("session_ended.start_time", p.start_time.as_ref());
+            let duration_ms = p.duration.as_ref().and_then(duration_ms);
+            Body::Session {
+                event: Box::new(SessionEvent::Ended {
+                    info: SessionInfo {
+                        session: p.session.clone(),
+                        trainee: p.trainee.clone(),
+                        scenario: p.scenario.clone(),
+                        assignment: p.assignment.clone(),
+                        start_us,
+                        duration_ms,
+                    },
+                    cancelled: p.end_reason == pb::EndReason::Cancelled as i32,
+                }),
+                usage: usage(p.usage.as_ref()),
+            }
+        }
+        Some(Payload::SessionGraded(p)) => {
+            c.child("session_graded.session", &p.session, "sessions", true);
+            c.child("session_graded.trainee", &p.trainee, "members", false);
+            c.child("session_graded.scenario", &p.scenario, "scenarios", false);
+            c.child(
+                "session_graded.assignment",
+                &p.assignment,
+                "assignments",
+                false,
+            );
+            if p.evaluation.is_empty() {
+                c.bad("session_graded.evaluation", "is required");
+            }
+            if !(0.0..=100.0).contains(&p.overall_score) {
+                c.bad("session_graded.overall_score", "must be 0 to 100");
+            }
+            let mut skills: Vec<(String, i64)> = Vec::new();
+            for (i, s) in p.skill_scores.iter().enumerate() {
+                if s.skill.is_empty() || !(0.0..=100.0).contains(&s.score) {
+                    c.bad(
+                        &format!("session_graded.skill_scores[{i}]"),
+                        "needs a skill and a score of 0 to 100",
+                    );
+                } else if !skills.iter().any(|(k, _)| *k == s.skill) {
+                    skills.push((s.skill.clone(), score_to_milli(s.score)));
+                }
+            }
+            skills.sort();
+            let start_us = c.time(
+                "session_graded.session_start_time",
+                p.session_start_time.as_ref(),
+            );
+            let duration_ms = p.session_duration.as_ref().and_then(duration_ms);
+            Body::Session {
+                event: Box::new(SessionEvent::Graded {
+                    info: SessionInfo {
+                        session: p.session.clone(),
+                        trainee: p.trainee.clone(),
+                        scenario: p.scenario.clone(),
+                        assignment: p.assignment.clone(),
+                        start_us,
+                        duration_ms,
+                    },
+                    grade: Grade {
+                        evaluation: p.evaluation.clone(),
+                        score_milli: score_to_milli(p.overall_score),
+                        passed: p.passed,
+                        closed: p.closed,
+                        graded_us: occur_us,
+                        skills,
+                    },
+                    supersedes: p.supersedes.clone(),
+                }),
+                usage: usage(p.usage.as_ref()),
+            }
+        }
+        Some(Payload::GradingFailed(p)) => {
+            c.child("grading_failed.session", &p.session, "sessions", true);
+            c.child("grading_failed.trainee", &p.trainee, "members", false);
+            c.child("grading_failed.scenario", &p.scenario, "scenarios", false);
+            Body::Session {
+                event: Box::new(SessionEvent::Failed(SessionInfo {
+                    session: p.session.clone(),
+                    trainee: p.trainee.clone(),
+                    scenario: p.scenario.clone(),
+                    ..SessionInfo::default()
+                })),
+                usage: None,
+            }
+        }
+        Some(Payload::GradingStarted(_)) => Body::Ignored,
+        Some(Payload::ConfigChanged(p)) => {
+            let own = p.resource == e.organization
+                || p.resource
+                    .strip_prefix(&e.organization)
+                    .is_some_and(|rest| rest.starts_with('/'));
+            if p.resource.is_empty() || !own {
+                c.bad(
+                    "config_changed.resource",
+                    "must be the event's organization or under it",
+                );
+            }
+            let display_name = if p.change_kind == pb::ChangeKind::Deleted as i32 {
+                String::new()
+            } else {
+                p.display_name.clone()
+            };
+            Body::Name {
+                resource: p.resource.clone(),
+                kind: p.resource_type.clone(),
+                display_name,
+            }
+        }
+    };
+    if c.violations.is_empty() {
+        Ok(Parsed {
+            event_id: e.event_id.clone(),
+            org: org.to_owned(),
+            occur_us,
+            body,
+        })
+    } else {
+        Err(c.violations)
+    }
+}

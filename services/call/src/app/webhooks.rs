@@ -1,0 +1,283 @@
+//! Applying voice-provider webhooks (the HTTP side is `api::webhooks`).
+//!
+//! Order matters: the body is parsed only to find the session (hence the organization and its
+//! secret); nothing is recorded until the signature is verified. A failed check is 401 with
+//! nothing written; bodies over 1 MiB are 413 (axum's body limit); repeats are recognised by
+//! the receipt's idempotency key and answered 200 without effect.
+
+use salestrainer_proto::{call as pb, config as cfg};
+use sea_orm::TransactionTrait;
+
+use super::{Core, parse_session_name};
+use crate::{
+    domain::{
+        Speaker,
+        transcript::TranscriptSegment,
+        webhook::{
+            self, CallStatus, EventKind, Provider, VapiAuth, VapiHeaders, WebhookError,
+            WebhookEvent,
+        },
+    },
+    store::{self, Ending, WriteError, now_us, session},
+};
+
+/// How a webhook was answered; `api::webhooks` turns it into an HTTP status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Applied, recorded, a repeat or ignored (200): the provider must not retry.
+    Done(&'static str),
+    /// Not a webhook we can read (400).
+    BadRequest(String),
+    /// Not authenticated (401): nothing was written.
+    Unauthorized(&'static str),
+    /// Try again later (503).
+    Unavailable(&'static str),
+    /// Not applied, nothing committed (500): the provider retries.
+    Failed(&'static str),
+}
+
+/// `POST /webhooks/vapi`: verified with the organisation's VAPI secret, then applied.
+pub async fn vapi(core: &Core, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
+    // Parsed only to locate the session; acted on only after verification below.
+    let peek = match webhook::parse_vapi(body) {
+        Ok(e) => e,
+        Err(e) => return Answer::BadRequest(e.to_string()),
+    };
+    let session = match locate(core, &peek).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Answer::Unauthorized("cannot authenticate: unknown session");
+        }
+        Err(a) => return a,
+    };
+    let cred = match core
+        .config
+        .credential(
+            &format!("organizations/{}", session.organization),
+            cfg::ProviderKind::Vapi,
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(_) => return Answer::Unavailable("config unavailable"),
+    };
+    let secret = cred.map(|c| c.webhook_secret).unwrap_or_default();
+    // Whichever scheme the request uses, it needs the organization's secret.
+    let auth = if h.signature.is_some() {
+        VapiAuth::Hmac(secret)
+    } else {
+        VapiAuth::Secret(secret)
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match webhook::vapi_webhook(&auth, &h, body, now_ms) {
+        Ok(event) => apply(core, session, event).await,
+        Err(e) => refused(e),
+    }
+}
+
+/// `POST /webhooks/retell`: verified with the organisation's Retell key, then applied.
+pub async fn retell(core: &Core, signature: Option<&str>, body: &[u8]) -> Answer {
+    let peek = match webhook::parse_retell(body) {
+        Ok(e) => e,
+        Err(e) => return Answer::BadRequest(e.to_string()),
+    };
+    let session = match locate(core, &peek).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Answer::Unauthorized("cannot authenticate: unknown session");
+        }
+        Err(a) => return a,
+    };
+    let cred = match core
+        .config
+        .credential(
+            &format!("organizations/{}", session.organization),
+            cfg::ProviderKind::Retell,
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(_) => return Answer::Unavailable("config unavailable"),
+    };
+    // Retell signs with the API key; a separately stored webhook secret takes precedence.
+    let key = cred
+        .map(|c| {
+            if c.webhook_secret.is_empty() {
+                c.api_key
+            } else {
+                c.webhook_secret
+            }
+        })
+        .unwrap_or_default();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match webhook::retell_webhook(&key, signature, body, now_ms) {
+        Ok(event) => apply(core, session, event).await,
+        Err(e) => refused(e),
+    }
+}
+
+fn refused(e: WebhookError) -> Answer {
+    match e {
+        WebhookError::Unauthenticated(v) => {
+            tracing::warn!(reason = %v, "webhook refused");
+            Answer::Unauthorized("unauthenticated")
+        }
+        WebhookError::BadRequest(p) => Answer::BadRequest(p.to_string()),
+    }
+}
+
+/// The session a webhook is about: by the session name in the call metadata, else by the
+/// provider call id recorded earlier.
+async fn locate(core: &Core, e: &WebhookEvent) -> Result<Option<session::Model>, Answer> {
+    let db = core.db().map_err(|_| Answer::Unavailable("starting"))?;
+    let unavailable = |_| Answer::Unavailable("database unavailable");
+    if let Some((org, id)) = e.session_name.as_deref().and_then(parse_session_name) {
+        let found = store::get(db, id).await.map_err(unavailable)?;
+        return Ok(found.filter(|m| m.organization == org));
+    }
+    store::find_by_provider_call(db, &e.call_id)
+        .await
+        .map_err(unavailable)
+}
+
+fn provider_number(p: Provider) -> i32 {
+    match p {
+        Provider::Vapi => pb::VoiceProvider::Vapi as i32,
+        Provider::Retell => pb::VoiceProvider::Retell as i32,
+    }
+}
+
+fn kind_name(k: &EventKind) -> &'static str {
+    match k {
+        EventKind::Status(_) => "status",
+        EventKind::TranscriptPartial { .. } => "transcript-partial",
+        EventKind::TranscriptFinal { .. } => "transcript-final",
+        EventKind::Ended(_) => "ended",
+        EventKind::Analyzed(_) => "analyzed",
+        EventKind::Ignored { .. } => "ignored",
+    }
+}
+
+/// Records the receipt and applies the event in one transaction.
+async fn apply(core: &Core, s: session::Model, event: WebhookEvent) -> Answer {
+    if let EventKind::Ignored { .. } = event.kind {
+        // Unknown types are acknowledged so the provider does not retry them; nothing to keep.
+        return Answer::Done("ignored");
+    }
+    let Ok(db) = core.db() else {
+        return Answer::Unavailable("starting");
+    };
+    let provider = provider_number(event.provider);
+    let result: Result<(&'static str, Option<session::Model>), WriteError> = async {
+        let _gate = store::SQLITE_WRITES.enter(db).await;
+        let txn = db.begin().await?;
+        let fresh = store::record_receipt(
+            &txn,
+            event.provider.as_str(),
+            &event.idempotency_key,
+            &s.id,
+            kind_name(&event.kind),
+        )
+        .await?;
+        if !fresh {
+            txn.rollback().await?;
+            return Ok(("duplicate", None));
+        }
+        if !event.call_id.is_empty() && s.provider_call_id.is_empty() {
+            store::set_provider_call(&txn, &s.id, provider, &event.call_id).await?;
+        }
+        let mut changed = None;
+        let outcome = match &event.kind {
+            EventKind::Status(CallStatus::Ended)
+            | EventKind::Status(_)
+            | EventKind::Analyzed(_) => "recorded",
+            EventKind::TranscriptPartial { speaker, text }
+            | EventKind::TranscriptFinal { speaker, text } => {
+                let is_final = matches!(event.kind, EventKind::TranscriptFinal { .. });
+                let at = u64::try_from((now_us() - s.start_us) / 1000).unwrap_or(0);
+                let seg = TranscriptSegment {
+                    // No id from the provider: a final replaces the speaker's latest partial.
+                    segment_id: String::new(),
+                    speaker: *speaker,
+                    text: text.clone(),
+                    start_ms: at,
+                    end_ms: at,
+                    is_final,
+                };
+                match store::apply_segment(&txn, &s.id, seg).await {
+                    Ok(_) => "recorded",
+                    // A late transcript after the call ended is kept as a receipt only.
+                    Err(WriteError::NotActive(_)) => "ignored: session not active",
+                    Err(e) => return Err(e),
+                }
+            }
+            EventKind::Ended(end) => {
+                let duration_ms = match (end.started_at_ms, end.ended_at_ms) {
+                    (Some(a), Some(b)) if b >= a => Some(b - a),
+                    _ => end
+                        .segments
+                        .iter()
+                        .map(|x| x.end_ms)
+                        .max()
+                        .and_then(|v| i64::try_from(v).ok()),
+                };
+                let final_segments = end
+                    .segments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.speaker != Speaker::System)
+                    .map(|(i, x)| TranscriptSegment {
+                        segment_id: format!("{}-{i}", event.provider.as_str()),
+                        speaker: x.speaker,
+                        text: x.text.clone(),
+                        start_ms: x.start_ms,
+                        end_ms: x.end_ms,
+                        is_final: true,
+                    })
+                    .collect();
+                let ended = store::end_session(
+                    &txn,
+                    &s.id,
+                    Ending {
+                        state: pb::SessionState::Ended as i32,
+                        reason: pb::EndReason::ProviderEnded as i32,
+                        detail: end.reason.clone().unwrap_or_default(),
+                        duration_ms,
+                        recording_uri: end.recording_url.clone(),
+                        provider_call_id: (!event.call_id.is_empty())
+                            .then(|| event.call_id.clone()),
+                        voice_provider: Some(provider),
+                        final_segments,
+                        etag: None,
+                    },
+                )
+                .await?;
+                if ended.changed {
+                    changed = Some(ended.session);
+                    "ended"
+                } else {
+                    "recorded: session already ended"
+                }
+            }
+            EventKind::Ignored { .. } => "ignored",
+        };
+        txn.commit().await?;
+        Ok((outcome, changed))
+    }
+    .await;
+    match result {
+        Ok((outcome, changed)) => {
+            if let Some(m) = changed {
+                let id = m.id.clone();
+                core.changed(m, true);
+                core.threads.remove(&id).await;
+            }
+            Answer::Done(outcome)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook not applied");
+            // 5xx: the provider retries, and nothing was committed.
+            Answer::Failed("not applied; retry")
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The grading service's use cases behind its API: submitting a session, reading and retrying
+//! jobs, reading evaluations, regrading, watching a job. Another organization's resources answer
+//! NOT_FOUND, never PERMISSION_DENIED, so names do not leak.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use salestrainer_proto::grading as pb;
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Ready, Role, Violations};
+use sea_orm::DatabaseConnection;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::Engine;
+use crate::domain::names;
+use crate::store::{self, EvaluationQuery, JobQuery, NewJob, evaluation, job};
+
+/// The service object: the database and the engine, both ready once started.
+pub struct Grading {
+    db: Ready<DatabaseConnection>,
+    engine: Ready<Arc<Engine>>,
+}
+
+/// One page of a list.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+    pub total_size: u64,
+}
+
+/// A job's etag: its version, weak (the body is not compared).
+pub fn job_etag(j: &job::Model) -> String {
+    format!("W/\"{}\"", j.version)
+}
+
+/// Milliseconds since the epoch of a protobuf timestamp (a list's time bounds).
+fn ts_ms(t: &prost_types::Timestamp) -> i64 {
+    t.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.nanos / 1_000_000))
+}
+
+fn is_staff(p: &Principal) -> bool {
+    matches!(p.role, Role::Admin | Role::Manager | Role::Service)
+}
+
+/// A trainee's member name ends with their subject.
+fn owns(p: &Principal, trainee: &str) -> bool {
+    trainee == p.subject || trainee.rsplit('/').next() == Some(p.subject.as_str())
+}
+
+/// The caller may see resources of this organization name ("organizations/{id}").
+fn check_org(p: &Principal, organization: &str, what: &str) -> ApiResult<()> {
+    match names::organization_id(organization) {
+        Some(id) if p.can_access_organization(id) => Ok(()),
+        _ => Err(ApiError::NotFound(format!("{what} not found"))),
+    }
+}
+
+fn check_parent(parent: &str) -> ApiResult<()> {
+    if names::organization_id(parent).is_none() || parent.matches('/').count() != 1 {
+        return Err(ApiError::invalid("parent", "must be organizations/{org}"));
+    }
+    Ok(())
+}
+
+fn parse_page(token: &str, size: i32) -> ApiResult<(u64, u64)> {
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid("page_token", "not a token this API returned"))?
+    };
+    if size < 0 {
+        return Err(ApiError::invalid("page_size", "must not be negative"));
+    }
+    let size = match size {
+        0 => 50,
+        n => u64::try_from(n.min(1000)).unwrap_or(50),
+    };
+    Ok((offset, size))
+}
+
+fn no_filter(filter: &str) -> ApiResult<()> {
+    if filter.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "filter",
+            "filter expressions are not supported; use the typed fields",
+        ))
+    }
+}
+
+/// Up to `size` of `rows` (fetched with one more) and the token of the next page.
+fn page<T>(rows: store::Rows<T>, offset: u64, size: u64) -> Page<T> {
+    let more = rows.rows.len() as u64 > size;
+    let mut items = rows.rows;
+    items.truncate(size as usize);
+    Page {
+        items,
+        next_page_token: if more {
+            (offset + size).to_string()
+        } else {
+            String::new()
+        },
+        total_size: rows.total,
+    }
+}
+
+/// The member name of a non-staff caller in `parent`, and their bare subject.
+fn own_trainee(p: &Principal, parent: &str) -> (String, String) {
+    (format!("{parent}/members/{}", p.subject), p.subject.clone())
+}
+
+impl Grading {
+    pub fn new(db: Ready<DatabaseConnection>, engine: Ready<Arc<Engine>>) -> Self {
+        Self { db, engine }
+    }
+
+    async fn load_job(&self, p: &Principal, name: &str) -> ApiResult<job::Model> {
+        let (org, id) = names::parse(name, "gradingJobs").ok_or_else(|| {
+            ApiError::invalid("name", "must be organizations/{org}/gradingJobs/{job}")
+        })?;
+        check_org(p, org, "grading job")?;
+        let db = self.db.get()?;
+        let j = store::find_job(db, id)
+            .await?
+            .filter(|j| j.organization == org)
+            .ok_or_else(|| ApiError::NotFound("grading job not found".into()))?;
+        if !is_staff(p) && !owns(p, &j.trainee) {
+            return Err(ApiError::NotFound("grading job not found".into()));
+        }
+        Ok(j)
+    }
+
+    /// SubmitSession (internal): the session's first job, once. Returns the job and whether it
+    /// was created now.
+    pub async fn submit(
+        &self,
+        p: &Principal,
+        req: &pb::SubmitSessionRequest,
+    ) -> ApiResult<(job::Model, bool)> {
+        if !p.is_service() {
+            return Err(ApiError::PermissionDenied("internal method".into()));
+        }
+        let mut v = Violations::new();
+        let session_org = names::organization_of(&req.session);
+        v.check(
+            names::parse(&req.session, "sessions").is_none(),
+            "session",
+            "must be organizations/{org}/sessions/{session}",
+        );
+        v.check(
+            session_org.as_deref() != Some(req.organization.as_str()),
+            "organization",
+            "must be the session's organization",
+        );
+        v.check(req.scenario.is_empty(), "scenario", "required");
+        v.check(req.trainee.is_empty(), "trainee", "required");
+        v.check(req.request_id.trim().is_empty(), "request_id", "required");
+        v.into_result()?;
+        let engine = self.engine.get()?;
+        let n = NewJob {
+            organization: req.organization.clone(),
+            session: req.session.clone(),
+            request_id: req.request_id.clone(),
+            trainee: req.trainee.clone(),
+            scenario: req.scenario.clone(),
+            assignment: req.assignment.clone(),
+            rubric: req.rubric.clone(),
+            session_start_ms: None,
+            session_duration_ms: None,
+            max_attempts: engine.cfg.max_attempts,
+            trace_context: Default::default(),
+        };
+        let (j, created) = {
+            let _gate = store::write_gate(&engine.db).await;
+            store::create_first_job(&engine.db, &n).await?
+        };
+        if created {
+            engine.job_ready(&j.id).await;
+        }
+        Ok((j, created))
+    }
+
+    pub async fn get_job(&self, p: &Principal, name: &str) -> ApiResult<job::Model> {
+        self.load_job(p, name).await
+    }
+
+    pub async fn list_jobs(
+        &self,
+        p: &Principal,
+        r: &pb::ListGradingJobsRequest,
+    ) -> ApiResult<Page<job::Model>> {
+        check_parent(&r.parent)?;
+        check_org(p, &r.parent, "organization")?;
+        no_filter(&r.filter)?;
+        let (offset, size) = parse_page(&r.page_token, r.page_size)?;
+        let db = self.db.get()?;
+        let q = JobQuery {
+            organization: r.parent.clone(),
+            state: (r.state != pb::JobState::Unspecified as i32).then_some(r.state),
+            session: (!r.session.is_empty()).then(|| r.session.clone()),
+            trainee: (!is_staff(p)).then(|| own_trainee(p, &r.parent)),
+        };
+        let rows = store::list_jobs(db, &q, offset, size).await?;
+        Ok(page(rows, offset, size))
+    }
+
+    pub async fn retry_job(
+        &self,
+        p: &Principal,
+        r: &pb::RetryGradingJobRequest,
+    ) -> ApiResult<job::Model> {
+        let j = self.load_job(p, &r.name).await?;
+        if !is_staff(p) {
+            return Err(ApiError::PermissionDenied(
+                "only managers and admins retry jobs".into(),
+            ));
+        }
+        if !r.etag.is_empty() && r.etag != job_etag(&j) {
+            return Err(ApiError::Aborted("the job changed; reload it".into()));
+        }
+        let engine = self.engine.get()?;
+        let updated = store::requeue(&engine.db, &j.id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::FailedPrecondition {
+                reason: "JOB_NOT_RETRYABLE",
+                message: "only DEAD or RETRYING jobs can be retried".into(),
+            })?;
+        engine.job_ready(&updated.id).await;
+        Ok(updated)
+    }
+
+    pub async fn get_evaluation(&self, p: &Principal, name: &str) -> ApiResult<evaluation::Model> {
+        let (org, id) = names::parse(name, "evaluations").ok_or_else(|| {
+            ApiError::invalid(
+                "name",
+                "must be organizations/{org}/evaluations/{evaluation}",
+            )
+        })?;
+        check_org(p, org, "evaluation")?;
+        let db = self.db.get()?;
+        store::find_evaluation(db, id)
+            .await
+            .map_err(ApiError::from)?
+            .filter(|e| e.organization == org && (is_staff(p) || owns(p, &e.trainee)))
+            .ok_or_else(|| ApiError::NotFound("evaluation not found".into()))
+    }
+
+    pub async fn list_evaluations(
+        &self,
+        p: &Principal,
+        r: &pb::ListEvaluationsRequest,
+    ) -> ApiResult<Page<evaluation::Model>> {
+        check_parent(&r.parent)?;
+        check_org(p, &r.parent, "organization")?;
+        no_filter(&r.filter)?;
+        let (offset, size) = parse_page(&r.page_token, r.page_size)?;
+        let db = self.db.get()?;
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let q = EvaluationQuery {
+            organization: r.parent.clone(),
+            session: nonempty(&r.session),
+            // Trainees see only their own, whatever they asked for.
+            own: (!is_staff(p)).then(|| own_trainee(p, &r.parent)),
+            trainee: nonempty(&r.trainee),
+            scenario: nonempty(&r.scenario),
+            assignment: nonempty(&r.assignment),
+            created_from_ms: r.start_time.as_ref().map(ts_ms),
+            created_before_ms: r.end_time.as_ref().map(ts_ms),
+            show_superseded: r.show_superseded,
+        };
+        let rows = store::list_evaluations(db, &q, offset, size).await?;
+        Ok(page(rows, offset, size))
+    }
+
+    pub async fn regrade(
+        &self,
+        p: &Principal,
+        r: &pb::RegradeSessionRequest,
+    ) -> ApiResult<job::Model> {
+        let (org, _) = names::parse(&r.session, "sessions").ok_or_else(|| {
+            ApiError::invalid("session", "must be organizations/{org}/sessions/{session}")
+        })?;
+        check_org(p, org, "session")?;
+        if !is_staff(p) {
+            return Err(ApiError::PermissionDenied(
+                "only managers and admins regrade".into(),
+            ));
+        }
+        if !r.rubric.is_empty() && names::parse(&r.rubric, "rubrics").map(|(o, _)| o) != Some(org) {
+            return Err(ApiError::invalid(
+                "rubric",
+                "must be a rubric of the session's organization",
+            ));
+        }
+        let engine = self.engine.get()?;
+        let last = store::latest_job_of_session(&engine.db, &r.session)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("the session was never graded".into()))?;
+        let request_id = if r.request_id.trim().is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            format!("regrade:{}:{}", r.session, r.request_id)
+        };
+        // A retried request returns its job, whatever state that job is in.
+        if let Some(existing) = store::find_job_by_request_id(&engine.db, &request_id)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Ok(existing);
+        }
+        if !store::job_is_final(&last) {
+            return Err(ApiError::FailedPrecondition {
+                reason: "GRADING_IN_PROGRESS",
+                message: "the session is being graded; regrade once that finishes".into(),
+            });
+        }
+        let n = NewJob {
+            organization: last.organization.clone(),
+            session: last.session.clone(),
+            request_id,
+            trainee: last.trainee.clone(),
+            scenario: last.scenario.clone(),
+            assignment: last.assignment.clone(),
+            rubric: r.rubric.clone(),
+            session_start_ms: last.session_start_ms,
+            session_duration_ms: last.session_duration_ms,
+            max_attempts: engine.cfg.max_attempts,
+            trace_context: Default::default(),
+        };
+        let (j, created) = store::create_regrade_job(&engine.db, &n)
+            .await
+            .map_err(ApiError::from)?;
+        if created {
+            engine.job_ready(&j.id).await;
+        }
+        Ok(j)
+    }
+
+    /// The job as it is now, then each new version of it, until it is SUCCEEDED or DEAD.
+    pub async fn watch_job(
+        &self,
+        p: &Principal,
+        name: &str,
+    ) -> ApiResult<ReceiverStream<job::Model>> {
+        let first = self.load_job(p, name).await?;
+        let engine = self.engine.get()?.clone();
+        let mut changes = engine.changes.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut version = first.version;
+            let id = first.id.clone();
+            let done = store::job_is_final(&first);
+            if tx.send(first).await.is_err() || done {
+                return;
+            }
+            loop {
+                // Local changes wake us at once; the tick covers workers of other replicas.
+                tokio::select! {
+                    () = tx.closed() => return,
+                    c = changes.recv() => {
+                        if matches!(c, Ok(ref changed) if *changed != id) {
+                            continue;
+                        }
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let Ok(Some(j)) = store::find_job(&engine.db, &id).await else {
+                    continue;
+                };
+                if j.version != version {
+                    version = j.version;
+                    let done = store::job_is_final(&j);
+                    if tx.send(j).await.is_err() || done {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+}
