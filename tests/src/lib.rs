@@ -17,7 +17,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-pub const TEST_SECRET: &[u8] = b"test-secret-of-the-suite";
+pub const TEST_SECRET: &[u8] = b"test-secret-of-the-suite-32-bytes-long";
 
 /// PostgreSQL server URL without a database (`SALESTRAINER_TEST_POSTGRES_URL` overrides).
 pub fn postgres_server_url() -> String {
@@ -133,44 +133,10 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
 /// Starts the suite; `customize` may change settings (database URL, limits) first.
 /// Does not wait for readiness: see [`wait_serving`].
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    salestrainer_runtime::install_crypto_provider();
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = test_settings(data_dir.path());
-    customize(&mut settings);
-    let verifier = Arc::new(JwtVerifier::new(Some(TEST_SECRET), &[], "").expect("verifier"));
-    let mut server = ServerBuilder::new(settings.server.clone(), verifier).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let minter = TokenMinter::new(TEST_SECRET, "");
-    let ctx = Context::new(settings.clone(), minter.clone(), addr).expect("context");
-    let starters = salestrainer::mount_all(&mut server, &ctx).await;
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn({
-        let ctx = ctx.clone();
-        async move {
-            let result = app::run_until(server, starters, listener, async move {
-                let _ = rx.await;
-            })
-            .await;
-            ctx.shutdown.cancel();
-            result
-        }
-    });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect_lazy();
-    TestApp {
-        addr,
-        channel,
-        minter,
-        ctx,
-        settings,
-        shutdown: Some(tx),
-        handle: Some(handle),
-        _data_dir: data_dir,
-    }
+    spawn_mounted(customize, |server, ctx| {
+        Box::pin(salestrainer::mount_all(server, ctx))
+    })
+    .await
 }
 
 /// Starts the suite on embedded defaults and waits until every service is SERVING.
@@ -223,3 +189,90 @@ pub const SERVICES: [&str; 4] = [
     "salestrainer.grading.v1.GradingService",
     "salestrainer.analytics.v1.AnalyticsService",
 ];
+
+/// Starts what `mount` mounts on `127.0.0.1:0` with a fresh data directory; `customize` may
+/// change settings (database URL, limits) first. Does not wait for readiness.
+pub async fn spawn_mounted(
+    customize: impl FnOnce(&mut Settings),
+    mount: impl for<'a> FnOnce(
+        &'a mut ServerBuilder,
+        &'a Context,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Vec<app::Starter>> + Send + 'a>,
+    >,
+) -> TestApp {
+    salestrainer_runtime::install_crypto_provider();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(data_dir.path());
+    customize(&mut settings);
+    let verifier = Arc::new(JwtVerifier::new(Some(TEST_SECRET), &[], "").expect("verifier"));
+    let mut server = ServerBuilder::new(settings.server.clone(), verifier).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let minter = TokenMinter::new(TEST_SECRET, "");
+    let ctx = Context::new(settings.clone(), minter.clone(), addr).expect("context");
+    let starters = mount(&mut server, &ctx).await;
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            let result = app::run_until(server, starters, listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+            ctx.shutdown.cancel();
+            result
+        }
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    TestApp {
+        addr,
+        channel,
+        minter,
+        ctx,
+        settings,
+        shutdown: Some(tx),
+        handle: Some(handle),
+        _data_dir: data_dir,
+    }
+}
+
+/// Starts only the service `S`, with explicit settings of its section (a service's own
+/// tests and benches). Does not wait for readiness: see [`wait_serving`].
+pub async fn spawn_service_with<S: salestrainer_runtime::service::Service>(
+    customize: impl FnOnce(&mut Settings),
+    settings: S::Settings,
+) -> TestApp {
+    spawn_mounted(customize, move |server, ctx| {
+        Box::pin(async move {
+            vec![salestrainer_runtime::service::mount_with::<S>(server, ctx, settings).await]
+        })
+    })
+    .await
+}
+
+/// Drops the PostgreSQL databases a [`Backend::Postgres`] template made for `services`
+/// (the test server's disk is shared); nothing for SQLite.
+pub async fn drop_postgres_databases(database_url: &str, services: &[&str]) {
+    use sea_orm::ConnectionTrait;
+    if !database_url.starts_with("postgres") {
+        return;
+    }
+    let Ok(admin) = sea_orm::Database::connect(format!("{}/postgres", postgres_server_url())).await
+    else {
+        return;
+    };
+    for service in services {
+        let url = database_url.replace("{service}", service);
+        if let Some((_, name)) = url.rsplit_once('/') {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+    let _ = admin.close().await;
+}

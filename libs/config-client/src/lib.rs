@@ -4,13 +4,16 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::future::BoxFuture;
 use salestrainer_proto::{config as pb, events};
 use salestrainer_runtime::{
-    Context, Peer,
+    ApiError, ApiResult, Context, Peer, Role,
+    access::Memberships,
     cache::TtlCache,
     consumer::{self, EventHandler, Received, Subscription},
     context::ServiceAuth,
     events::TOPIC_CONFIG,
+    names,
 };
 use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
 
@@ -49,6 +52,8 @@ pub struct ConfigClient {
     assignments: TtlCache<String, pb::Assignment>,
     organizations: TtlCache<String, pb::Organization>,
     templates: TtlCache<(String, i64), pb::PromptTemplate>,
+    /// Keyed by (organization id, subject); `None` caches "not a member".
+    memberships: TtlCache<(String, String), Option<Role>>,
     /// Keyed by (organization name, kind); `None` caches "no credential: use offline mode".
     credentials: TtlCache<(String, i32), Option<ResolvedCredential>>,
 }
@@ -78,6 +83,7 @@ impl ConfigClient {
             personas: TtlCache::new("config_personas", capacity, ttl),
             rubrics: TtlCache::new("config_rubrics", capacity, ttl),
             assignments: TtlCache::new("config_assignments", capacity, ttl),
+            memberships: TtlCache::new("config_memberships", capacity, ttl),
             organizations: TtlCache::new("config_organizations", capacity, ttl),
             templates: TtlCache::new("config_prompt_templates", capacity, ttl),
             credentials: TtlCache::new("config_credentials", capacity, ttl),
@@ -253,6 +259,47 @@ impl ConfigClient {
         Ok(value)
     }
 
+    /// The stored role of `subject` in `organizations/{organization}`, `None` for a
+    /// non-member.
+    pub async fn membership(
+        &self,
+        organization: &str,
+        subject: &str,
+    ) -> Result<Option<Role>, Status> {
+        let key = (organization.to_owned(), subject.to_owned());
+        if let Some(hit) = self.memberships.get(&key) {
+            return Ok(hit);
+        }
+        let resp = self
+            .client
+            .clone()
+            .list_members(pb::ListMembersRequest {
+                parent: names::organization_name(organization),
+                subject: subject.to_owned(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await;
+        let role = match resp {
+            Ok(r) => r
+                .into_inner()
+                .members
+                .into_iter()
+                .find(|m| m.subject == subject)
+                .and_then(|m| match pb::Role::try_from(m.role) {
+                    Ok(pb::Role::Admin) => Some(Role::Admin),
+                    Ok(pb::Role::Manager) => Some(Role::Manager),
+                    Ok(pb::Role::Trainee) => Some(Role::Trainee),
+                    _ => None,
+                }),
+            // An organization that does not exist has no members.
+            Err(status) if status.code() == Code::NotFound => None,
+            Err(status) => return Err(status),
+        };
+        self.memberships.insert(key, role);
+        Ok(role)
+    }
+
     /// Drops whatever is cached for `resource` (a resource name) at once.
     pub fn invalidate(&self, resource: &str) {
         let key = resource.to_owned();
@@ -264,6 +311,12 @@ impl ConfigClient {
         self.templates
             .invalidate_where(|(name, _)| name == resource);
         let is_organization = resource.matches('/').count() == 1;
+        if (resource.contains("/members/") || is_organization)
+            && let Some(org) = names::organization_of(resource)
+        {
+            // Member rows are named by id, the cache by subject: drop the organization's.
+            self.memberships.invalidate_where(|(o, _)| o == org);
+        }
         if resource.contains("/credentials/") || is_organization {
             // A credential (or the organization's settings, which pick the default one).
             let org: String = resource.split('/').take(2).collect::<Vec<_>>().join("/");
@@ -285,6 +338,29 @@ impl ConfigClient {
             .only(&["config.changed"]);
         consumer::spawn(ctx, sub, Arc::new(Invalidator(Arc::clone(self))));
     }
+}
+
+impl Memberships for ConfigClient {
+    fn role<'a>(
+        &'a self,
+        organization: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Option<Role>>> {
+        Box::pin(async move {
+            self.membership(organization, subject)
+                .await
+                .map_err(|s| ApiError::from_peer(&s, "the caller's membership"))
+        })
+    }
+}
+
+/// The membership source of a process: the config service through a cached client that
+/// drops entries as soon as ConfigChanged arrives. Install it with
+/// `ServerBuilder::memberships`.
+pub fn memberships(ctx: &Context) -> anyhow::Result<Arc<dyn Memberships>> {
+    let client = Arc::new(ConfigClient::new(ctx, "access")?);
+    client.spawn_invalidator(ctx, "access");
+    Ok(client)
 }
 
 struct Invalidator(Arc<ConfigClient>);

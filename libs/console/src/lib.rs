@@ -12,7 +12,7 @@ use axum::{
 };
 use http::{HeaderValue, StatusCode, header};
 use include_dir::{Dir, include_dir};
-use salestrainer_runtime::server::ServerBuilder;
+use salestrainer_runtime::service::Routes;
 
 static DIST: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../services/console/dist");
 
@@ -34,9 +34,10 @@ pub fn router() -> Router {
         .route("/assets/{*path}", get(asset))
 }
 
-/// Mounts [`router`] on `server`, public, with `/console/info` saying that this server has
-/// no development sign-in (the app then asks for a token; `salestrainer up` answers it itself).
-pub fn mount(server: &mut ServerBuilder) {
+/// Mounts [`router`] on a service's routes, public, with `/console/info` saying that this
+/// server has no development sign-in (the app then asks for a token; `salestrainer up` answers
+/// it itself). The config service does this behind the gateway when its `serve_console` is on.
+pub fn mount(routes: &mut Routes<'_>) {
     let router = router().route(
         "/console/info",
         get(|| async {
@@ -51,7 +52,7 @@ pub fn mount(server: &mut ServerBuilder) {
         .copied()
         .chain(["/console/info"])
         .collect();
-    server.add_public_http_routes(&paths, PUBLIC_PREFIXES, router);
+    routes.public_http(&paths, PUBLIC_PREFIXES, router);
 }
 
 fn content_type(path: &str) -> &'static str {

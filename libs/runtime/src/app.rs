@@ -41,8 +41,10 @@ pub fn bootstrap_with(service: &str, settings: Settings) -> anyhow::Result<Boots
     // Production configures RS256 keys and a service secret; embedded mode generates the
     // secret into the data directory so `salestrainer token` can mint matching tokens.
     let secret = crate::auth::dev_secret(&settings.auth, &settings.data_dir)?;
-    let verifier = Arc::new(JwtVerifier::from_settings(&settings.auth, Some(&secret))?);
-    let minter = TokenMinter::new(&secret, &settings.auth.issuer);
+    crate::auth::check_secrets(&settings.auth, &secret)?;
+    let verifier = Arc::new(JwtVerifier::from_settings(&settings.auth, &secret)?);
+    let minter = TokenMinter::new(&secret, &settings.auth.issuer)
+        .with_service_key(&crate::auth::service_key(&settings.auth, &secret));
     Ok(Bootstrap {
         settings,
         telemetry,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 
 use crate::{
+    access::Memberships,
     error::{ApiError, ApiResult},
     settings::AuthSettings,
 };
@@ -53,6 +54,29 @@ pub struct Claims {
     pub iat: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub iss: String,
+    /// Not before (seconds since the epoch), honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Audience: service identities carry [`SERVICE_AUDIENCE`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aud: String,
+}
+
+/// The audience of service identities; user tokens never carry it.
+pub const SERVICE_AUDIENCE: &str = "salestrainer-services";
+
+/// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The key that signs service identities when none is configured: derived one-way from the
+/// HS256 secret, so it is distinct from every key that signs user tokens and nobody holding
+/// a user token can compute it.
+pub fn derived_service_key(secret: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"salestrainer service identity key\0");
+    h.update(secret);
+    h.finalize().to_vec()
 }
 
 /// Who is calling, as established by the auth layer; handlers read it from request extensions.
@@ -104,14 +128,21 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
-/// Verifies tokens: HS256 with the development secret and/or RS256 with configured keys.
+/// Verifies tokens. Users: HS256 with the development secret (unless production RS256 keys
+/// are configured and development tokens are not explicitly allowed) and/or RS256 with the
+/// identity provider's keys. Services: HS256 with the service key only — a user token claiming
+/// the service role is refused, whoever signed it.
 pub struct JwtVerifier {
     hs256: Option<DecodingKey>,
     rs256: Vec<DecodingKey>,
+    service: DecodingKey,
     issuer: String,
+    audience: String,
 }
 
 impl JwtVerifier {
+    /// `hs256_secret` signs user tokens; the service key is derived from it (see
+    /// [`derived_service_key`]) unless [`Self::with_service_key`] sets one.
     pub fn new(
         hs256_secret: Option<&[u8]>,
         rs256_pems: &[Vec<u8>],
@@ -121,18 +152,30 @@ impl JwtVerifier {
             .iter()
             .map(|pem| DecodingKey::from_rsa_pem(pem))
             .collect::<Result<Vec<_>, _>>()?;
+        let service = derived_service_key(hs256_secret.unwrap_or_default());
         Ok(Self {
             hs256: hs256_secret.map(DecodingKey::from_secret),
             rs256,
+            service: DecodingKey::from_secret(&service),
             issuer: issuer.to_owned(),
+            audience: String::new(),
         })
     }
 
-    /// From settings; the dev secret must already be resolved (see [`dev_secret`]).
-    pub fn from_settings(
-        settings: &AuthSettings,
-        dev_secret: Option<&[u8]>,
-    ) -> anyhow::Result<Self> {
+    pub fn with_service_key(mut self, key: &[u8]) -> Self {
+        self.service = DecodingKey::from_secret(key);
+        self
+    }
+
+    /// Requires this `aud` on user tokens.
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.audience = audience.to_owned();
+        self
+    }
+
+    /// From settings; the dev secret must already be resolved (see [`dev_secret`]) and the
+    /// checks of [`check_secrets`] passed.
+    pub fn from_settings(settings: &AuthSettings, dev_secret: &[u8]) -> anyhow::Result<Self> {
         let mut pems = Vec::new();
         for key in &settings.rs256_public_keys {
             if key.contains("-----BEGIN") {
@@ -141,18 +184,42 @@ impl JwtVerifier {
                 pems.push(std::fs::read(key)?);
             }
         }
-        Self::new(dev_secret, &pems, &settings.issuer)
+        // Production (RS256 configured): development tokens only when explicitly allowed.
+        let user_hs256 = (pems.is_empty() || settings.allow_dev_tokens).then_some(dev_secret);
+        let mut v = Self::new(user_hs256, &pems, &settings.issuer)?
+            .with_service_key(&service_key(settings, dev_secret))
+            .with_audience(&settings.audience);
+        if user_hs256.is_none() {
+            v.hs256 = None;
+        }
+        Ok(v)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = 30;
-        validation.validate_aud = false;
-        if !self.issuer.is_empty() {
-            validation.set_issuer(&[&self.issuer]);
+        if header.alg == Algorithm::HS256 {
+            let mut v = self.validation(header.alg);
+            v.validate_aud = true;
+            v.set_audience(&[SERVICE_AUDIENCE]);
+            if let Ok(data) = jsonwebtoken::decode::<Claims>(token, &self.service, &v) {
+                if data.claims.role == Role::Service {
+                    return Ok(data.claims);
+                }
+                return Err("service keys sign service identities only");
+            }
         }
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut validation = self.validation(header.alg);
+        if self.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.validate_aud = true;
+            validation.set_audience(&[&self.audience]);
+            let mut required = vec!["exp", "sub", "aud"];
+            if !self.issuer.is_empty() {
+                required.push("iss");
+            }
+            validation.set_required_spec_claims(&required);
+        }
         let keys: Vec<&DecodingKey> = match header.alg {
             Algorithm::HS256 => self.hs256.iter().collect(),
             Algorithm::RS256 => self.rs256.iter().collect(),
@@ -160,7 +227,10 @@ impl JwtVerifier {
         };
         for key in keys {
             if let Ok(data) = jsonwebtoken::decode::<Claims>(token, key, &validation) {
-                if data.claims.role != Role::Service && data.claims.org.is_empty() {
+                if data.claims.role == Role::Service {
+                    return Err("a user token cannot carry the service role");
+                }
+                if data.claims.org.is_empty() {
                     return Err("token has no organization");
                 }
                 return Ok(data.claims);
@@ -168,29 +238,113 @@ impl JwtVerifier {
         }
         Err("invalid token")
     }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        let mut required = vec!["exp", "sub"];
+        if !self.issuer.is_empty() {
+            validation.set_issuer(&[&self.issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
 }
 
-/// Mints HS256 tokens: development tokens and the service identities of embedded mode.
+/// The key of service identities: `auth.service_secret`, else derived from the HS256 secret.
+pub fn service_key(settings: &AuthSettings, dev_secret: &[u8]) -> Vec<u8> {
+    if settings.service_secret.is_empty() {
+        derived_service_key(dev_secret)
+    } else {
+        settings.service_secret.as_bytes().to_vec()
+    }
+}
+
+/// Refuses, at start, secrets too short to sign with.
+pub fn check_secrets(settings: &AuthSettings, dev_secret: &[u8]) -> anyhow::Result<()> {
+    if dev_secret.len() < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "auth.dev_secret (SALESTRAINER_AUTH__DEV_SECRET) is {} bytes; at least {MIN_SECRET_BYTES} are required",
+            dev_secret.len()
+        );
+    }
+    let service = settings.service_secret.len();
+    if service != 0 && service < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "auth.service_secret (SALESTRAINER_AUTH__SERVICE_SECRET) is {service} bytes; at least {MIN_SECRET_BYTES} are required"
+        );
+    }
+    Ok(())
+}
+
+/// Mints HS256 tokens: development user tokens with the HS256 secret, service identities with
+/// the service key.
 #[derive(Clone)]
 pub struct TokenMinter {
     key: EncodingKey,
+    service: EncodingKey,
     issuer: String,
 }
 
 impl TokenMinter {
+    /// The service key is derived from `secret` unless [`Self::with_service_key`] sets one.
     pub fn new(secret: &[u8], issuer: &str) -> Self {
         Self {
             key: EncodingKey::from_secret(secret),
+            service: EncodingKey::from_secret(&derived_service_key(secret)),
             issuer: issuer.to_owned(),
         }
     }
 
+    pub fn with_service_key(mut self, key: &[u8]) -> Self {
+        self.service = EncodingKey::from_secret(key);
+        self
+    }
+
+    /// A user token. The service role is not mintable here: see [`Self::service_token`].
     pub fn mint(
         &self,
         subject: &str,
         organization: &str,
         role: Role,
         ttl_secs: u64,
+    ) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            role != Role::Service,
+            "service identities come from service_token"
+        );
+        self.sign(
+            &self.key,
+            subject,
+            organization,
+            role,
+            ttl_secs,
+            String::new(),
+        )
+    }
+
+    pub fn service_token(&self, service: &str) -> anyhow::Result<String> {
+        self.sign(
+            &self.service,
+            &format!("service:{service}"),
+            "",
+            Role::Service,
+            24 * 3600,
+            SERVICE_AUDIENCE.to_owned(),
+        )
+    }
+
+    fn sign(
+        &self,
+        key: &EncodingKey,
+        subject: &str,
+        organization: &str,
+        role: Role,
+        ttl_secs: u64,
+        aud: String,
     ) -> anyhow::Result<String> {
         let now = now_secs();
         let claims = Claims {
@@ -200,16 +354,14 @@ impl TokenMinter {
             iat: now,
             exp: now + ttl_secs,
             iss: self.issuer.clone(),
+            nbf: None,
+            aud,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &self.key,
+            key,
         )?)
-    }
-
-    pub fn service_token(&self, service: &str) -> anyhow::Result<String> {
-        self.mint(&format!("service:{service}"), "", Role::Service, 24 * 3600)
     }
 }
 
@@ -270,18 +422,25 @@ impl AuthPolicy {
     }
 }
 
-/// Tower layer that authenticates every non-public request and inserts the [`Principal`].
+/// Tower layer that authenticates every non-public request and inserts the [`Principal`]:
+/// the token verified, then (when a membership source is set) the caller's stored role.
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
     policy: Arc<AuthPolicy>,
+    memberships: Option<Arc<dyn Memberships>>,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Arc<JwtVerifier>, policy: AuthPolicy) -> Self {
+    pub fn new(
+        verifier: Arc<JwtVerifier>,
+        policy: AuthPolicy,
+        memberships: Option<Arc<dyn Memberships>>,
+    ) -> Self {
         Self {
             verifier,
             policy: Arc::new(policy),
+            memberships,
         }
     }
 
@@ -350,24 +509,36 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        match self.layer.check(&req) {
-            Ok(principal) => {
-                if let Some(p) = principal {
-                    req.extensions_mut().insert(p);
-                }
-                // Take the service that was driven to readiness, leave a fresh clone behind.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(async move { inner.call(req).await })
+        let principal = match self.layer.check(&req) {
+            Ok(p) => p,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        };
+        // Take the service that was driven to readiness, leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let memberships = self.layer.memberships.clone();
+        Box::pin(async move {
+            if let Some(p) = principal {
+                let p = match &memberships {
+                    Some(source) => match crate::access::resolve(source.as_ref(), p).await {
+                        Ok(p) => p,
+                        Err(e) => return Ok(tonic::Status::from(e).into_http()),
+                    },
+                    None => p,
+                };
+                req.extensions_mut().insert(p);
             }
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
-        }
+            inner.call(req).await
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const A: &[u8] = b"secret-a-of-thirty-two-bytes-or-more";
+    const B: &[u8] = b"secret-b-of-thirty-two-bytes-or-more";
 
     #[test]
     fn a_public_path_opens_only_itself() {
@@ -382,21 +553,21 @@ mod tests {
 
     #[test]
     fn hs256_round_trip_and_bad_signature() {
-        let minter = TokenMinter::new(b"secret-a", "");
+        let minter = TokenMinter::new(A, "");
         let token = minter.mint("alice", "acme", Role::Manager, 60).unwrap();
-        let good = JwtVerifier::new(Some(b"secret-a"), &[], "").unwrap();
+        let good = JwtVerifier::new(Some(A), &[], "").unwrap();
         let claims = good.verify(&token).unwrap();
         assert_eq!(
             (claims.sub.as_str(), claims.org.as_str(), claims.role),
             ("alice", "acme", Role::Manager)
         );
-        let other = JwtVerifier::new(Some(b"secret-b"), &[], "").unwrap();
+        let other = JwtVerifier::new(Some(B), &[], "").unwrap();
         assert!(other.verify(&token).is_err());
     }
 
     #[test]
     fn expired_token_is_refused() {
-        let minter = TokenMinter::new(b"k", "");
+        let minter = TokenMinter::new(A, "");
         let now = now_secs();
         let claims = Claims {
             sub: "a".into(),
@@ -405,19 +576,164 @@ mod tests {
             exp: now - 3600,
             iat: now - 7200,
             iss: String::new(),
+            nbf: None,
+            aud: String::new(),
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &minter.key).unwrap();
-        let v = JwtVerifier::new(Some(b"k"), &[], "").unwrap();
+        let v = JwtVerifier::new(Some(A), &[], "").unwrap();
         assert!(v.verify(&token).is_err());
     }
 
     #[test]
     fn user_token_without_organization_is_refused() {
-        let minter = TokenMinter::new(b"k", "");
+        let minter = TokenMinter::new(A, "");
         let token = minter.mint("a", "", Role::Admin, 60).unwrap();
-        let v = JwtVerifier::new(Some(b"k"), &[], "").unwrap();
+        let v = JwtVerifier::new(Some(A), &[], "").unwrap();
         assert!(v.verify(&token).is_err());
         assert!(v.verify(&minter.service_token("grading").unwrap()).is_ok());
+    }
+
+    fn forged(key: &[u8], role: Role, org: &str, aud: &str, nbf: Option<u64>) -> String {
+        let now = now_secs();
+        let claims = Claims {
+            sub: "mallory".into(),
+            org: org.into(),
+            role,
+            exp: now + 600,
+            iat: now,
+            iss: String::new(),
+            nbf,
+            aud: aud.into(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(key),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_service_role_needs_the_service_key() {
+        let v = JwtVerifier::new(Some(A), &[], "").unwrap();
+        // A user key cannot make a service, with or without the services' audience.
+        for aud in ["", SERVICE_AUDIENCE] {
+            let t = forged(A, Role::Service, "", aud, None);
+            assert_eq!(
+                v.verify(&t).err(),
+                Some("a user token cannot carry the service role")
+            );
+        }
+        // The service key makes services only.
+        let key = derived_service_key(A);
+        assert!(
+            v.verify(&forged(&key, Role::Service, "", SERVICE_AUDIENCE, None))
+                .is_ok()
+        );
+        assert!(
+            v.verify(&forged(&key, Role::Admin, "acme", SERVICE_AUDIENCE, None))
+                .is_err()
+        );
+        // A service token minted with another key is refused.
+        let other = TokenMinter::new(B, "").service_token("call").unwrap();
+        assert!(v.verify(&other).is_err());
+        assert!(
+            TokenMinter::new(A, "")
+                .mint("x", "acme", Role::Service, 60)
+                .is_err()
+        );
+        // An explicit service key replaces the derived one on both sides.
+        let explicit = b"an-explicit-service-key-of-32-bytes!";
+        let v2 = JwtVerifier::new(Some(A), &[], "")
+            .unwrap()
+            .with_service_key(explicit);
+        let m2 = TokenMinter::new(A, "").with_service_key(explicit);
+        assert!(v2.verify(&m2.service_token("call").unwrap()).is_ok());
+        assert!(
+            v2.verify(&TokenMinter::new(A, "").service_token("call").unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn not_before_audience_and_issuer() {
+        let now = now_secs();
+        let v = JwtVerifier::new(Some(A), &[], "").unwrap();
+        assert!(
+            v.verify(&forged(A, Role::Admin, "acme", "", Some(now + 3600)))
+                .is_err()
+        );
+        assert!(
+            v.verify(&forged(A, Role::Admin, "acme", "", Some(now - 10)))
+                .is_ok()
+        );
+        let with_aud = JwtVerifier::new(Some(A), &[], "")
+            .unwrap()
+            .with_audience("console");
+        assert!(
+            with_aud
+                .verify(&forged(A, Role::Admin, "acme", "", None))
+                .is_err()
+        );
+        assert!(
+            with_aud
+                .verify(&forged(A, Role::Admin, "acme", "other", None))
+                .is_err()
+        );
+        assert!(
+            with_aud
+                .verify(&forged(A, Role::Admin, "acme", "console", None))
+                .is_ok()
+        );
+        let with_iss = JwtVerifier::new(Some(A), &[], "https://idp").unwrap();
+        assert!(
+            with_iss
+                .verify(&forged(A, Role::Admin, "acme", "", None))
+                .is_err()
+        );
+        assert!(
+            with_iss
+                .verify(
+                    &TokenMinter::new(A, "https://idp")
+                        .mint("a", "acme", Role::Admin, 60)
+                        .unwrap()
+                )
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn production_refuses_development_tokens_unless_allowed() {
+        let pem = include_bytes!("../tests/fixtures/rs256-public.pem");
+        let mut settings = AuthSettings {
+            rs256_public_keys: vec![String::from_utf8_lossy(pem).into_owned()],
+            ..AuthSettings::default()
+        };
+        let dev = TokenMinter::new(A, "")
+            .mint("a", "acme", Role::Admin, 60)
+            .unwrap();
+        let v = JwtVerifier::from_settings(&settings, A).unwrap();
+        assert!(v.verify(&dev).is_err());
+        // Services still work: their key is not the users'.
+        assert!(
+            v.verify(&TokenMinter::new(A, "").service_token("call").unwrap())
+                .is_ok()
+        );
+        settings.allow_dev_tokens = true;
+        let v = JwtVerifier::from_settings(&settings, A).unwrap();
+        assert!(v.verify(&dev).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused_at_start() {
+        let s = AuthSettings::default();
+        assert!(check_secrets(&s, b"short").is_err());
+        assert!(check_secrets(&s, A).is_ok());
+        let s = AuthSettings {
+            service_secret: "short".into(),
+            ..AuthSettings::default()
+        };
+        assert!(check_secrets(&s, A).is_err());
     }
 }

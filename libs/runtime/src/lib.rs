@@ -1,6 +1,7 @@
 //! The service runtime: everything a Salestrainer service needs besides its own logic, so no
 //! service repeats server plumbing.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -75,6 +75,7 @@ pub struct ServerBuilder {
     reporter: HealthReporter,
     services: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
+    memberships: Option<Arc<dyn crate::access::Memberships>>,
 }
 
 impl ServerBuilder {
@@ -94,6 +95,7 @@ impl ServerBuilder {
             reporter,
             services: Vec::new(),
             descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
+            memberships: None,
         }
     }
 
@@ -142,6 +144,13 @@ impl ServerBuilder {
             self.policy.public_prefix(*prefix);
         }
         self.http = std::mem::take(&mut self.http).merge(router);
+        self
+    }
+
+    /// Where callers' roles come from: every user request is then checked against the stored
+    /// membership (see [`crate::access`]). The first source set serves the whole process.
+    pub fn memberships(&mut self, source: Arc<dyn crate::access::Memberships>) -> &mut Self {
+        self.memberships.get_or_insert(source);
         self
     }
 
@@ -198,7 +207,11 @@ impl ServerBuilder {
                 self.settings.concurrency_limit,
             ))
             .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
-            .layer(AuthLayer::new(self.verifier.clone(), self.policy.clone()))
+            .layer(AuthLayer::new(
+                self.verifier.clone(),
+                self.policy.clone(),
+                self.memberships.clone(),
+            ))
             .into_inner();
 
         let drain_deadline = self.settings.drain_deadline();

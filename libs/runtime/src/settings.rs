@@ -56,8 +56,16 @@ pub struct AuthSettings {
     pub dev_secret: String,
     /// PEM-encoded RS256 public keys (inline PEM or file paths) accepted in production.
     pub rs256_public_keys: Vec<String>,
-    /// Expected `iss` claim, if set.
+    /// Expected `iss` claim, if set (then required).
     pub issuer: String,
+    /// Expected `aud` claim of user tokens, if set (then required).
+    pub audience: String,
+    /// HS256 key of service identities (at least 32 bytes). Empty: derived from `dev_secret`.
+    /// Never give it to an identity provider: users must not be able to mint services.
+    pub service_secret: String,
+    /// With RS256 keys configured (production), development HS256 user tokens are refused
+    /// unless this is set.
+    pub allow_dev_tokens: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -245,6 +253,18 @@ mod tests {
             coded.set_section("grading", serde_json::json!({ "workers": 9 }));
             let grading: Section = coded.section("grading").map_err(|e| *e)?;
             assert_eq!(grading.workers, 9);
+            // A value set in code wins over the sources and keeps the section's other keys
+            // (`salestrainer up` turns config's own console off this way).
+            let mut loaded = s.clone();
+            loaded.set_section("call", serde_json::json!({ "workers": 1 }));
+            let call: Section = loaded.section("call").map_err(|e| *e)?;
+            assert_eq!(
+                call,
+                Section {
+                    workers: 1,
+                    name: "env".into()
+                }
+            );
             Ok(())
         });
     }

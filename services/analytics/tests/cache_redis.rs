@@ -9,9 +9,7 @@ use std::time::Duration;
 use salestrainer_analytics::app::summary_cache::SummaryCache;
 
 async fn pool() -> deadpool_redis::Pool {
-    let url = std::env::var("SALESTRAINER_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let pool = salestrainer_runtime::redis::pool(&url).unwrap();
+    let pool = salestrainer_runtime::redis::pool(&salestrainer_tests::redis_url()).unwrap();
     salestrainer_runtime::redis::ping(&pool)
         .await
         .expect("Redis must be running for this test");

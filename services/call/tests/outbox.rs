@@ -10,7 +10,12 @@ use salestrainer_bus::{
 };
 use salestrainer_call::store::{self, Ending, Migrator, session};
 use salestrainer_proto::{call as pb, events as ev};
-use salestrainer_runtime::events::{TOPIC_SESSIONS, decode};
+use salestrainer_runtime::{
+    db::begin_write,
+    events::{TOPIC_SESSIONS, decode},
+    time::now_us,
+};
+use salestrainer_tests::Backend;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 fn model(id: &str, now: i64) -> session::Model {
@@ -49,17 +54,25 @@ fn model(id: &str, now: i64) -> session::Model {
     }
 }
 
-async fn crash_after_commit_then_resend(url: &str) {
-    let db = salestrainer_runtime::db::connect_and_migrate::<Migrator>(url)
-        .await
-        .expect("database up (tests fail, not skip, when it is down)");
-    let now = store::now_us();
+/// Ends a session in a write transaction of its own, as the service does.
+async fn end(db: &sea_orm::DatabaseConnection, id: &str, ending: Ending) -> store::Ended {
+    let txn = begin_write(db).await.unwrap();
+    let ended = store::end_session(&txn, id, ending).await.unwrap();
+    txn.commit().await.unwrap();
+    ended
+}
+
+async fn crash_after_commit_then_resend(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    // Fails (does not skip) when the database is down.
+    let db = backend.fresh_database::<Migrator>("call", dir.path()).await;
+    let now = now_us();
     store::insert_session(&db, model("s1", now)).await.unwrap();
     // An idle one for the sweeper query, and a fresh one it must leave alone.
     store::insert_session(&db, model("idle", now - 3_600_000_000))
         .await
         .unwrap();
-    let ended = store::end_session(
+    let ended = end(
         &db,
         "s1",
         Ending {
@@ -68,13 +81,10 @@ async fn crash_after_commit_then_resend(url: &str) {
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     assert!(ended.changed);
     // Ending twice writes nothing more.
-    let again = store::end_session(&db, "s1", Ending::default())
-        .await
-        .unwrap();
+    let again = end(&db, "s1", Ending::default()).await;
     assert!(!again.changed);
     use salestrainer_bus::outbox::entity as outbox;
     let unsent = outbox::Entity::find()
@@ -130,13 +140,10 @@ async fn crash_after_commit_then_resend(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_crash_after_commit_then_resend() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/call.db?mode=rwc", dir.path().display());
-    crash_after_commit_then_resend(&url).await;
+    crash_after_commit_then_resend(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_crash_after_commit_then_resend() {
-    let url = salestrainer_tests::fresh_postgres_template().replace("{service}", "call");
-    crash_after_commit_then_resend(&url).await;
+    crash_after_commit_then_resend(Backend::Postgres).await;
 }

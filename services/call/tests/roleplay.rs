@@ -403,6 +403,45 @@ async fn list_sessions_scopes_and_paginates(s: Suite) {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
+    // A page token belongs to its query: other filters refuse it.
+    let replayed = call
+        .list_sessions(list(&s.tom, p1.next_page_token.clone(), "mode = VOICE"))
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.code(), Code::InvalidArgument);
+    let mut negative = list(&s.mia, String::new(), "");
+    negative.get_mut().page_size = -1;
+    assert_eq!(
+        call.list_sessions(negative).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    // Another organization's sessions do not exist for its members, even its admin.
+    let outsider = s.outsider().await;
+    let err = call
+        .get_session(authed(
+            pb::GetSessionRequest {
+                name: tina.name.clone(),
+            },
+            &outsider,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = call
+        .list_sessions(list(&outsider, String::new(), ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = call
+        .get_transcript(authed(
+            pb::GetTranscriptRequest {
+                name: format!("{}/transcript", tina.name),
+            },
+            &outsider,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
 }
 
 async fn watch_session_pushes_grading_states(s: Suite) {

@@ -330,7 +330,7 @@ async fn database_holds_no_plaintext_key(mut app: App) {
         common::Backend::Sqlite => {
             // The database file and its write-ahead log, byte for byte.
             let mut bytes = Vec::new();
-            for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+            for entry in std::fs::read_dir(&app.dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path
                     .file_name()
@@ -351,7 +351,7 @@ async fn database_holds_no_plaintext_key(mut app: App) {
     );
 
     // Re-encryption under a new key-encryption key keeps the secret readable.
-    let old = salestrainer_config::app::keys::kek_from_file(app.dir.path()).unwrap();
+    let old = salestrainer_config::app::keys::kek_from_file(&app.dir).unwrap();
     let new = salestrainer_config::domain::crypto::Kek::generate();
     let n = salestrainer_config::store::reencrypt_credentials(&db, &old, &new)
         .await

@@ -2,12 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    salestrainer_runtime::app::serve_single(
-        salestrainer_grading::SERVICE,
-        Box::new(|server, ctx| {
-            server.file_descriptor_set(salestrainer_proto::FILE_DESCRIPTOR_SET);
-            Box::pin(salestrainer_grading::mount(server, ctx))
-        }),
-    )
-    .await
+    salestrainer_runtime::service::serve::<salestrainer_grading::app::GradingApp>().await
 }

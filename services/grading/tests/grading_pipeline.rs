@@ -548,10 +548,7 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
         supersedes,
         [
             String::new(),
-            salestrainer_grading::domain::names::evaluation_name(
-                "organizations/acme",
-                "e-original"
-            )
+            salestrainer_grading::store::evaluation_name("organizations/acme", "e-original")
         ]
     );
 }

@@ -14,10 +14,7 @@ use salestrainer_bus::{RedisOptions, RedisStreamsTransport, Transport};
 use salestrainer_grading::app::rate_limit::{Budget, RateLimit, RedisRateLimit};
 use salestrainer_grading::app::{EngineConfig, JOBS_GROUP, WorkQueue};
 use salestrainer_proto::grading::JobState;
-
-fn redis_url() -> String {
-    std::env::var("SALESTRAINER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use salestrainer_tests::redis_url;
 
 async fn transport() -> Arc<RedisStreamsTransport> {
     let t = RedisStreamsTransport::from_url(&redis_url(), RedisOptions::default()).unwrap();

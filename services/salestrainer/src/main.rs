@@ -1,5 +1,5 @@
 //! `salestrainer up` runs the whole suite on embedded defaults; `salestrainer token` mints
-//! development tokens.
+//! development tokens; `salestrainer grader-eval` measures a grader on the labelled set.
 
 use std::{net::SocketAddr, path::PathBuf, time::Instant};
 
@@ -51,14 +51,34 @@ enum Command {
     SeedDemo,
     /// Re-encrypt every stored provider credential under a new key-encryption key.
     /// Keys are standard base64 of 32 bytes, read from the named environment variables so they
-    /// never appear in a process list; then point SALESTRAINER_CREDENTIAL_KEK at the new one.
+    /// never appear in a process list; then point SALESTRAINER_CONFIG__CREDENTIAL_KEK
+    /// (`[config] credential_kek`) at the new one.
     ReencryptCredentials {
         /// Variable holding the current key.
-        #[arg(long, default_value = "SALESTRAINER_CREDENTIAL_KEK")]
+        #[arg(long, default_value = "SALESTRAINER_CONFIG__CREDENTIAL_KEK")]
         old_key_env: String,
         /// Variable holding the new key.
         #[arg(long, default_value = "SALESTRAINER_NEW_CREDENTIAL_KEK")]
         new_key_env: String,
+    },
+    /// Measure a grader on the labelled set of calls: pair ranking, Spearman correlation with
+    /// the labels, criterion scores inside their band, closed accuracy, and every miss.
+    GraderEval {
+        /// The set's directory (rubric.json, scenarios.json, calls/); the built-in set if unset.
+        #[arg(long)]
+        set: Option<PathBuf>,
+        /// An OpenAI-compatible server to measure the LLM grader instead of the built-in one.
+        #[arg(long, requires = "model")]
+        llm_base_url: Option<String>,
+        /// The model to ask.
+        #[arg(long, requires = "llm_base_url")]
+        model: Option<String>,
+        /// Variable holding the API key (empty or unset for servers without one).
+        #[arg(long, default_value = "OPENAI_API_KEY")]
+        api_key_env: String,
+        /// Also print every call's scores and reasons.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Wait until the server at ADDR reports SERVING for every service (exit 1 on timeout).
     Wait {
@@ -135,6 +155,31 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::GraderEval {
+            set,
+            llm_base_url,
+            model,
+            api_key_env,
+            verbose,
+        } => {
+            use salestrainer_grading::app::eval;
+            let dir = set.unwrap_or_else(eval::default_set_dir);
+            let labelled = eval::load_set(&dir)?;
+            let grader = match (llm_base_url, model) {
+                (Some(url), Some(model)) => {
+                    let key = std::env::var(&api_key_env).unwrap_or_default();
+                    eval::Grader::llm(&url, &model, &key)?
+                }
+                _ => eval::Grader::BuiltIn,
+            };
+            let report = eval::run(&labelled, &grader).await;
+            if verbose {
+                print!("{}", report.render_verbose());
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(())
+        }
         Command::Wait { addr, timeout_secs } => {
             let uri = if addr.contains("://") {
                 addr
@@ -153,6 +198,12 @@ async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
         settings.telemetry.log_filter =
             "info,sea_orm_migration=warn,salestrainer_runtime::db=warn,salestrainer_config::app::keys=warn".into();
     }
+    // `up` serves the console itself, with development sign-in (below); the config service's
+    // own copy (`[config] serve_console`, for the gateway) would claim the same paths.
+    settings.set_section(
+        salestrainer_config::SERVICE,
+        serde_json::json!({ "serve_console": false }),
+    );
     let boot = app::bootstrap_with("salestrainer", settings)?;
     let settings = boot.settings;
     let mut server = ServerBuilder::new(settings.server.clone(), boot.verifier.clone()).await;

@@ -1,12 +1,11 @@
 //! The analytics service's gRPC API: each method takes the caller and the message out of the
 //! request, calls one use case in [`crate::app`] and wraps its answer; errors become statuses
-//! in [`convert`]. Checks, authorization and caching live in the use cases.
-
-mod convert;
+//! by the runtime's `api` edges. Checks, authorization and caching live in the use cases.
 
 use std::sync::Arc;
 
 use salestrainer_proto::analytics as pb;
+use salestrainer_runtime::api as edge;
 use tonic::{Request, Response, Status};
 
 use crate::app::{AnalyticsApp, ingest, progress, summaries, usage};
@@ -27,47 +26,47 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsServiceApi {
         &self,
         request: Request<pb::GetOrganizationSummaryRequest>,
     ) -> Result<Response<pb::GetOrganizationSummaryResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(summaries::get_organization_summary(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(summaries::get_organization_summary(&self.app, &principal, req).await)
     }
 
     async fn get_trainee_summary(
         &self,
         request: Request<pb::GetTraineeSummaryRequest>,
     ) -> Result<Response<pb::GetTraineeSummaryResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(summaries::get_trainee_summary(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(summaries::get_trainee_summary(&self.app, &principal, req).await)
     }
 
     async fn get_leaderboard(
         &self,
         request: Request<pb::GetLeaderboardRequest>,
     ) -> Result<Response<pb::GetLeaderboardResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(summaries::get_leaderboard(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(summaries::get_leaderboard(&self.app, &principal, req).await)
     }
 
     async fn get_assignment_progress(
         &self,
         request: Request<pb::GetAssignmentProgressRequest>,
     ) -> Result<Response<pb::GetAssignmentProgressResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(progress::get_assignment_progress(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(progress::get_assignment_progress(&self.app, &principal, req).await)
     }
 
     async fn get_usage(
         &self,
         request: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(usage::get_usage(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(usage::get_usage(&self.app, &principal, req).await)
     }
 
     async fn ingest_events(
         &self,
         request: Request<pb::IngestEventsRequest>,
     ) -> Result<Response<pb::IngestEventsResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(ingest::ingest_events(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(ingest::ingest_events(&self.app, &principal, req).await)
     }
 }

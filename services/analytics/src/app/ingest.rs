@@ -1,13 +1,16 @@
-//! Events in, by two doors: the bus consumers (one task per topic) and the IngestEvents RPC.
+//! Events in, by two doors: the bus consumers (the runtime's loop, one per topic) and the
+//! IngestEvents RPC.
 //! Both check events with [`crate::domain::events::parse`] and apply them through
 //! [`AnalyticsApp::ingest`].
 
 use std::sync::Arc;
 
-use salestrainer_bus::SubscribeOptions;
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiResult, Context, Principal, Violations, events};
-use tracing::Instrument;
+use salestrainer_runtime::{
+    ApiResult, Context, Principal, Violations,
+    consumer::{self, EventHandler, Received, Subscription},
+    events,
+};
 
 use super::{AnalyticsApp, messages::clamp_i32};
 use crate::domain::events::parse;
@@ -50,75 +53,38 @@ pub async fn ingest_events(
     })
 }
 
-/// Follows the three topics analytics reads, one task each, until shutdown.
-pub fn spawn_consumers(app: Arc<AnalyticsApp>, ctx: &Context) {
+/// The bus door: each batch of events from one topic is checked and applied in one
+/// transaction (the inbox makes a redelivery a duplicate). An event that fails the checks
+/// never will pass them, so it is logged and dropped with the batch's ack.
+pub struct BusEvents(pub Arc<AnalyticsApp>);
+
+impl EventHandler for BusEvents {
+    async fn handle(&self, batch: &[Received]) -> anyhow::Result<()> {
+        let mut parsed = Vec::with_capacity(batch.len());
+        for r in batch {
+            match parse(&r.event, "") {
+                Ok(p) => parsed.push(p),
+                Err(violations) => {
+                    tracing::error!(parent: &r.span, event_id = %r.event.event_id, ?violations, "invalid event dropped");
+                }
+            }
+        }
+        if !parsed.is_empty() {
+            self.0.ingest(&parsed).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Follows the three topics analytics reads, one consumer each, until shutdown.
+pub fn spawn_consumers(app: &Arc<AnalyticsApp>, ctx: &Context) {
+    let handler = Arc::new(BusEvents(Arc::clone(app)));
     for topic in [
         events::TOPIC_SESSIONS,
         events::TOPIC_GRADING,
         events::TOPIC_CONFIG,
     ] {
-        let app = app.clone();
-        let bus = ctx.bus.clone();
-        let consumer = ctx.consumer.clone();
-        let shutdown = ctx.shutdown.clone();
-        tokio::spawn(async move {
-            let mut sub = loop {
-                match bus
-                    .subscribe(
-                        topic,
-                        crate::SERVICE,
-                        &consumer,
-                        SubscribeOptions::default(),
-                    )
-                    .await
-                {
-                    Ok(sub) => break sub,
-                    Err(err) => {
-                        tracing::warn!(topic, error = %err, "cannot subscribe; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-                        }
-                    }
-                }
-            };
-            loop {
-                let delivery = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    next = sub.next() => match next { Some(d) => d, None => return },
-                };
-                let event = match events::decode(&delivery.envelope) {
-                    Ok(event) => event,
-                    Err(err) => {
-                        // Can never succeed: drop it rather than block the stream.
-                        tracing::error!(topic, event_id = %delivery.envelope.event_id, error = %err, "undecodable event dropped");
-                        let _ = delivery.ack().await;
-                        continue;
-                    }
-                };
-                let span = events::consumer_span(&event, crate::SERVICE);
-                let parsed = match parse(&event, "") {
-                    Ok(p) => p,
-                    Err(violations) => {
-                        tracing::error!(parent: &span, topic, event_id = %event.event_id, ?violations, "invalid event dropped");
-                        let _ = delivery.ack().await;
-                        continue;
-                    }
-                };
-                match app.ingest(&[parsed]).instrument(span.clone()).await {
-                    Ok(_) => {
-                        if let Err(err) = delivery.ack().await {
-                            tracing::warn!(parent: &span, error = %err, "ack failed; the redelivery will be a duplicate");
-                        }
-                    }
-                    Err(err) => {
-                        // Not acked: the bus redelivers it after its visibility timeout.
-                        tracing::warn!(parent: &span, error = %err, "event not applied; will be redelivered");
-                        drop(delivery);
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
+        let sub = Subscription::new(topic, crate::SERVICE).batches_of(16);
+        consumer::spawn(ctx, sub, Arc::clone(&handler));
     }
 }

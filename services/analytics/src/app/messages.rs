@@ -5,13 +5,6 @@ use salestrainer_proto::analytics as pb;
 
 use crate::domain::summary::{self, Summary};
 
-pub fn to_timestamp(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
-
 pub fn stats_pb(s: &Summary) -> pb::SummaryStats {
     let t = &s.totals;
     let avg_ms = t.average_duration_ms();

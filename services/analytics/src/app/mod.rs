@@ -1,6 +1,7 @@
 //! The analytics service's use cases: the summaries (`summaries`, `progress`, `usage`),
 //! events in (`ingest`: the bus consumers and IngestEvents), and what they share — the
-//! service object below, the summary cache, the config lookups and the settings.
+//! service object below (also the service's description: its routes and what starts with
+//! it), the summary cache, the config lookups and the settings.
 
 pub mod config_lookup;
 pub mod ingest;
@@ -13,11 +14,17 @@ pub mod summaries;
 pub mod summary_cache;
 pub mod usage;
 
+use std::sync::Arc;
+
 use prost::Message;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Ready};
+use salestrainer_proto::analytics::analytics_service_server::AnalyticsServiceServer;
+use salestrainer_runtime::{
+    ApiError, ApiResult, Context, Principal, Ready,
+    service::{Routes, Service},
+};
 use sea_orm::DatabaseConnection;
 
-use crate::{domain::events::Parsed, store};
+use crate::{api::AnalyticsServiceApi, domain::events::Parsed, store};
 use config_lookup::ConfigLookup;
 use request_checks::{db_err, is_trainee, own_member};
 use settings::AnalyticsSettings;
@@ -84,6 +91,48 @@ impl AnalyticsApp {
             Ok(())
         } else {
             Err(ApiError::NotFound(member.to_owned()))
+        }
+    }
+}
+
+impl Service for AnalyticsApp {
+    const NAME: &'static str = crate::SERVICE;
+    type Settings = AnalyticsSettings;
+    type Migrator = store::Migrator;
+
+    fn build(
+        ctx: &Context,
+        settings: AnalyticsSettings,
+        db: Ready<DatabaseConnection>,
+    ) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            db,
+            cache: SummaryCache::new(
+                settings.cache_ttl(),
+                settings.cache_capacity,
+                ctx.redis.clone(),
+            ),
+            config: ConfigLookup::new(ctx),
+            settings,
+        }))
+    }
+
+    async fn routes(self: &Arc<Self>, routes: &mut Routes<'_>) {
+        let api = AnalyticsServiceApi::new(Arc::clone(self));
+        routes
+            .grpc(
+                AnalyticsServiceServer::new(api).max_decoding_message_size(routes.decoding_limit()),
+            )
+            .await;
+        routes.internal("/salestrainer.analytics.v1.AnalyticsService/IngestEvents");
+    }
+
+    async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
+        // Events committed to the outbox (also before a crash) are published from here.
+        ctx.start_relay(db);
+        self.config.spawn_invalidator(ctx);
+        if self.settings.consume_bus {
+            ingest::spawn_consumers(&self, ctx);
         }
     }
 }

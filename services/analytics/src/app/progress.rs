@@ -4,16 +4,17 @@
 use std::collections::BTreeSet;
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{
+    ApiError, ApiResult, Principal, Violations,
+    time::{self, micros, now_us},
+};
 
 use super::{
     AnalyticsApp,
-    messages::{clamp_i32, to_timestamp},
-    request_checks::{
-        authorize_org, db_err, is_trainee, now_us, organization_of, own_member, page_offset,
-    },
+    messages::clamp_i32,
+    request_checks::{RankedPage, authorize_org, db_err, is_trainee, organization_of, own_member},
 };
-use crate::{domain::events::timestamp_us, store::query};
+use crate::store::query;
 
 pub async fn get_assignment_progress(
     app: &AnalyticsApp,
@@ -28,19 +29,8 @@ pub async fn get_assignment_progress(
     )?;
     authorize_org(p, &org)?;
     let mut v = Violations::new();
-    v.check(req.page_size < 0, "page_size", "must not be negative");
-    let offset = match page_offset(&req.page_token, "page_token") {
-        Ok(o) => o,
-        Err(_) => {
-            v.add("page_token", "is not a token this service returned");
-            0
-        }
-    };
+    let page = RankedPage::parse(&mut v, req.page_size, &req.page_token, &[&req.assignment]);
     v.into_result()?;
-    let page_size = match req.page_size {
-        0 => 100,
-        n => n.min(1000) as usize,
-    };
     let db = app.db.get()?;
     // Not cached: "overdue" moves with the clock, and the rows are few.
     let rows = query::assignment_progress(db, &org, &req.assignment)
@@ -60,7 +50,7 @@ pub async fn get_assignment_progress(
     let due_us = terms
         .as_ref()
         .and_then(|a| a.due_time.as_ref())
-        .and_then(timestamp_us);
+        .and_then(micros);
     let mut assignees: BTreeSet<String> = rows.iter().map(|r| r.trainee.clone()).collect();
     if let Some(a) = &terms {
         assignees.extend(a.assignees.iter().cloned());
@@ -89,28 +79,27 @@ pub async fn get_assignment_progress(
                 best_score: best as f64 / 1000.0,
                 passed,
                 overdue: !passed && due_us.is_some_and(|due| now > due),
-                last_attempt_time: row.and_then(|r| r.last_attempt_us).map(to_timestamp),
+                last_attempt_time: row.and_then(|r| r.last_attempt_us).map(time::timestamp),
             }
         })
         .collect();
     let passed_count = progress.iter().filter(|a| a.passed).count();
     let overdue_count = progress.iter().filter(|a| a.overdue).count();
     let total = progress.len();
-    let mut page: Vec<_> = progress.into_iter().skip(offset).take(page_size).collect();
-    let trainees: Vec<String> = page.iter().map(|a| a.trainee.clone()).collect();
+    let mut shown: Vec<_> = progress
+        .into_iter()
+        .skip(page.offset)
+        .take(page.size)
+        .collect();
+    let trainees: Vec<String> = shown.iter().map(|a| a.trainee.clone()).collect();
     let names = query::display_names(db, &trainees).await.map_err(db_err)?;
-    for a in &mut page {
+    for a in &mut shown {
         a.display_name = names.get(&a.trainee).cloned().unwrap_or_default();
     }
-    let next = offset + page.len();
     Ok(pb::GetAssignmentProgressResponse {
+        next_page_token: page.next_token(shown.len(), total),
         assignment: req.assignment,
-        assignees: page,
-        next_page_token: if next < total {
-            format!("o{next}")
-        } else {
-            String::new()
-        },
+        assignees: shown,
         assignee_count: clamp_i32(total as i64),
         passed_count: clamp_i32(passed_count as i64),
         overdue_count: clamp_i32(overdue_count as i64),

@@ -1,18 +1,13 @@
 //! The checks every read use case makes on its request and caller: organization access,
 //! the trainee's own member, names and filters of the requested organization, time ranges,
-//! UTC buckets and offset page tokens.
+//! UTC buckets and page tokens.
 
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, Violations};
-
-use crate::domain::{
-    events::timestamp_us,
-    names,
-    summary::{Range, RangeError},
+use salestrainer_runtime::{
+    ApiError, ApiResult, Principal, Role, Violations, names, paging,
+    time::{micros, now_us},
 };
 
-pub fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
+use crate::domain::summary::{Range, RangeError};
 
 /// Another organization's resources do not exist for the caller.
 pub fn authorize_org(p: &Principal, org: &str) -> ApiResult<()> {
@@ -29,7 +24,7 @@ pub fn is_trainee(p: &Principal) -> bool {
 
 /// The member a trainee principal is: see the crate docs.
 pub fn own_member(p: &Principal) -> String {
-    names::member_name(&p.organization, &p.subject)
+    names::child_name(&p.organization, "members", &p.subject)
 }
 
 pub fn check_time_zone(v: &mut Violations, field: &str, tz: &str) {
@@ -48,7 +43,7 @@ pub fn organization_of(
     collection: &str,
     shape: &str,
 ) -> Result<String, ApiError> {
-    names::child(value, collection)
+    names::parse_child(value, collection)
         .map(|(org, _)| org.to_owned())
         .ok_or_else(|| ApiError::invalid(field, shape))
 }
@@ -64,7 +59,7 @@ pub fn check_filter(
     if value.is_empty() {
         return None;
     }
-    match names::child(value, collection) {
+    match names::parse_child(value, collection) {
         Some((o, _)) if o == org => Some(value.to_owned()),
         Some(_) => {
             v.add(field, "must belong to the requested organization");
@@ -89,7 +84,7 @@ pub fn resolve_range(
     let mut bad_ts = false;
     let mut ts = |field: &str, t: Option<&prost_types::Timestamp>| {
         t.and_then(|t| {
-            let us = timestamp_us(t);
+            let us = micros(t);
             if us.is_none() {
                 v.add(field, "is not a valid timestamp");
                 bad_ts = true;
@@ -122,12 +117,66 @@ pub fn db_err(err: sea_orm::DbErr) -> ApiError {
     ApiError::internal(err)
 }
 
-pub fn page_offset(token: &str, field: &str) -> ApiResult<usize> {
-    if token.is_empty() {
-        return Ok(0);
+/// One page of a ranking computed per request (leaderboard, assignment progress), in the
+/// suite's page sizes and page tokens. The key a token carries is the offset into the
+/// ranking; `query` fingerprints every other field of the request, so a token cannot be
+/// replayed against other filters. Bad fields are added to `v`.
+pub struct RankedPage {
+    pub size: usize,
+    pub offset: usize,
+    query: u64,
+}
+
+impl RankedPage {
+    pub fn parse(v: &mut Violations, page_size: i32, token: &str, query: &[&str]) -> Self {
+        let query = paging::fingerprint(query);
+        let size = absorb(v, paging::page_size(page_size)).unwrap_or(paging::DEFAULT_PAGE_SIZE);
+        let offset = match absorb(v, paging::decode(token, query)) {
+            Some(Some(key)) => key.parse::<usize>().ok().unwrap_or_else(|| {
+                v.add("page_token", "malformed page token");
+                0
+            }),
+            _ => 0,
+        };
+        Self {
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            offset,
+            query,
+        }
     }
-    token
-        .strip_prefix("o")
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or_else(|| ApiError::invalid(field, "is not a token this service returned"))
+
+    /// The token of the page after one of `shown` rows out of `total`; empty at the end.
+    pub fn next_token(&self, shown: usize, total: usize) -> String {
+        let next = self.offset + shown;
+        if next < total {
+            paging::encode(&next.to_string(), self.query)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The field violations of an INVALID_ARGUMENT into `v` (other errors cannot come from the
+/// request checks that use it).
+fn absorb<T>(v: &mut Violations, r: ApiResult<T>) -> Option<T> {
+    match r {
+        Ok(t) => Some(t),
+        Err(ApiError::InvalidArgument(violations)) => {
+            for fv in violations {
+                v.add(fv.field, fv.description);
+            }
+            None
+        }
+        Err(other) => {
+            v.add("request", other.to_string());
+            None
+        }
+    }
+}
+
+/// A request's time field as part of a page-token fingerprint (empty when unset).
+pub fn time_key(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(micros)
+        .map(|us| us.to_string())
+        .unwrap_or_default()
 }

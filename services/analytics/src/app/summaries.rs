@@ -2,20 +2,20 @@
 //! authorized, then answered from the summary cache or computed from [`super::reports`].
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, time};
 
 use super::{
     AnalyticsApp,
-    messages::{clamp_i32, stats_pb, to_timestamp},
+    messages::{clamp_i32, stats_pb},
     reports,
     request_checks::{
-        authorize_org, check_filter, check_time_zone, db_err, is_trainee, organization_of,
-        own_member, page_offset, resolve_range,
+        RankedPage, authorize_org, check_filter, check_time_zone, db_err, is_trainee,
+        organization_of, own_member, resolve_range, time_key,
     },
 };
 use crate::{
     domain::{
-        DayStats, names,
+        DayStats,
         summary::{self, Range},
     },
     store::query::{self, Filters},
@@ -26,7 +26,7 @@ pub async fn get_organization_summary(
     p: &Principal,
     req: pb::GetOrganizationSummaryRequest,
 ) -> ApiResult<pb::GetOrganizationSummaryResponse> {
-    let Some(org) = names::org_id(&req.name).map(str::to_owned) else {
+    let Some(org) = names::parse_organization(&req.name).map(str::to_owned) else {
         return Err(ApiError::invalid(
             "name",
             "must be organizations/{organization}",
@@ -200,7 +200,7 @@ async fn trainee_summary(
                     overall_score: g.score_milli as f64 / 1000.0,
                     passed: g.passed,
                     closed: g.closed,
-                    create_time: Some(to_timestamp(g.graded_us)),
+                    create_time: Some(time::timestamp(g.graded_us)),
                 })
             })
             .collect(),
@@ -212,7 +212,7 @@ pub async fn get_leaderboard(
     p: &Principal,
     req: pb::GetLeaderboardRequest,
 ) -> ApiResult<pb::GetLeaderboardResponse> {
-    let Some(org) = names::org_id(&req.organization).map(str::to_owned) else {
+    let Some(org) = names::parse_organization(&req.organization).map(str::to_owned) else {
         return Err(ApiError::invalid(
             "organization",
             "must be organizations/{organization}",
@@ -234,14 +234,20 @@ pub async fn get_leaderboard(
         }
     };
     v.check(req.min_sessions < 0, "min_sessions", "must not be negative");
-    v.check(req.page_size < 0, "page_size", "must not be negative");
-    let offset = match page_offset(&req.page_token, "page_token") {
-        Ok(o) => o,
-        Err(_) => {
-            v.add("page_token", "is not a token this service returned");
-            0
-        }
-    };
+    let page = RankedPage::parse(
+        &mut v,
+        req.page_size,
+        &req.page_token,
+        &[
+            &req.organization,
+            &req.metric.to_string(),
+            &req.min_sessions.to_string(),
+            &req.scenario,
+            &req.assignment,
+            &time_key(req.start_time.as_ref()),
+            &time_key(req.end_time.as_ref()),
+        ],
+    );
     let range = resolve_range(
         &mut v,
         req.start_time.as_ref(),
@@ -264,18 +270,16 @@ pub async fn get_leaderboard(
             ));
         }
     }
-    let page_size = match req.page_size {
-        0 => 50,
-        n => n.min(1000) as usize,
-    };
     let key = format!(
-        "leaderboard|{}|{}|{}|{}|{}|{}|{offset}|{page_size}",
+        "leaderboard|{}|{}|{}|{}|{}|{}|{}|{}",
         metric as i32,
         req.min_sessions,
         filters.scenario.as_deref().unwrap_or(""),
         filters.assignment.as_deref().unwrap_or(""),
         range.start_us,
-        range.end_us
+        range.end_us,
+        page.offset,
+        page.size
     );
     let min = i64::from(req.min_sessions);
     let resp = app
@@ -302,12 +306,16 @@ pub async fn get_leaderboard(
                 .collect();
             let ranked = summary::rank(rows);
             let total = ranked.len();
-            let page: Vec<_> = ranked.into_iter().skip(offset).take(page_size).collect();
-            let trainees: Vec<String> = page.iter().map(|r| r.1.clone()).collect();
+            let shown: Vec<_> = ranked
+                .into_iter()
+                .skip(page.offset)
+                .take(page.size)
+                .collect();
+            let trainees: Vec<String> = shown.iter().map(|r| r.1.clone()).collect();
             let names = query::display_names(db, &trainees).await.map_err(db_err)?;
-            let next = offset + page.len();
             Ok(pb::GetLeaderboardResponse {
-                entries: page
+                next_page_token: page.next_token(shown.len(), total),
+                entries: shown
                     .into_iter()
                     .map(|(rank, trainee, value, s)| pb::LeaderboardEntry {
                         display_name: names.get(&trainee).cloned().unwrap_or_default(),
@@ -317,11 +325,6 @@ pub async fn get_leaderboard(
                         sessions: clamp_i32(s.sessions),
                     })
                     .collect(),
-                next_page_token: if next < total {
-                    format!("o{next}")
-                } else {
-                    String::new()
-                },
                 total_size: clamp_i32(total as i64),
             })
         })

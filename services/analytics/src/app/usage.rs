@@ -1,23 +1,20 @@
 //! GetUsage: LLM usage and cost per day, provider and model (staff only).
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, Violations};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, Violations, names};
 
 use super::{
     AnalyticsApp,
     request_checks::{authorize_org, check_time_zone, db_err, resolve_range},
 };
-use crate::{
-    domain::{names, summary},
-    store::query,
-};
+use crate::{domain::summary, store::query};
 
 pub async fn get_usage(
     app: &AnalyticsApp,
     p: &Principal,
     req: pb::GetUsageRequest,
 ) -> ApiResult<pb::GetUsageResponse> {
-    let Some(org) = names::org_id(&req.organization).map(str::to_owned) else {
+    let Some(org) = names::parse_organization(&req.organization).map(str::to_owned) else {
         return Err(ApiError::invalid(
             "organization",
             "must be organizations/{organization}",

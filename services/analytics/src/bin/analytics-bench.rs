@@ -248,7 +248,7 @@ async fn serve(db_url: &str, cache: bool) -> anyhow::Result<(Channel, TokenMinte
         ..AnalyticsSettings::default()
     };
     if !cache {
-        an.cache_ttl = std::time::Duration::ZERO;
+        an.cache_ttl_ms = 0;
     }
     let starter = mount_with(&mut server, &ctx, an).await;
     // One Readiness shared by the starter and the server, so we can wait for SERVING.

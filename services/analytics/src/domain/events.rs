@@ -3,9 +3,12 @@
 //! into the field violations that reject it. Shared by the bus consumers and IngestEvents.
 
 use salestrainer_proto::events::{self as pb, event::Payload};
-use salestrainer_runtime::FieldViolation;
+use salestrainer_runtime::{
+    FieldViolation, names,
+    time::{duration_ms, micros},
+};
 
-use super::{Grade, SessionEvent, SessionInfo, UsageStats, names, score_to_milli};
+use super::{Grade, SessionEvent, SessionInfo, UsageStats, score_to_milli};
 
 /// LLM usage an event reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,21 +43,6 @@ pub struct Parsed {
     pub org: String,
     pub occur_us: i64,
     pub body: Body,
-}
-
-pub fn timestamp_us(ts: &prost_types::Timestamp) -> Option<i64> {
-    // Reject times outside years 1..9999, as the protobuf Timestamp contract does.
-    if !(-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
-        || !(0..1_000_000_000).contains(&ts.nanos)
-    {
-        return None;
-    }
-    Some(ts.seconds * 1_000_000 + i64::from(ts.nanos / 1000))
-}
-
-fn duration_ms(d: &prost_types::Duration) -> Option<i64> {
-    let ms = d.seconds.checked_mul(1000)? + i64::from(d.nanos / 1_000_000);
-    (ms >= 0).then_some(ms)
 }
 
 fn usage(u: Option<&pb::LlmUsage>) -> Option<Usage> {
@@ -94,7 +82,7 @@ impl Check<'_> {
             }
             return;
         }
-        match names::child(value, collection) {
+        match names::parse_child(value, collection) {
             Some((org, _)) if org == self.org => {}
             Some(_) => self.bad(field, "must belong to the event's organization"),
             None => self.bad(
@@ -106,7 +94,7 @@ impl Check<'_> {
 
     fn time(&mut self, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
         let ts = ts?;
-        let us = timestamp_us(ts);
+        let us = micros(ts);
         if us.is_none() {
             self.bad(field, "is not a valid timestamp");
         }
@@ -116,7 +104,7 @@ impl Check<'_> {
 
 /// Checks one event; `prefix` names it in violations (e.g. "events[3].").
 pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>> {
-    let org = names::org_id(&e.organization).unwrap_or_default();
+    let org = names::parse_organization(&e.organization).unwrap_or_default();
     let mut c = Check {
         prefix: prefix.to_owned(),
         org,

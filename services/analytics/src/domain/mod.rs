@@ -7,7 +7,6 @@
 //! the events, the rollups hold exactly the sum of the current facts.
 
 pub mod events;
-pub mod names;
 pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,8 +2,10 @@
 //! facts, and every rollup the facts feed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait, Value};
+use salestrainer_runtime::{backoff::Backoff, db::begin_write};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 
 use super::{FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt};
 use crate::domain::{
@@ -22,14 +24,14 @@ pub struct Outcome {
     pub orgs: BTreeSet<String>,
 }
 
-/// Applies `events` atomically; retries the transaction on lock conflicts.
+/// Applies `events` atomically; retries the transaction (up to four times) on lock
+/// conflicts, which PostgreSQL can still report between concurrent batches.
 pub async fn apply(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcome, DbErr> {
-    let mut attempt = 0;
+    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(160));
     loop {
         match apply_once(db, events).await {
-            Err(err) if attempt < 4 && super::is_retryable(&err) => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            Err(err) if backoff.attempts() < 4 && super::is_retryable(&err) => {
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             other => return other,
         }
@@ -41,7 +43,7 @@ const CHUNK: usize = 200;
 
 async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcome, DbErr> {
     let backend = db.get_database_backend();
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let mut out = Outcome::default();
 
     // Lock every session of the batch up front, in name order: a placeholder row first so

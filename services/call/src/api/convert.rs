@@ -1,11 +1,14 @@
 //! Protobuf ↔ domain and store types of the call service.
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::{ApiError, ApiResult};
+use salestrainer_runtime::{
+    ApiError, ApiResult,
+    time::{duration, duration_ms, timestamp},
+};
 
 use crate::{
     domain::{Speaker, transcript::TranscriptSegment},
-    store::{dur_ms, segment, session, session_name, ts},
+    store::{segment, session, session_name},
 };
 
 /// Longest transcript segment text accepted from a client, in characters.
@@ -20,9 +23,9 @@ pub fn session_to_pb(m: &session::Model) -> pb::Session {
         trainee: m.trainee.clone(),
         mode: m.mode,
         state: m.state,
-        start_time: Some(ts(m.start_us)),
-        end_time: m.end_us.map(ts),
-        duration: m.duration_ms.map(dur_ms),
+        start_time: Some(timestamp(m.start_us)),
+        end_time: m.end_us.map(timestamp),
+        duration: m.duration_ms.map(duration),
         end_reason: m.end_reason,
         end_reason_detail: m.end_reason_detail.clone(),
         voice_provider: m.voice_provider,
@@ -32,8 +35,8 @@ pub fn session_to_pb(m: &session::Model) -> pb::Session {
         overall_score: m.overall_score,
         passed: m.passed,
         closed: m.closed,
-        create_time: Some(ts(m.create_us)),
-        update_time: Some(ts(m.update_us)),
+        create_time: Some(timestamp(m.create_us)),
+        update_time: Some(timestamp(m.update_us)),
         etag: m.version.to_string(),
     }
 }
@@ -43,8 +46,8 @@ pub fn segment_to_pb(s: &segment::Model) -> pb::TranscriptSegment {
         segment_id: s.segment_id.clone(),
         speaker: s.speaker,
         text: s.text.clone(),
-        start_offset: Some(dur_ms(s.start_ms)),
-        end_offset: Some(dur_ms(s.end_ms)),
+        start_offset: Some(duration(s.start_ms)),
+        end_offset: Some(duration(s.end_ms)),
         r#final: s.is_final,
     }
 }
@@ -54,9 +57,10 @@ pub fn transcript_to_pb(m: &session::Model, segs: &[segment::Model]) -> pb::Tran
         name: format!("{}/transcript", session_name(m)),
         segments: segs.iter().map(segment_to_pb).collect(),
         r#final: m.transcript_final,
-        update_time: Some(ts(m
-            .update_us
-            .max(segs.iter().map(|s| s.create_us).max().unwrap_or(0)))),
+        update_time: Some(timestamp(
+            m.update_us
+                .max(segs.iter().map(|s| s.create_us).max().unwrap_or(0)),
+        )),
         etag: m.transcript_version.to_string(),
     }
 }
@@ -82,22 +86,17 @@ pub fn segment_from_pb(seg: Option<pb::TranscriptSegment>) -> ApiResult<Transcri
             "at most 10000 characters",
         ));
     }
-    let ms = |d: Option<prost_types::Duration>| -> ApiResult<u64> {
-        let d = d.unwrap_or_default();
-        if d.seconds < 0 || d.nanos < 0 {
-            return Err(ApiError::invalid(
-                "segment.start_offset",
-                "must not be negative",
-            ));
-        }
-        Ok((d.seconds as u64).saturating_mul(1000) + (d.nanos as u64) / 1_000_000)
+    let ms = |field: &str, d: Option<prost_types::Duration>| -> ApiResult<u64> {
+        duration_ms(&d.unwrap_or_default())
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| ApiError::invalid(field, "must be a non-negative duration"))
     };
     Ok(TranscriptSegment {
         segment_id: s.segment_id,
         speaker,
         text: s.text,
-        start_ms: ms(s.start_offset)?,
-        end_ms: ms(s.end_offset)?,
+        start_ms: ms("segment.start_offset", s.start_offset)?,
+        end_ms: ms("segment.end_offset", s.end_offset)?,
         is_final: s.r#final,
     })
 }
@@ -107,7 +106,7 @@ pub fn watch_message(m: &session::Model) -> pb::WatchSessionResponse {
     pb::WatchSessionResponse {
         session: Some(session_to_pb(m)),
         state: m.state,
-        change_time: Some(ts(m.update_us)),
+        change_time: Some(timestamp(m.update_us)),
     }
 }
 
@@ -131,20 +130,4 @@ pub fn voice_to_pb(
         metadata,
         max_duration: v.setup.time_limit,
     }
-}
-
-/// Page tokens: opaque to clients, "create_us.id" in hex so they survive URLs.
-pub fn encode_page_token(create_us: i64, id: &str) -> String {
-    hex::encode(format!("{create_us}.{id}"))
-}
-
-pub fn decode_page_token(token: &str) -> Option<(i64, String)> {
-    let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
-    let (c, id) = raw.split_once('.')?;
-    Some((c.parse().ok()?, id.to_owned()))
-}
-
-/// Microseconds since the epoch of a protobuf timestamp.
-pub fn micros(t: prost_types::Timestamp) -> i64 {
-    t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
 }

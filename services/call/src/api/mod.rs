@@ -9,27 +9,24 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::{Principal, app::BoxStream};
+use salestrainer_runtime::{
+    api::{reply, request},
+    app::BoxStream,
+};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use crate::app::{self, Core};
+use crate::app::{self, CallApp};
 
 #[derive(Clone)]
 pub struct CallServiceApi {
-    core: Arc<Core>,
+    core: Arc<CallApp>,
 }
 
 impl CallServiceApi {
-    pub fn new(core: Arc<Core>) -> Self {
+    pub fn new(core: Arc<CallApp>) -> Self {
         Self { core }
     }
-}
-
-/// The caller and the message of a unary request.
-fn decode<T>(request: Request<T>) -> Result<(Principal, T), Status> {
-    let p = Principal::of(&request)?.clone();
-    Ok((p, request.into_inner()))
 }
 
 #[tonic::async_trait]
@@ -40,70 +37,85 @@ impl pb::call_service_server::CallService for CallServiceApi {
 
     async fn start_session(
         &self,
-        request: Request<pb::StartSessionRequest>,
+        req: Request<pb::StartSessionRequest>,
     ) -> Result<Response<pb::StartSessionResponse>, Status> {
-        let (p, r) = decode(request)?;
-        let started = app::sessions::start(&self.core, &p, r).await?;
-        Ok(Response::new(pb::StartSessionResponse {
-            voice_assistant: started
-                .voice
-                .as_ref()
-                .map(|v| convert::voice_to_pb(&started.session, v)),
-            session: Some(convert::session_to_pb(&started.session)),
-        }))
+        let (p, r) = request(req)?;
+        reply(
+            app::sessions::start(&self.core, &p, r)
+                .await
+                .map(|started| pb::StartSessionResponse {
+                    voice_assistant: started
+                        .voice
+                        .as_ref()
+                        .map(|v| convert::voice_to_pb(&started.session, v)),
+                    session: Some(convert::session_to_pb(&started.session)),
+                }),
+        )
     }
 
     async fn get_session(
         &self,
-        request: Request<pb::GetSessionRequest>,
+        req: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::GetSessionResponse>, Status> {
-        let (p, r) = decode(request)?;
-        let m = app::sessions::get(&self.core, &p, &r.name).await?;
-        Ok(Response::new(pb::GetSessionResponse {
-            session: Some(convert::session_to_pb(&m)),
-        }))
+        let (p, r) = request(req)?;
+        reply(
+            app::sessions::get(&self.core, &p, &r.name)
+                .await
+                .map(|m| pb::GetSessionResponse {
+                    session: Some(convert::session_to_pb(&m)),
+                }),
+        )
     }
 
     async fn list_sessions(
         &self,
-        request: Request<pb::ListSessionsRequest>,
+        req: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let (p, r) = decode(request)?;
-        let page = app::sessions::list(&self.core, &p, r).await?;
-        Ok(Response::new(pb::ListSessionsResponse {
-            sessions: page.sessions.iter().map(convert::session_to_pb).collect(),
-            next_page_token: page.next_page_token,
-            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-        }))
+        let (p, r) = request(req)?;
+        reply(
+            app::sessions::list(&self.core, &p, r)
+                .await
+                .map(|page| pb::ListSessionsResponse {
+                    sessions: page.sessions.iter().map(convert::session_to_pb).collect(),
+                    next_page_token: page.next_page_token,
+                    total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+                }),
+        )
     }
 
     async fn end_session(
         &self,
-        request: Request<pb::EndSessionRequest>,
+        req: Request<pb::EndSessionRequest>,
     ) -> Result<Response<pb::EndSessionResponse>, Status> {
-        let (p, r) = decode(request)?;
-        let m = app::sessions::end(&self.core, &p, r).await?;
-        Ok(Response::new(pb::EndSessionResponse {
-            session: Some(convert::session_to_pb(&m)),
-        }))
+        let (p, r) = request(req)?;
+        reply(
+            app::sessions::end(&self.core, &p, r)
+                .await
+                .map(|m| pb::EndSessionResponse {
+                    session: Some(convert::session_to_pb(&m)),
+                }),
+        )
     }
 
     async fn cancel_session(
         &self,
-        request: Request<pb::CancelSessionRequest>,
+        req: Request<pb::CancelSessionRequest>,
     ) -> Result<Response<pb::CancelSessionResponse>, Status> {
-        let (p, r) = decode(request)?;
-        let m = app::sessions::cancel(&self.core, &p, r).await?;
-        Ok(Response::new(pb::CancelSessionResponse {
-            session: Some(convert::session_to_pb(&m)),
-        }))
+        let (p, r) = request(req)?;
+        reply(
+            app::sessions::cancel(&self.core, &p, r)
+                .await
+                .map(|m| pb::CancelSessionResponse {
+                    session: Some(convert::session_to_pb(&m)),
+                }),
+        )
     }
 
     async fn converse(
         &self,
-        request: Request<tonic::Streaming<pb::ConverseRequest>>,
+        req: Request<tonic::Streaming<pb::ConverseRequest>>,
     ) -> Result<Response<Self::ConverseStream>, Status> {
-        let (p, inbound) = decode(request)?;
+        let (p, inbound) = request(req)?;
         Ok(Response::new(
             app::roleplay::open(self.core.clone(), p, inbound).await?,
         ))
@@ -111,9 +123,9 @@ impl pb::call_service_server::CallService for CallServiceApi {
 
     async fn send_turn(
         &self,
-        request: Request<pb::SendTurnRequest>,
+        req: Request<pb::SendTurnRequest>,
     ) -> Result<Response<Self::SendTurnStream>, Status> {
-        let (p, r) = decode(request)?;
+        let (p, r) = request(req)?;
         Ok(Response::new(
             app::send_turn::open(self.core.clone(), p, r).await?,
         ))
@@ -121,9 +133,9 @@ impl pb::call_service_server::CallService for CallServiceApi {
 
     async fn append_transcript(
         &self,
-        request: Request<tonic::Streaming<pb::AppendTranscriptRequest>>,
+        req: Request<tonic::Streaming<pb::AppendTranscriptRequest>>,
     ) -> Result<Response<pb::AppendTranscriptResponse>, Status> {
-        let (p, mut inbound) = decode(request)?;
+        let (p, mut inbound) = request(req)?;
         let mut append = app::transcripts::Append::new(&self.core, &p);
         while let Some(msg) = inbound.message().await.map_err(|s| {
             salestrainer_runtime::ApiError::invalid(
@@ -146,9 +158,9 @@ impl pb::call_service_server::CallService for CallServiceApi {
 
     async fn get_transcript(
         &self,
-        request: Request<pb::GetTranscriptRequest>,
+        req: Request<pb::GetTranscriptRequest>,
     ) -> Result<Response<pb::GetTranscriptResponse>, Status> {
-        let (p, r) = decode(request)?;
+        let (p, r) = request(req)?;
         let (m, segments) = app::transcripts::get(&self.core, &p, &r.name).await?;
         Ok(Response::new(pb::GetTranscriptResponse {
             transcript: Some(convert::transcript_to_pb(&m, &segments)),
@@ -157,9 +169,9 @@ impl pb::call_service_server::CallService for CallServiceApi {
 
     async fn watch_session(
         &self,
-        request: Request<pb::WatchSessionRequest>,
+        req: Request<pb::WatchSessionRequest>,
     ) -> Result<Response<Self::WatchSessionStream>, Status> {
-        let (p, r) = decode(request)?;
+        let (p, r) = request(req)?;
         let changes = app::watch::open(self.core.clone(), &p, &r.name).await?;
         Ok(Response::new(Box::pin(
             changes.map(|m| Ok(convert::watch_message(&m))),

@@ -16,13 +16,13 @@ use serde_json::json;
 
 use crate::{
     app::{
-        Core,
+        CallApp,
         webhooks::{self, Answer},
     },
     domain::webhook::{self as hook, MAX_WEBHOOK_BODY, VapiHeaders},
 };
 
-pub fn router(core: Arc<Core>) -> Router {
+pub fn router(core: Arc<CallApp>) -> Router {
     Router::new()
         .route("/webhooks/vapi", post(vapi))
         .route("/webhooks/retell", post(retell))
@@ -45,7 +45,7 @@ fn reply(answer: Answer) -> Response {
     (status, Json(json!({ "status": outcome }))).into_response()
 }
 
-async fn vapi(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn vapi(State(core): State<Arc<CallApp>>, headers: HeaderMap, body: Bytes) -> Response {
     let h = VapiHeaders {
         secret: header(&headers, hook::VAPI_SECRET_HEADER),
         signature: header(&headers, hook::VAPI_SIGNATURE_HEADER),
@@ -54,7 +54,7 @@ async fn vapi(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) ->
     reply(webhooks::vapi(&core, h, &body).await)
 }
 
-async fn retell(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn retell(State(core): State<Arc<CallApp>>, headers: HeaderMap, body: Bytes) -> Response {
     let signature = header(&headers, hook::RETELL_SIGNATURE_HEADER);
     reply(webhooks::retell(&core, signature, &body).await)
 }

@@ -1,5 +1,6 @@
-//! The use cases of the call service and the state they share ([`Core`]): one file per group
-//! of use cases, each called by a thin adapter in `api/` or run as a background task.
+//! The use cases of the call service and the state they share ([`CallApp`], which is also the
+//! service's description for the runtime): one file per group of use cases, each called by a
+//! thin adapter in `api/` or run as a background task.
 //!
 //! - `sessions`: start, get, list, end, cancel; `watch`: a session's state changes;
 //! - `roleplay`: the text roleplay (Converse) and `send_turn` (SendTurn, one turn per server
@@ -27,70 +28,103 @@ use std::sync::Arc;
 
 use salestrainer_bus::RelayNotifier;
 use salestrainer_config_client::ConfigClient;
-use salestrainer_proto::{call as pb, config as cfg};
-use salestrainer_runtime::{ApiError, ApiResult, Context, Peer, Principal, Ready, Role};
+use salestrainer_proto::{
+    call::{self as pb, call_service_server::CallServiceServer},
+    config as cfg,
+};
+use salestrainer_runtime::{
+    ApiError, ApiResult, Context, Principal, Ready, Role,
+    consumer::{self, Subscription},
+    db::begin_write,
+    events::TOPIC_GRADING,
+    names,
+    service::{Routes, Service},
+};
 use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast;
-use tonic::{Code, Status};
 
 use self::{
+    grading_events::GradingEvents,
     llm_persona::{Endpoint, LlmClient},
     persona_engine::PersonaSetup,
     roleplay::StreamLimiter,
     settings::CallSettings,
     threads::ThreadStore,
 };
-use crate::store::{self, Ended, Ending, WriteError, session};
+use crate::{
+    api::{self, CallServiceApi},
+    store::{self, Ended, Ending, WriteError, session},
+};
 
-type RawConfig = cfg::config_service_client::ConfigServiceClient<
-    tonic::codegen::InterceptedService<
-        tonic::transport::Channel,
-        salestrainer_runtime::context::ServiceAuth,
-    >,
->;
-
-pub struct Core {
+/// The call service: what its use cases share, and its description for the runtime.
+pub struct CallApp {
     pub db: Ready<DatabaseConnection>,
     pub relay: Ready<RelayNotifier>,
     pub config: Arc<ConfigClient>,
-    raw_config: RawConfig,
     pub threads: ThreadStore,
     /// Every session change made or observed by this process, for WatchSession.
     pub hub: broadcast::Sender<Arc<session::Model>>,
     pub streams: StreamLimiter,
     pub settings: CallSettings,
+    /// Where the voice provider sends its webhooks (no trailing slash).
+    pub public_url: String,
     pub llm: LlmClient,
     pub shutdown: salestrainer_bus::CancellationToken,
 }
 
-impl Core {
-    pub fn new(ctx: &Context, db: Ready<DatabaseConnection>) -> anyhow::Result<Self> {
-        let settings = CallSettings::from_env(ctx.local_addr);
-        let config = Arc::new(ConfigClient::new(ctx, crate::SERVICE)?);
-        let raw_config = cfg::config_service_client::ConfigServiceClient::with_interceptor(
-            ctx.peer_channel(Peer::Config)?,
-            ctx.service_auth(crate::SERVICE),
-        );
+impl Service for CallApp {
+    const NAME: &'static str = crate::SERVICE;
+    type Settings = CallSettings;
+    type Migrator = store::Migrator;
+
+    fn build(
+        ctx: &Context,
+        settings: CallSettings,
+        db: Ready<DatabaseConnection>,
+    ) -> anyhow::Result<Arc<Self>> {
         let threads = ThreadStore::new(
             ctx.redis.clone(),
-            settings.thread_ttl,
+            settings.thread_ttl(),
             settings.thread_cache_capacity,
-            settings.idle_timeout,
+            settings.idle_timeout(),
         );
-        Ok(Self {
+        Ok(Arc::new(Self {
             db,
             relay: Ready::new(),
-            config,
-            raw_config,
+            config: Arc::new(ConfigClient::new(ctx, crate::SERVICE)?),
             threads,
             hub: broadcast::channel(1024).0,
-            streams: StreamLimiter::new(settings.max_streams_per_trainee),
+            streams: StreamLimiter::new(settings.max_streams_per_trainee()),
+            public_url: settings.public_url(ctx.local_addr),
             settings,
             llm: LlmClient::new()?,
             shutdown: ctx.shutdown.clone(),
-        })
+        }))
     }
 
+    async fn routes(self: &Arc<Self>, routes: &mut Routes<'_>) {
+        let grpc = CallServiceServer::new(CallServiceApi::new(self.clone()))
+            .max_decoding_message_size(routes.decoding_limit());
+        routes.grpc(grpc).await;
+        routes.http("/webhooks/", api::webhooks::router(self.clone()));
+    }
+
+    async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
+        // Events committed to the outbox (also before a crash) are published from here.
+        self.relay.set(ctx.start_relay(db));
+        self.config.spawn_invalidator(ctx, crate::SERVICE);
+        consumer::spawn(
+            ctx,
+            Subscription::new(TOPIC_GRADING, grading_events::GROUP)
+                .only(grading_events::EVENT_TYPES)
+                .batches_of(16),
+            Arc::new(GradingEvents(self.clone())),
+        );
+        sweeper::spawn_sweeper(self, ctx);
+    }
+}
+
+impl CallApp {
     pub fn db(&self) -> ApiResult<&DatabaseConnection> {
         self.db.get()
     }
@@ -105,15 +139,11 @@ impl Core {
 
     /// Ends (or cancels) a session with everything that goes with it.
     pub async fn end(&self, session_id: &str, ending: Ending) -> ApiResult<Ended> {
-        let db = self.db()?;
-        let ended = {
-            // Queue behind this process's other SQLite writers instead of in SQLite's busy
-            // handler (no-op on PostgreSQL).
-            let _gate = store::SQLITE_WRITES.enter(db).await;
-            store::end_session(db, session_id, ending)
-                .await
-                .map_err(write_error)?
-        };
+        let txn = begin_write(self.db()?).await?;
+        let ended = store::end_session(&txn, session_id, ending)
+            .await
+            .map_err(write_error)?;
+        txn.commit().await?;
         if ended.changed {
             self.changed(ended.session.clone(), true);
             self.threads.remove(session_id).await;
@@ -127,17 +157,13 @@ impl Core {
         organization: &str,
         scenario: &str,
     ) -> ApiResult<PersonaSetup> {
-        let sc = self
-            .config
-            .scenario(scenario)
-            .await
-            .map_err(|s| config_error(s, &format!("scenario {scenario}")))?;
+        let sc = self.scenario(scenario).await?;
         let persona = self
             .config
             .persona(&sc.persona)
             .await
-            .map_err(|s| config_error(s, &format!("persona {}", sc.persona)))?;
-        let template_name = format!("organizations/{organization}/promptTemplates/builtin-persona");
+            .map_err(|s| ApiError::from_peer(&s, &format!("persona {}", sc.persona)))?;
+        let template_name = names::child_name(organization, "promptTemplates", "builtin-persona");
         // No template (or config without templates) means the built-in default.
         let template = self
             .config
@@ -148,16 +174,23 @@ impl Core {
         Ok(PersonaSetup::new(&sc, &persona, template.as_deref()))
     }
 
+    pub async fn scenario(&self, name: &str) -> ApiResult<cfg::Scenario> {
+        self.config
+            .scenario(name)
+            .await
+            .map_err(|s| ApiError::from_peer(&s, &format!("scenario {name}")))
+    }
+
     /// The organisation's LLM endpoint, or None for the offline scripted persona.
     pub async fn llm_endpoint(&self, organization: &str) -> ApiResult<Option<Endpoint>> {
         let cred = self
             .config
             .credential(
-                &format!("organizations/{organization}"),
+                &names::organization_name(organization),
                 cfg::ProviderKind::OpenaiCompatible,
             )
             .await
-            .map_err(|s| config_error(s, "LLM credential"))?;
+            .map_err(|s| ApiError::from_peer(&s, "LLM credential"))?;
         Ok(cred.filter(|c| !c.base_url.is_empty()).map(|c| Endpoint {
             base_url: c.base_url,
             api_key: c.api_key,
@@ -166,31 +199,10 @@ impl Core {
     }
 
     pub async fn assignment(&self, name: &str) -> ApiResult<cfg::Assignment> {
-        self.raw_config
-            .clone()
-            .get_assignment(cfg::GetAssignmentRequest {
-                name: name.to_owned(),
-            })
+        self.config
+            .assignment(name)
             .await
-            .map_err(|s| config_error(s, &format!("assignment {name}")))?
-            .into_inner()
-            .assignment
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("config returned no assignment")))
-    }
-}
-
-/// A config-service failure as our caller should see it.
-pub fn config_error(status: Status, what: &str) -> ApiError {
-    match status.code() {
-        Code::NotFound => ApiError::NotFound(what.to_owned()),
-        Code::PermissionDenied => ApiError::PermissionDenied(format!("{what}: permission denied")),
-        Code::InvalidArgument => {
-            ApiError::invalid("scenario", format!("{what}: {}", status.message()))
-        }
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unimplemented => {
-            ApiError::Unavailable(format!("config service unavailable while reading {what}"))
-        }
-        _ => ApiError::internal(anyhow::anyhow!("config error reading {what}: {status}")),
+            .map_err(|s| ApiError::from_peer(&s, &format!("assignment {name}")))
     }
 }
 
@@ -212,56 +224,33 @@ pub fn write_error(e: WriteError) -> ApiError {
     }
 }
 
-/// `organizations/{org}/sessions/{id}` → (org, id).
-pub fn parse_session_name(name: &str) -> Option<(&str, &str)> {
-    let mut p = name.split('/');
-    match (p.next(), p.next(), p.next(), p.next(), p.next()) {
-        (Some("organizations"), Some(org), Some("sessions"), Some(id), None)
-            if !org.is_empty() && !id.is_empty() =>
-        {
-            Some((org, id))
-        }
-        _ => None,
-    }
-}
-
-/// `organizations/{org}/{collection}/{id}` with the given org and collection.
-pub fn in_collection(name: &str, org: &str, collection: &str) -> bool {
-    let mut p = name.split('/');
-    matches!(
-        (p.next(), p.next(), p.next(), p.next(), p.next()),
-        (Some("organizations"), Some(o), Some(c), Some(id), None)
-            if o == org && c == collection && !id.is_empty()
-    )
-}
-
 /// The member resource name of a user principal.
 pub fn member_name(p: &Principal) -> String {
-    format!("organizations/{}/members/{}", p.organization, p.subject)
+    names::child_name(&p.organization, "members", &p.subject)
 }
 
 /// Loads a session the caller may see. Trainees see only their own; services see all.
 pub async fn load_visible(
-    core: &Core,
+    core: &CallApp,
     p: &Principal,
     name: &str,
     field: &str,
 ) -> ApiResult<session::Model> {
-    let (org, id) = parse_session_name(name).ok_or_else(|| {
+    let (org, id) = names::parse_child(name, "sessions").ok_or_else(|| {
         ApiError::invalid(
             field,
             "must be organizations/{organization}/sessions/{session}",
         )
     })?;
+    // Another organization's session is answered as if it did not exist.
+    let not_found = || ApiError::NotFound(format!("session {name}"));
     if !p.can_access_organization(org) {
-        return Err(ApiError::PermissionDenied(
-            "the session belongs to another organization".into(),
-        ));
+        return Err(not_found());
     }
     let m = store::get(core.db()?, id)
         .await?
         .filter(|m| m.organization == org)
-        .ok_or_else(|| ApiError::NotFound(format!("session {name}")))?;
+        .ok_or_else(not_found)?;
     if p.role == Role::Trainee && m.trainee != member_name(p) {
         return Err(ApiError::PermissionDenied(
             "trainees may only access their own sessions".into(),

@@ -16,13 +16,13 @@ use std::{
 };
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, app::BoxStream};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, app::BoxStream, time::now_us};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::{
-    Core,
+    CallApp,
     llm_persona::{ChatMessage, Delta, Endpoint, LlmError},
     load_visible, member_name,
     persona_engine::{PersonaSetup, Thread},
@@ -31,7 +31,7 @@ use super::{
 use crate::{
     api::convert::session_to_pb,
     domain::{Speaker, persona::chunks},
-    store::{self, Ending, NewTurn, TurnUsage, now_us, segment, session},
+    store::{self, Ending, NewTurn, TurnUsage, segment, session},
 };
 
 /// The longest `client_turn_id` a turn may carry (Converse and SendTurn).
@@ -52,7 +52,7 @@ async fn next_message(
 }
 
 pub async fn open(
-    core: Arc<Core>,
+    core: Arc<CallApp>,
     p: Principal,
     mut inbound: Streaming<pb::ConverseRequest>,
 ) -> ApiResult<BoxStream<pb::ConverseResponse>> {
@@ -74,7 +74,7 @@ pub async fn open(
 }
 
 pub(super) struct Conversation {
-    core: Arc<Core>,
+    core: Arc<CallApp>,
     session: session::Model,
     setup: PersonaSetup,
     endpoint: Option<Endpoint>,
@@ -91,7 +91,7 @@ impl Conversation {
     /// Checks that the caller may converse in `session` now and gathers its persona setup.
     /// Shared with SendTurn, so both hold the same checks and the same per-trainee limit.
     pub(super) async fn prepare(
-        core: Arc<Core>,
+        core: Arc<CallApp>,
         p: &Principal,
         session: &str,
         field: &str,
@@ -176,7 +176,7 @@ impl Conversation {
         if thread.answered() == 0 {
             thread = self.greet().await?;
         }
-        let idle = self.core.settings.idle_timeout;
+        let idle = self.core.settings.idle_timeout();
         loop {
             let msg = tokio::select! {
                 () = self.core.shutdown.cancelled() => {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 
 use super::{
-    Core,
+    CallApp,
     roleplay::{Conversation, MAX_CLIENT_TURN_ID},
 };
 
@@ -47,7 +47,7 @@ impl Drop for TurnLock {
 /// Checks the turn and the caller, then streams the opening message (if the persona has not
 /// spoken yet) and the answer to the turn.
 pub async fn open(
-    core: Arc<Core>,
+    core: Arc<CallApp>,
     p: Principal,
     r: pb::SendTurnRequest,
 ) -> ApiResult<BoxStream<pb::SendTurnResponse>> {

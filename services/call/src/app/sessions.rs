@@ -1,15 +1,17 @@
 //! StartSession, GetSession, ListSessions, EndSession, CancelSession: validation, access,
 //! the session's state rules (from `domain::session`) and the writes.
 
-use page_token::{decode_token, encode_token};
 use salestrainer_proto::{call as pb, config as cfg};
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, Violations};
+use salestrainer_runtime::{
+    ApiError, ApiResult, Principal, Role, Violations, names, paging,
+    time::{duration_ms, now_us, parse_timestamp_opt},
+};
 
-use super::{Core, config_error, in_collection, load_visible, member_name};
+use super::{CallApp, load_visible, member_name};
 use crate::{
     app::persona_engine::PersonaSetup,
     domain::session::{Change, Refused, Step, transition},
-    store::{self, Ending, ListQuery, now_us, session},
+    store::{self, Ending, ListQuery, session},
 };
 
 /// A started session and, for a voice session, what the browser's voice SDK needs.
@@ -36,7 +38,11 @@ pub struct Page {
 
 const MAX_ID_LEN: usize = 128;
 
-pub async fn start(core: &Core, p: &Principal, r: pb::StartSessionRequest) -> ApiResult<Started> {
+pub async fn start(
+    core: &CallApp,
+    p: &Principal,
+    r: pb::StartSessionRequest,
+) -> ApiResult<Started> {
     if p.is_service() {
         return Err(ApiError::PermissionDenied(
             "a session is started by the trainee who takes the call".into(),
@@ -44,17 +50,22 @@ pub async fn start(core: &Core, p: &Principal, r: pb::StartSessionRequest) -> Ap
     }
     let org = p.organization.clone();
     let mut v = Violations::new();
-    let parent_ok = r.parent == format!("organizations/{org}");
-    if !r.parent.starts_with("organizations/") || r.parent.split('/').count() != 2 {
-        v.add("parent", "must be organizations/{organization}");
-    }
+    let parent = names::parse_organization(&r.parent);
     v.check(
-        !in_collection(&r.scenario, &org, "scenarios"),
+        parent.is_none(),
+        "parent",
+        "must be organizations/{organization}",
+    );
+    let in_org = |name: &str, collection: &str| {
+        names::parse_child(name, collection).is_some_and(|(o, _)| o == org)
+    };
+    v.check(
+        !in_org(&r.scenario, "scenarios"),
         "scenario",
         "must be organizations/{organization}/scenarios/{scenario} of the caller's organization",
     );
     v.check(
-        !r.assignment.is_empty() && !in_collection(&r.assignment, &org, "assignments"),
+        !r.assignment.is_empty() && !in_org(&r.assignment, "assignments"),
         "assignment",
         "must be organizations/{organization}/assignments/{assignment} of the caller's organization",
     );
@@ -70,10 +81,9 @@ pub async fn start(core: &Core, p: &Principal, r: pb::StartSessionRequest) -> Ap
         "at most 128 characters",
     );
     v.into_result()?;
-    if !parent_ok {
-        return Err(ApiError::PermissionDenied(
-            "sessions can only be started in the caller's organization".into(),
-        ));
+    if parent != Some(org.as_str()) {
+        // Another organization is answered as if it did not exist.
+        return Err(ApiError::NotFound(format!("organization {}", r.parent)));
     }
     let trainee = member_name(p);
     let db = core.db()?;
@@ -86,11 +96,7 @@ pub async fn start(core: &Core, p: &Principal, r: pb::StartSessionRequest) -> Ap
 
     // Validates the scenario (NOT_FOUND when it does not exist) and gives the voice config.
     let setup = core.persona_setup(&org, &r.scenario).await?;
-    let scenario = core
-        .config
-        .scenario(&r.scenario)
-        .await
-        .map_err(|s| config_error(s, &format!("scenario {}", r.scenario)))?;
+    let scenario = core.scenario(&r.scenario).await?;
     if !r.assignment.is_empty() {
         let a = core.assignment(&r.assignment).await?;
         if a.scenario != r.scenario {
@@ -119,8 +125,10 @@ pub async fn start(core: &Core, p: &Principal, r: pb::StartSessionRequest) -> Ap
     let now = now_us();
     let deadline_us = setup
         .time_limit
-        .filter(|d| d.seconds > 0 || d.nanos > 0)
-        .map(|d| now + d.seconds.saturating_mul(1_000_000) + i64::from(d.nanos) / 1000);
+        .as_ref()
+        .and_then(duration_ms)
+        .filter(|ms| *ms > 0)
+        .map(|ms| now.saturating_add(ms.saturating_mul(1000)));
     let model = session::Model {
         id: uuid::Uuid::now_v7().to_string(),
         organization: org.clone(),
@@ -181,7 +189,7 @@ pub async fn start(core: &Core, p: &Principal, r: pb::StartSessionRequest) -> Ap
 }
 
 /// The answer to a repeated StartSession: the session it started first.
-async fn respond(core: &Core, m: session::Model) -> ApiResult<Started> {
+async fn respond(core: &CallApp, m: session::Model) -> ApiResult<Started> {
     let voice = if m.mode == pb::SessionMode::Voice as i32 {
         let setup = core.persona_setup(&m.organization, &m.scenario).await?;
         Some(voice_assistant(core, &m, setup).await)
@@ -191,7 +199,11 @@ async fn respond(core: &Core, m: session::Model) -> ApiResult<Started> {
     Ok(Started { session: m, voice })
 }
 
-async fn voice_assistant(core: &Core, m: &session::Model, setup: PersonaSetup) -> VoiceAssistant {
+async fn voice_assistant(
+    core: &CallApp,
+    m: &session::Model,
+    setup: PersonaSetup,
+) -> VoiceAssistant {
     // The model is a nicety; a config hiccup must not fail the call start.
     let model = core
         .llm_endpoint(&m.organization)
@@ -203,45 +215,24 @@ async fn voice_assistant(core: &Core, m: &session::Model, setup: PersonaSetup) -
     VoiceAssistant {
         setup,
         model,
-        server_url: format!("{}/webhooks/vapi", core.settings.public_url),
+        server_url: format!("{}/webhooks/vapi", core.public_url),
     }
 }
 
-pub async fn get(core: &Core, p: &Principal, name: &str) -> ApiResult<session::Model> {
+pub async fn get(core: &CallApp, p: &Principal, name: &str) -> ApiResult<session::Model> {
     load_visible(core, p, name, "name").await
 }
 
-pub async fn list(core: &Core, p: &Principal, r: pb::ListSessionsRequest) -> ApiResult<Page> {
+pub async fn list(core: &CallApp, p: &Principal, r: pb::ListSessionsRequest) -> ApiResult<Page> {
     let mut v = Violations::new();
-    let org = r
-        .parent
-        .strip_prefix("organizations/")
-        .filter(|o| !o.is_empty() && !o.contains('/'))
-        .map(str::to_owned);
+    let org = names::parse_organization(&r.parent).map(str::to_owned);
     v.check(
         org.is_none(),
         "parent",
         "must be organizations/{organization}",
     );
-    v.check(r.page_size < 0, "page_size", "must not be negative");
-    let after = if r.page_token.is_empty() {
-        None
-    } else {
-        let t = decode_token(&r.page_token);
-        v.check(
-            t.is_none(),
-            "page_token",
-            "not a token from a previous page",
-        );
-        t
-    };
     let mut q = ListQuery {
         organization: org.clone().unwrap_or_default(),
-        after,
-        limit: match r.page_size {
-            n if n <= 0 => 50,
-            n => n.min(1000) as u64,
-        },
         ..Default::default()
     };
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
@@ -256,21 +247,32 @@ pub async fn list(core: &Core, p: &Principal, r: pb::ListSessionsRequest) -> Api
         );
         q.state = Some(r.state);
     }
-    q.start_from_us = r
-        .start_time
-        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000);
-    q.start_before_us = r
-        .end_time
-        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000);
     if let Err(e) = apply_filter(&r.filter, &mut q) {
         v.add("filter", e);
     }
     v.into_result()?;
+    q.start_from_us = parse_timestamp_opt("start_time", r.start_time.as_ref())?;
+    q.start_before_us = parse_timestamp_opt("end_time", r.end_time.as_ref())?;
+    q.limit = paging::page_size(r.page_size)?;
+    // The token belongs to the request's own filters, before the caller's scope is applied.
+    let state = r.state.to_string();
+    let times = format!("{:?}/{:?}", q.start_from_us, q.start_before_us);
+    let query = paging::fingerprint(&[
+        &r.parent,
+        &r.trainee,
+        &r.scenario,
+        &r.assignment,
+        &state,
+        &r.filter,
+        &times,
+    ]);
+    q.after = paging::decode(&r.page_token, query)?
+        .map(|k| decode_key(&k))
+        .transpose()?;
     let org = org.unwrap_or_default();
     if !p.can_access_organization(&org) {
-        return Err(ApiError::PermissionDenied(
-            "cannot list another organization's sessions".into(),
-        ));
+        // Another organization is answered as if it did not exist.
+        return Err(ApiError::NotFound(format!("organization {}", r.parent)));
     }
     if p.role == Role::Trainee {
         let me = member_name(p);
@@ -283,20 +285,22 @@ pub async fn list(core: &Core, p: &Principal, r: pb::ListSessionsRequest) -> Api
             _ => q.trainee = Some(me),
         }
     }
-    let (mut rows, total) = store::list(core.db()?, &q).await?;
-    let next_page_token = if rows.len() as u64 > q.limit {
-        rows.truncate(q.limit as usize);
-        rows.last()
-            .map(|m| encode_token(m.create_us, &m.id))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let (rows, total) = store::list(core.db()?, &q).await?;
+    let (sessions, next_page_token) = paging::split_page(rows, q.limit, query, |m| {
+        format!("{}.{}", m.create_us, m.id)
+    });
     Ok(Page {
-        sessions: rows,
+        sessions,
         next_page_token,
         total_size: total,
     })
+}
+
+/// The (create_us, id) keyset position of a page token's key.
+fn decode_key(key: &str) -> ApiResult<(i64, String)> {
+    key.split_once('.')
+        .and_then(|(c, id)| Some((c.parse().ok()?, id.to_owned())))
+        .ok_or_else(|| ApiError::invalid("page_token", "malformed page token"))
 }
 
 /// A small AIP-160 subset: `field = value` terms joined by AND, over state, mode, trainee,
@@ -345,7 +349,7 @@ fn parse_etag(etag: &str) -> ApiResult<Option<i64>> {
 }
 
 pub async fn end(
-    core: &Core,
+    core: &CallApp,
     p: &Principal,
     r: pb::EndSessionRequest,
 ) -> ApiResult<session::Model> {
@@ -375,7 +379,7 @@ pub async fn end(
 }
 
 pub async fn cancel(
-    core: &Core,
+    core: &CallApp,
     p: &Principal,
     r: pb::CancelSessionRequest,
 ) -> ApiResult<session::Model> {
@@ -409,17 +413,4 @@ pub async fn cancel(
         });
     }
     Ok(ended.session)
-}
-
-/// Page tokens: opaque to clients, "create_us.id" in hex so they survive URLs.
-mod page_token {
-    pub fn encode_token(create_us: i64, id: &str) -> String {
-        hex::encode(format!("{create_us}.{id}"))
-    }
-
-    pub fn decode_token(token: &str) -> Option<(i64, String)> {
-        let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
-        let (c, id) = raw.split_once('.')?;
-        Some((c.parse().ok()?, id.to_owned()))
-    }
 }

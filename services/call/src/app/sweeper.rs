@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::Context;
+use salestrainer_runtime::{Context, time::now_us};
 
-use super::Core;
-use crate::store::{self, Ending, now_us};
+use super::CallApp;
+use crate::store::{self, Ending};
 
-pub fn spawn_sweeper(core: Arc<Core>, ctx: &Context) {
+pub fn spawn_sweeper(core: Arc<CallApp>, ctx: &Context) {
     let shutdown = ctx.shutdown.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(core.settings.sweep_interval);
+        let mut tick = tokio::time::interval(core.settings.sweep_interval());
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -27,10 +27,10 @@ pub fn spawn_sweeper(core: Arc<Core>, ctx: &Context) {
 
 /// Ends every ACTIVE session idle longer than the timeout or past its time limit. Returns how
 /// many it ended. Safe on several replicas: ending is conditional on ACTIVE.
-pub async fn sweep_once(core: &Core) -> anyhow::Result<usize> {
+pub async fn sweep_once(core: &CallApp) -> anyhow::Result<usize> {
     let db = core.db().map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = now_us();
-    let idle_us = i64::try_from(core.settings.idle_timeout.as_micros()).unwrap_or(i64::MAX);
+    let idle_us = i64::try_from(core.settings.idle_timeout().as_micros()).unwrap_or(i64::MAX);
     let mut ended = 0;
     loop {
         let batch = store::expired_sessions(db, now.saturating_sub(idle_us), now, 100).await?;

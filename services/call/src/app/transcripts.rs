@@ -1,9 +1,9 @@
 //! AppendTranscript (a voice call's live segments) and GetTranscript.
 
 use salestrainer_proto::call as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Role};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, db::begin_write};
 
-use super::{Core, load_visible, member_name, write_error};
+use super::{CallApp, load_visible, member_name, write_error};
 use crate::{
     domain::transcript::TranscriptSegment,
     store::{self, segment, session},
@@ -11,7 +11,7 @@ use crate::{
 
 /// One AppendTranscript stream: the session named by its first message, then its segments.
 pub struct Append<'a> {
-    core: &'a Core,
+    core: &'a CallApp,
     p: &'a Principal,
     session: Option<session::Model>,
     accepted: i32,
@@ -27,7 +27,7 @@ pub struct Appended {
 }
 
 impl<'a> Append<'a> {
-    pub fn new(core: &'a Core, p: &'a Principal) -> Self {
+    pub fn new(core: &'a CallApp, p: &'a Principal) -> Self {
         Self {
             core,
             p,
@@ -77,14 +77,11 @@ impl<'a> Append<'a> {
                 "required on the first message",
             ));
         };
-        let db = self.core.db()?;
-        let outcome = {
-            // Queue behind this process's other SQLite writers (no-op on PostgreSQL).
-            let _gate = store::SQLITE_WRITES.enter(db).await;
-            store::apply_segment(db, &m.id, seg)
-                .await
-                .map_err(write_error)?
-        };
+        let txn = begin_write(self.core.db()?).await?;
+        let outcome = store::apply_segment(&txn, &m.id, seg)
+            .await
+            .map_err(write_error)?;
+        txn.commit().await?;
         if outcome.changed() {
             self.accepted += 1;
         } else {
@@ -107,7 +104,7 @@ impl<'a> Append<'a> {
 
 /// A session's transcript: the session and its segments in order.
 pub async fn get(
-    core: &Core,
+    core: &CallApp,
     p: &Principal,
     name: &str,
 ) -> ApiResult<(session::Model, Vec<segment::Model>)> {

@@ -10,7 +10,7 @@ use salestrainer_runtime::{ApiResult, Principal};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Core, load_visible};
+use super::{CallApp, load_visible};
 use crate::store::{self, session};
 
 const RECHECK: Duration = Duration::from_secs(5);
@@ -22,7 +22,7 @@ fn terminal(state: i32) -> bool {
 
 /// The session as it is now, then each change of its state, until a terminal state.
 pub async fn open(
-    core: Arc<Core>,
+    core: Arc<CallApp>,
     p: &Principal,
     name: &str,
 ) -> ApiResult<ReceiverStream<Arc<session::Model>>> {
@@ -69,7 +69,7 @@ pub async fn open(
     Ok(ReceiverStream::new(out))
 }
 
-async fn reload(core: &Core, id: &str) -> Option<session::Model> {
+async fn reload(core: &CallApp, id: &str) -> Option<session::Model> {
     let db = core.db().ok()?;
     store::get(db, id).await.ok().flatten()
 }

@@ -6,9 +6,9 @@
 //! the receipt's idempotency key and answered 200 without effect.
 
 use salestrainer_proto::{call as pb, config as cfg};
-use sea_orm::TransactionTrait;
+use salestrainer_runtime::{db::begin_write, names, time::now_us};
 
-use super::{Core, parse_session_name};
+use super::CallApp;
 use crate::{
     domain::{
         Speaker,
@@ -18,7 +18,7 @@ use crate::{
             WebhookEvent,
         },
     },
-    store::{self, Ending, WriteError, now_us, session},
+    store::{self, Ending, WriteError, session},
 };
 
 /// How a webhook was answered; `api::webhooks` turns it into an HTTP status and body.
@@ -37,7 +37,7 @@ pub enum Answer {
 }
 
 /// `POST /webhooks/vapi`: verified with the organisation's VAPI secret, then applied.
-pub async fn vapi(core: &Core, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
+pub async fn vapi(core: &CallApp, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
     // Parsed only to locate the session; acted on only after verification below.
     let peek = match webhook::parse_vapi(body) {
         Ok(e) => e,
@@ -53,7 +53,7 @@ pub async fn vapi(core: &Core, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
     let cred = match core
         .config
         .credential(
-            &format!("organizations/{}", session.organization),
+            &names::organization_name(&session.organization),
             cfg::ProviderKind::Vapi,
         )
         .await
@@ -76,7 +76,7 @@ pub async fn vapi(core: &Core, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
 }
 
 /// `POST /webhooks/retell`: verified with the organisation's Retell key, then applied.
-pub async fn retell(core: &Core, signature: Option<&str>, body: &[u8]) -> Answer {
+pub async fn retell(core: &CallApp, signature: Option<&str>, body: &[u8]) -> Answer {
     let peek = match webhook::parse_retell(body) {
         Ok(e) => e,
         Err(e) => return Answer::BadRequest(e.to_string()),
@@ -91,7 +91,7 @@ pub async fn retell(core: &Core, signature: Option<&str>, body: &[u8]) -> Answer
     let cred = match core
         .config
         .credential(
-            &format!("organizations/{}", session.organization),
+            &names::organization_name(&session.organization),
             cfg::ProviderKind::Retell,
         )
         .await
@@ -128,10 +128,14 @@ fn refused(e: WebhookError) -> Answer {
 
 /// The session a webhook is about: by the session name in the call metadata, else by the
 /// provider call id recorded earlier.
-async fn locate(core: &Core, e: &WebhookEvent) -> Result<Option<session::Model>, Answer> {
+async fn locate(core: &CallApp, e: &WebhookEvent) -> Result<Option<session::Model>, Answer> {
     let db = core.db().map_err(|_| Answer::Unavailable("starting"))?;
     let unavailable = |_| Answer::Unavailable("database unavailable");
-    if let Some((org, id)) = e.session_name.as_deref().and_then(parse_session_name) {
+    if let Some((org, id)) = e
+        .session_name
+        .as_deref()
+        .and_then(|n| names::parse_child(n, "sessions"))
+    {
         let found = store::get(db, id).await.map_err(unavailable)?;
         return Ok(found.filter(|m| m.organization == org));
     }
@@ -159,7 +163,7 @@ fn kind_name(k: &EventKind) -> &'static str {
 }
 
 /// Records the receipt and applies the event in one transaction.
-async fn apply(core: &Core, s: session::Model, event: WebhookEvent) -> Answer {
+async fn apply(core: &CallApp, s: session::Model, event: WebhookEvent) -> Answer {
     if let EventKind::Ignored { .. } = event.kind {
         // Unknown types are acknowledged so the provider does not retry them; nothing to keep.
         return Answer::Done("ignored");
@@ -169,8 +173,7 @@ async fn apply(core: &Core, s: session::Model, event: WebhookEvent) -> Answer {
     };
     let provider = provider_number(event.provider);
     let result: Result<(&'static str, Option<session::Model>), WriteError> = async {
-        let _gate = store::SQLITE_WRITES.enter(db).await;
-        let txn = db.begin().await?;
+        let txn = begin_write(db).await?;
         let fresh = store::record_receipt(
             &txn,
             event.provider.as_str(),

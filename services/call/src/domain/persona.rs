@@ -18,6 +18,10 @@
 //! The state is serde-serialisable so a conversation thread can be stored (Redis) and
 //! continued by any replica.
 
+use salestrainer_conversation::{
+    ACKNOWLEDGEMENTS, DISCOVERY_OPENERS as DISCOVERY, NEXT_STEP_ASKS as ASKS, PITCHES,
+    PLEASANTRIES, QUESTION_OPENERS,
+};
 use serde::{Deserialize, Serialize};
 
 use super::text::{
@@ -132,160 +136,6 @@ pub fn chunks(text: &str) -> Vec<String> {
     }
     out
 }
-
-const ACKNOWLEDGEMENTS: &[&str] = &[
-    "i understand",
-    "understand",
-    "understandable",
-    "that's fair",
-    "fair point",
-    "fair enough",
-    "that's a fair",
-    "good point",
-    "great point",
-    "makes sense",
-    "that makes sense",
-    "i hear you",
-    "i get that",
-    "i get it",
-    "totally get",
-    "i see",
-    "valid concern",
-    "valid point",
-    "legitimate concern",
-    "great question",
-    "good question",
-    "i appreciate",
-    "you're right",
-    "you are right",
-    "i can see why",
-    "that's a real concern",
-    "absolutely",
-    "completely agree",
-    "i agree",
-];
-
-const ASKS: &[&str] = &[
-    "can we schedule",
-    "could we schedule",
-    "let's schedule",
-    "schedule a",
-    "schedule some",
-    "schedule time",
-    "book a",
-    "book some",
-    "book time",
-    "book in",
-    "would you be open to",
-    "are you open to",
-    "would you be willing to",
-    "shall we",
-    "next step",
-    "next steps",
-    "sign",
-    "sign up",
-    "signed",
-    "move forward",
-    "moving forward",
-    "go ahead",
-    "trial",
-    "pilot",
-    "get started",
-    "set up a",
-    "set up time",
-    "can we meet",
-    "could we meet",
-    "put something in the calendar",
-    "ready to buy",
-    "ready to purchase",
-];
-
-const PITCHES: &[&str] = &[
-    "our product",
-    "our solution",
-    "our platform",
-    "our tool",
-    "our software",
-    "our service",
-    "our app",
-    "our system",
-    "we offer",
-    "we provide",
-    "we help",
-    "we can help",
-    "i can help",
-    "we've built",
-    "we built",
-    "let me tell you",
-    "let me show",
-    "i'd like to show",
-    "i want to show",
-    "i'd love to show",
-    "it helps",
-    "it will",
-    "you'll get",
-    "you will get",
-    "you'll save",
-    "save you",
-    "saves you",
-    "introducing",
-    "the best",
-];
-
-/// Openers that make a sentence a question even without a '?'.
-const QUESTION_OPENERS: &[&str] = &[
-    "what",
-    "how",
-    "why",
-    "when",
-    "where",
-    "who",
-    "which",
-    "tell me",
-    "walk me",
-    "describe",
-    "can you",
-    "could you",
-    "would you",
-    "do you",
-    "does",
-    "did you",
-    "are you",
-    "is",
-    "have you",
-    "has",
-];
-
-/// Open questions that count as discovery.
-const DISCOVERY: &[&str] = &[
-    "what",
-    "what's",
-    "how",
-    "why",
-    "tell me",
-    "walk me through",
-    "describe",
-    "explain",
-    "when",
-    "where",
-    "who",
-    "which",
-    "do you",
-    "are you",
-    "have you",
-    "is there",
-    "are there",
-];
-
-const PLEASANTRIES: &[&str] = &[
-    "how are you",
-    "how's it going",
-    "how is it going",
-    "how are things",
-    "how's your day",
-    "how is your day",
-    "how have you been",
-];
 
 /// What the trainee's turn contains, read once per turn.
 struct Signals {

@@ -38,10 +38,6 @@ impl MigratorTrait for Migrator {
 
 pub const PRODUCER: &str = "call";
 
-pub fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
 pub fn speaker_to_i32(s: Speaker) -> i32 {
     match s {
         Speaker::Trainee => pb::Speaker::Trainee as i32,
@@ -57,10 +53,6 @@ pub fn speaker_from_i32(v: i32) -> Speaker {
         _ => Speaker::System,
     }
 }
-
-/// This service's SQLite writers queue here (see [`salestrainer_runtime::db::WriteGate`]).
-pub static SQLITE_WRITES: salestrainer_runtime::db::WriteGate =
-    salestrainer_runtime::db::WriteGate::new();
 
 /// Why a write to a session was refused.
 #[derive(Debug)]
@@ -95,15 +87,6 @@ impl From<DbErr> for WriteError {
     }
 }
 
-impl From<sea_orm::TransactionError<WriteError>> for WriteError {
-    fn from(e: sea_orm::TransactionError<WriteError>) -> Self {
-        match e {
-            sea_orm::TransactionError::Connection(db) => WriteError::Db(db),
-            sea_orm::TransactionError::Transaction(w) => w,
-        }
-    }
-}
-
 /// The domain state of a stored `SessionState` number (the contract's numbering).
 pub fn state_of(code: i32) -> Option<SessionState> {
     use pb::SessionState as P;
@@ -129,20 +112,4 @@ pub fn state_code(s: SessionState) -> i32 {
         SessionState::Failed => P::Failed,
         SessionState::Cancelled => P::Cancelled,
     }) as i32
-}
-
-// Protobuf time values of stored microseconds / milliseconds, for the outbox events written
-// here and the API's views (until the shared time module replaces them).
-pub(crate) fn ts(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
-
-pub(crate) fn dur_ms(ms: i64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: ms / 1000,
-        nanos: ((ms % 1000) * 1_000_000) as i32,
-    }
 }

@@ -5,7 +5,9 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
-use super::{now_us, receipt};
+use salestrainer_runtime::time::now_us;
+
+use super::receipt;
 
 /// Records a webhook delivery; false when this (provider, key) was already recorded.
 pub async fn record_receipt<C: ConnectionTrait>(

@@ -1,22 +1,24 @@
 //! The `call_sessions` table: a session's row and the events its changes put in the outbox.
 
 use salestrainer_proto::{call as pb, events as ev};
-use salestrainer_runtime::events::{enqueue, new_event};
+use salestrainer_runtime::{
+    db::begin_write,
+    events::{enqueue, new_event},
+    names,
+    time::{duration, now_us, timestamp},
+};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use super::segments::clamp_ms;
-use super::{
-    PRODUCER, SQLITE_WRITES, WriteError, dur_ms, now_us, segment, session, speaker_to_i32,
-    state_code, state_of, ts,
-};
+use super::{PRODUCER, WriteError, segment, session, speaker_to_i32, state_code, state_of};
 use crate::domain::session::{Change, SessionState, Step, transition};
 use crate::domain::transcript::TranscriptSegment;
 
 pub fn session_name(m: &session::Model) -> String {
-    format!("organizations/{}/sessions/{}", m.organization, m.id)
+    names::child_name(&m.organization, "sessions", &m.id)
 }
 
 /// A new session row (ACTIVE) with its SessionStarted event, in one transaction.
@@ -25,7 +27,7 @@ pub async fn insert_session(
     model: session::Model,
 ) -> Result<session::Model, DbErr> {
     let event = new_event(
-        &format!("organizations/{}", model.organization),
+        &names::organization_name(&model.organization),
         PRODUCER,
         ev::event::Payload::SessionStarted(ev::SessionStarted {
             session: session_name(&model),
@@ -33,7 +35,7 @@ pub async fn insert_session(
             scenario: model.scenario.clone(),
             assignment: model.assignment.clone(),
             mode: model.mode,
-            start_time: Some(ts(model.start_us)),
+            start_time: Some(timestamp(model.start_us)),
         }),
     );
     let am = session::ActiveModel {
@@ -69,8 +71,7 @@ pub async fn insert_session(
         create_us: Set(model.create_us),
         update_us: Set(model.update_us),
     };
-    let _gate = SQLITE_WRITES.enter(db).await;
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     session::Entity::insert(am)
         .exec_without_returning(&txn)
         .await?;
@@ -214,155 +215,148 @@ pub struct Ended {
 }
 
 /// Ends (or cancels) an ACTIVE session: transcript final, state and times set, and the
-/// SessionEnded event in the outbox — all in one transaction. Idempotent: a session that
-/// already left ACTIVE is returned unchanged.
-pub async fn end_session<C: TransactionTrait + ConnectionTrait>(
-    db: &C,
+/// SessionEnded event in the outbox — all inside the caller's write transaction `txn`, which
+/// must not commit after an error. Idempotent: a session that already left ACTIVE is returned
+/// unchanged.
+pub async fn end_session<C: ConnectionTrait>(
+    txn: &C,
     session_id: &str,
     ending: Ending,
 ) -> Result<Ended, WriteError> {
     let session_id = session_id.to_owned();
-    // Not gated: also called inside a caller's transaction that may hold the gate.
-    db.transaction::<_, Ended, WriteError>(|txn| {
-        Box::pin(async move {
-            // Write first: it takes SQLite's write lock (a read-then-write transaction fails
-            // with SQLITE_BUSY when another writer commits between) and locks the row in
-            // PostgreSQL, so concurrent enders queue instead of failing.
-            session::Entity::update_many()
-                .col_expr(
-                    session::Column::Version,
-                    Expr::col(session::Column::Version),
-                )
-                .filter(session::Column::Id.eq(session_id.clone()))
-                .exec(txn)
-                .await?;
-            let Some(current) = get(txn, &session_id).await? else {
-                return Err(WriteError::NotFound);
-            };
-            if let Some(etag) = ending.etag
-                && etag != current.version
-            {
-                return Err(WriteError::EtagMismatch);
-            }
-            // Refused or already done: nothing is written and the session is answered as is
-            // (the use case tells a refusal apart before it gets here).
-            let Some(Ok(Step::To(next))) =
-                state_of(current.state).map(|s| transition(s, ending.change()))
-            else {
-                return Ok(Ended {
-                    session: current,
-                    changed: false,
-                });
-            };
-            let now = now_us();
-            let duration_ms = ending
-                .duration_ms
-                .unwrap_or((now - current.start_us).max(0) / 1000);
-            let mut m = current.clone();
-            m.state = state_code(next);
-            m.end_us = Some(now);
-            m.duration_ms = Some(duration_ms);
-            m.end_reason = ending.reason;
-            m.end_reason_detail = ending.detail.clone();
-            if let Some(r) = &ending.recording_uri {
-                m.recording_uri = r.clone();
-            }
-            if let Some(p) = &ending.provider_call_id {
-                m.provider_call_id = p.clone();
-            }
-            if let Some(v) = ending.voice_provider {
-                m.voice_provider = v;
-            }
-            m.transcript_final = true;
-            m.transcript_version += 1;
-            m.version += 1;
-            m.update_us = now;
-            m.last_activity_us = now;
-            // Conditional on ACTIVE and the version read, so two enders cannot both win.
-            let res = session::Entity::update_many()
-                .col_expr(session::Column::State, Expr::value(m.state))
-                .col_expr(session::Column::EndUs, Expr::value(m.end_us))
-                .col_expr(session::Column::DurationMs, Expr::value(m.duration_ms))
-                .col_expr(session::Column::EndReason, Expr::value(m.end_reason))
-                .col_expr(
-                    session::Column::EndReasonDetail,
-                    Expr::value(m.end_reason_detail.clone()),
-                )
-                .col_expr(
-                    session::Column::RecordingUri,
-                    Expr::value(m.recording_uri.clone()),
-                )
-                .col_expr(
-                    session::Column::ProviderCallId,
-                    Expr::value(m.provider_call_id.clone()),
-                )
-                .col_expr(
-                    session::Column::VoiceProvider,
-                    Expr::value(m.voice_provider),
-                )
-                .col_expr(session::Column::TranscriptFinal, Expr::value(true))
-                .col_expr(
-                    session::Column::TranscriptVersion,
-                    Expr::value(m.transcript_version),
-                )
-                .col_expr(session::Column::Version, Expr::value(m.version))
-                .col_expr(session::Column::UpdateUs, Expr::value(now))
-                .col_expr(session::Column::LastActivityUs, Expr::value(now))
-                .filter(session::Column::Id.eq(session_id.clone()))
-                .filter(session::Column::State.eq(state_code(SessionState::Active)))
-                .filter(session::Column::Version.eq(current.version))
-                .exec(txn)
-                .await?;
-            if res.rows_affected == 0 {
-                let latest = get(txn, &session_id).await?.ok_or(WriteError::NotFound)?;
-                return Ok(Ended {
-                    session: latest,
-                    changed: false,
-                });
-            }
-            if !ending.final_segments.is_empty() {
-                // The provider's end-of-call transcript is authoritative for a voice call.
-                segment::Entity::delete_many()
-                    .filter(segment::Column::SessionId.eq(session_id.clone()))
-                    .exec(txn)
-                    .await?;
-                for (i, s) in ending.final_segments.iter().enumerate() {
-                    segment::Entity::insert(segment::ActiveModel {
-                        session_id: Set(session_id.clone()),
-                        segment_id: Set(if s.segment_id.is_empty() {
-                            format!("final-{i}")
-                        } else {
-                            s.segment_id.clone()
-                        }),
-                        seq: Set(i as i64),
-                        speaker: Set(speaker_to_i32(s.speaker)),
-                        text: Set(s.text.clone()),
-                        start_ms: Set(clamp_ms(s.start_ms)),
-                        end_ms: Set(clamp_ms(s.end_ms)),
-                        is_final: Set(true),
-                        reply_to: Set(None),
-                        create_us: Set(now),
-                    })
-                    .exec_without_returning(txn)
-                    .await?;
-                }
-            } else {
-                // Partials still pending are the last words heard: keep them, as final.
-                segment::Entity::update_many()
-                    .col_expr(segment::Column::IsFinal, Expr::value(true))
-                    .filter(segment::Column::SessionId.eq(session_id.clone()))
-                    .exec(txn)
-                    .await?;
-            }
-            enqueue(txn, &session_ended_event(&m)).await?;
-            Ok(Ended {
-                session: m,
-                changed: true,
+    // Write first: it takes SQLite's write lock (a read-then-write transaction fails
+    // with SQLITE_BUSY when another writer commits between) and locks the row in
+    // PostgreSQL, so concurrent enders queue instead of failing.
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::Version,
+            Expr::col(session::Column::Version),
+        )
+        .filter(session::Column::Id.eq(session_id.clone()))
+        .exec(txn)
+        .await?;
+    let Some(current) = get(txn, &session_id).await? else {
+        return Err(WriteError::NotFound);
+    };
+    if let Some(etag) = ending.etag
+        && etag != current.version
+    {
+        return Err(WriteError::EtagMismatch);
+    }
+    // Refused or already done: nothing is written and the session is answered as is
+    // (the use case tells a refusal apart before it gets here).
+    let Some(Ok(Step::To(next))) = state_of(current.state).map(|s| transition(s, ending.change()))
+    else {
+        return Ok(Ended {
+            session: current,
+            changed: false,
+        });
+    };
+    let now = now_us();
+    let duration_ms = ending
+        .duration_ms
+        .unwrap_or((now - current.start_us).max(0) / 1000);
+    let mut m = current.clone();
+    m.state = state_code(next);
+    m.end_us = Some(now);
+    m.duration_ms = Some(duration_ms);
+    m.end_reason = ending.reason;
+    m.end_reason_detail = ending.detail.clone();
+    if let Some(r) = &ending.recording_uri {
+        m.recording_uri = r.clone();
+    }
+    if let Some(p) = &ending.provider_call_id {
+        m.provider_call_id = p.clone();
+    }
+    if let Some(v) = ending.voice_provider {
+        m.voice_provider = v;
+    }
+    m.transcript_final = true;
+    m.transcript_version += 1;
+    m.version += 1;
+    m.update_us = now;
+    m.last_activity_us = now;
+    // Conditional on ACTIVE and the version read, so two enders cannot both win.
+    let res = session::Entity::update_many()
+        .col_expr(session::Column::State, Expr::value(m.state))
+        .col_expr(session::Column::EndUs, Expr::value(m.end_us))
+        .col_expr(session::Column::DurationMs, Expr::value(m.duration_ms))
+        .col_expr(session::Column::EndReason, Expr::value(m.end_reason))
+        .col_expr(
+            session::Column::EndReasonDetail,
+            Expr::value(m.end_reason_detail.clone()),
+        )
+        .col_expr(
+            session::Column::RecordingUri,
+            Expr::value(m.recording_uri.clone()),
+        )
+        .col_expr(
+            session::Column::ProviderCallId,
+            Expr::value(m.provider_call_id.clone()),
+        )
+        .col_expr(
+            session::Column::VoiceProvider,
+            Expr::value(m.voice_provider),
+        )
+        .col_expr(session::Column::TranscriptFinal, Expr::value(true))
+        .col_expr(
+            session::Column::TranscriptVersion,
+            Expr::value(m.transcript_version),
+        )
+        .col_expr(session::Column::Version, Expr::value(m.version))
+        .col_expr(session::Column::UpdateUs, Expr::value(now))
+        .col_expr(session::Column::LastActivityUs, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id.clone()))
+        .filter(session::Column::State.eq(state_code(SessionState::Active)))
+        .filter(session::Column::Version.eq(current.version))
+        .exec(txn)
+        .await?;
+    if res.rows_affected == 0 {
+        let latest = get(txn, &session_id).await?.ok_or(WriteError::NotFound)?;
+        return Ok(Ended {
+            session: latest,
+            changed: false,
+        });
+    }
+    if !ending.final_segments.is_empty() {
+        // The provider's end-of-call transcript is authoritative for a voice call.
+        segment::Entity::delete_many()
+            .filter(segment::Column::SessionId.eq(session_id.clone()))
+            .exec(txn)
+            .await?;
+        for (i, s) in ending.final_segments.iter().enumerate() {
+            segment::Entity::insert(segment::ActiveModel {
+                session_id: Set(session_id.clone()),
+                segment_id: Set(if s.segment_id.is_empty() {
+                    format!("final-{i}")
+                } else {
+                    s.segment_id.clone()
+                }),
+                seq: Set(i as i64),
+                speaker: Set(speaker_to_i32(s.speaker)),
+                text: Set(s.text.clone()),
+                start_ms: Set(clamp_ms(s.start_ms)),
+                end_ms: Set(clamp_ms(s.end_ms)),
+                is_final: Set(true),
+                reply_to: Set(None),
+                create_us: Set(now),
             })
-        })
+            .exec_without_returning(txn)
+            .await?;
+        }
+    } else {
+        // Partials still pending are the last words heard: keep them, as final.
+        segment::Entity::update_many()
+            .col_expr(segment::Column::IsFinal, Expr::value(true))
+            .filter(segment::Column::SessionId.eq(session_id.clone()))
+            .exec(txn)
+            .await?;
+    }
+    enqueue(txn, &session_ended_event(&m)).await?;
+    Ok(Ended {
+        session: m,
+        changed: true,
     })
-    .await
-    .map_err(WriteError::from)
 }
 
 pub fn session_ended_event(m: &session::Model) -> ev::Event {
@@ -375,7 +369,7 @@ pub fn session_ended_event(m: &session::Model) -> ev::Event {
         requests: m.llm_requests,
     });
     new_event(
-        &format!("organizations/{}", m.organization),
+        &names::organization_name(&m.organization),
         PRODUCER,
         ev::event::Payload::SessionEnded(ev::SessionEnded {
             session: session_name(m),
@@ -383,9 +377,9 @@ pub fn session_ended_event(m: &session::Model) -> ev::Event {
             scenario: m.scenario.clone(),
             assignment: m.assignment.clone(),
             mode: m.mode,
-            start_time: Some(ts(m.start_us)),
-            end_time: m.end_us.map(ts),
-            duration: m.duration_ms.map(dur_ms),
+            start_time: Some(timestamp(m.start_us)),
+            end_time: m.end_us.map(timestamp),
+            duration: m.duration_ms.map(duration),
             end_reason: m.end_reason,
             end_reason_detail: m.end_reason_detail.clone(),
             usage,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use salestrainer_proto::{call as pb, config as cfg};
 use salestrainer_runtime::Role;
+pub use salestrainer_tests::Backend;
 use salestrainer_tests::{TestApp, authed, spawn_app_with, wait_serving};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,12 +18,6 @@ pub const VAPI_SECRET: &str = "vapi-webhook-secret-1234";
 pub const RETELL_KEY: &str = "retell-api-key-5678";
 pub const SCENARIO: &str = "organizations/acme/scenarios/cold-call";
 pub const RESTRICTED: &str = "organizations/acme/scenarios/restricted";
-
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 pub struct Suite {
     pub app: TestApp,
@@ -44,9 +39,7 @@ pub async fn suite_with(
     tweak: impl FnOnce(&mut salestrainer_runtime::Settings),
 ) -> Suite {
     let app = spawn_app_with(|s| {
-        if let Backend::Postgres = backend {
-            s.database_url = salestrainer_tests::fresh_postgres_template();
-        }
+        s.database_url = backend.database_url();
         tweak(s);
     })
     .await;
@@ -199,6 +192,39 @@ async fn seed(s: &Suite) {
 }
 
 impl Suite {
+    /// The token of the admin of another organization ("globex"), a member there.
+    pub async fn outsider(&self) -> String {
+        let mut c = self.config.clone();
+        c.create_organization(authed(
+            cfg::CreateOrganizationRequest {
+                organization: Some(cfg::Organization {
+                    display_name: "Globex".into(),
+                    ..Default::default()
+                }),
+                organization_id: "globex".into(),
+            },
+            &self.service,
+        ))
+        .await
+        .expect("create organization");
+        c.create_member(authed(
+            cfg::CreateMemberRequest {
+                parent: "organizations/globex".into(),
+                member: Some(cfg::Member {
+                    subject: "gary".into(),
+                    display_name: "gary".into(),
+                    role: cfg::Role::Admin as i32,
+                    ..Default::default()
+                }),
+                member_id: "gary".into(),
+            },
+            &self.service,
+        ))
+        .await
+        .expect("create member");
+        self.app.token(Role::Admin, "gary", "globex")
+    }
+
     pub async fn start(&self, token: &str, mode: pb::SessionMode) -> pb::StartSessionResponse {
         self.call
             .clone()

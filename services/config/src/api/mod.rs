@@ -1,20 +1,21 @@
 //! The config service's gRPC API: each method takes the caller and the message out of the
 //! request, calls one use case in [`crate::app`] and wraps its answer; errors become statuses
-//! in [`convert`]. Checks, transactions and events live in the use cases.
+//! by the runtime's `api` edges. Checks, transactions and events live in the use cases.
 
-mod convert;
+use std::sync::Arc;
 
 use salestrainer_proto::config as pb;
+use salestrainer_runtime::api as edge;
 use tonic::{Request, Response, Status};
 
 use crate::app::{ConfigApp, content, credentials, organizations, templates};
 
 pub struct ConfigServiceApi {
-    app: ConfigApp,
+    app: Arc<ConfigApp>,
 }
 
 impl ConfigServiceApi {
-    pub fn new(app: ConfigApp) -> Self {
+    pub fn new(app: Arc<ConfigApp>) -> Self {
         Self { app }
     }
 }
@@ -25,183 +26,183 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::create_organization(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::create_organization(&self.app, &principal, req).await)
     }
 
     async fn get_organization(
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::get_organization(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::get_organization(&self.app, &principal, req).await)
     }
 
     async fn list_organizations(
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::list_organizations(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::list_organizations(&self.app, &principal, req).await)
     }
 
     async fn update_organization(
         &self,
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::update_organization(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::update_organization(&self.app, &principal, req).await)
     }
 
     async fn create_member(
         &self,
         request: Request<pb::CreateMemberRequest>,
     ) -> Result<Response<pb::CreateMemberResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::create_member(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::create_member(&self.app, &principal, req).await)
     }
 
     async fn get_member(
         &self,
         request: Request<pb::GetMemberRequest>,
     ) -> Result<Response<pb::GetMemberResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::get_member(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::get_member(&self.app, &principal, req).await)
     }
 
     async fn list_members(
         &self,
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::list_members(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::list_members(&self.app, &principal, req).await)
     }
 
     async fn update_member(
         &self,
         request: Request<pb::UpdateMemberRequest>,
     ) -> Result<Response<pb::UpdateMemberResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::update_member(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::update_member(&self.app, &principal, req).await)
     }
 
     async fn delete_member(
         &self,
         request: Request<pb::DeleteMemberRequest>,
     ) -> Result<Response<pb::DeleteMemberResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(organizations::delete_member(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(organizations::delete_member(&self.app, &principal, req).await)
     }
 
     async fn create_provider_credential(
         &self,
         request: Request<pb::CreateProviderCredentialRequest>,
     ) -> Result<Response<pb::CreateProviderCredentialResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::create(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::create(&self.app, &principal, req).await)
     }
 
     async fn get_provider_credential(
         &self,
         request: Request<pb::GetProviderCredentialRequest>,
     ) -> Result<Response<pb::GetProviderCredentialResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::get(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::get(&self.app, &principal, req).await)
     }
 
     async fn list_provider_credentials(
         &self,
         request: Request<pb::ListProviderCredentialsRequest>,
     ) -> Result<Response<pb::ListProviderCredentialsResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::list(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::list(&self.app, &principal, req).await)
     }
 
     async fn update_provider_credential(
         &self,
         request: Request<pb::UpdateProviderCredentialRequest>,
     ) -> Result<Response<pb::UpdateProviderCredentialResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::update(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::update(&self.app, &principal, req).await)
     }
 
     async fn delete_provider_credential(
         &self,
         request: Request<pb::DeleteProviderCredentialRequest>,
     ) -> Result<Response<pb::DeleteProviderCredentialResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::delete(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::delete(&self.app, &principal, req).await)
     }
 
     async fn test_provider_credential(
         &self,
         request: Request<pb::TestProviderCredentialRequest>,
     ) -> Result<Response<pb::TestProviderCredentialResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::test(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::test(&self.app, &principal, req).await)
     }
 
     async fn resolve_provider_credential(
         &self,
         request: Request<pb::ResolveProviderCredentialRequest>,
     ) -> Result<Response<pb::ResolveProviderCredentialResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(credentials::resolve(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(credentials::resolve(&self.app, &principal, req).await)
     }
 
     async fn create_prompt_template(
         &self,
         request: Request<pb::CreatePromptTemplateRequest>,
     ) -> Result<Response<pb::CreatePromptTemplateResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(templates::create(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(templates::create(&self.app, &principal, req).await)
     }
 
     async fn get_prompt_template(
         &self,
         request: Request<pb::GetPromptTemplateRequest>,
     ) -> Result<Response<pb::GetPromptTemplateResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(templates::get(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(templates::get(&self.app, &principal, req).await)
     }
 
     async fn list_prompt_templates(
         &self,
         request: Request<pb::ListPromptTemplatesRequest>,
     ) -> Result<Response<pb::ListPromptTemplatesResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(templates::list(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(templates::list(&self.app, &principal, req).await)
     }
 
     async fn update_prompt_template(
         &self,
         request: Request<pb::UpdatePromptTemplateRequest>,
     ) -> Result<Response<pb::UpdatePromptTemplateResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(templates::update(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(templates::update(&self.app, &principal, req).await)
     }
 
     async fn delete_prompt_template(
         &self,
         request: Request<pb::DeletePromptTemplateRequest>,
     ) -> Result<Response<pb::DeletePromptTemplateResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(templates::delete(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(templates::delete(&self.app, &principal, req).await)
     }
 
     async fn list_prompt_template_revisions(
         &self,
         request: Request<pb::ListPromptTemplateRevisionsRequest>,
     ) -> Result<Response<pb::ListPromptTemplateRevisionsResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(templates::list_revisions(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(templates::list_revisions(&self.app, &principal, req).await)
     }
 
     async fn create_persona(
         &self,
         request: Request<pb::CreatePersonaRequest>,
     ) -> Result<Response<pb::CreatePersonaResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let created = content::create(
             &self.app,
             &principal,
@@ -210,7 +211,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
             &req.persona_id,
         )
         .await;
-        convert::reply(created.map(|persona| pb::CreatePersonaResponse {
+        edge::reply(created.map(|persona| pb::CreatePersonaResponse {
             persona: Some(persona),
         }))
     }
@@ -219,9 +220,9 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::GetPersonaRequest>,
     ) -> Result<Response<pb::GetPersonaResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let found = content::get(&self.app, &principal, &req.name).await;
-        convert::reply(found.map(|persona| pb::GetPersonaResponse {
+        edge::reply(found.map(|persona| pb::GetPersonaResponse {
             persona: Some(persona),
         }))
     }
@@ -230,18 +231,18 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::ListPersonasRequest>,
     ) -> Result<Response<pb::ListPersonasResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(content::list_personas(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(content::list_personas(&self.app, &principal, req).await)
     }
 
     async fn update_persona(
         &self,
         request: Request<pb::UpdatePersonaRequest>,
     ) -> Result<Response<pb::UpdatePersonaResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let updated =
             content::update(&self.app, &principal, req.persona, req.update_mask.as_ref()).await;
-        convert::reply(updated.map(|persona| pb::UpdatePersonaResponse {
+        edge::reply(updated.map(|persona| pb::UpdatePersonaResponse {
             persona: Some(persona),
         }))
     }
@@ -250,17 +251,17 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::DeletePersonaRequest>,
     ) -> Result<Response<pb::DeletePersonaResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let deleted =
             content::delete::<pb::Persona>(&self.app, &principal, &req.name, &req.etag).await;
-        convert::reply(deleted.map(|()| pb::DeletePersonaResponse {}))
+        edge::reply(deleted.map(|()| pb::DeletePersonaResponse {}))
     }
 
     async fn create_scenario(
         &self,
         request: Request<pb::CreateScenarioRequest>,
     ) -> Result<Response<pb::CreateScenarioResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let created = content::create(
             &self.app,
             &principal,
@@ -269,7 +270,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
             &req.scenario_id,
         )
         .await;
-        convert::reply(created.map(|scenario| pb::CreateScenarioResponse {
+        edge::reply(created.map(|scenario| pb::CreateScenarioResponse {
             scenario: Some(scenario),
         }))
     }
@@ -278,9 +279,9 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::GetScenarioRequest>,
     ) -> Result<Response<pb::GetScenarioResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let found = content::get(&self.app, &principal, &req.name).await;
-        convert::reply(found.map(|scenario| pb::GetScenarioResponse {
+        edge::reply(found.map(|scenario| pb::GetScenarioResponse {
             scenario: Some(scenario),
         }))
     }
@@ -289,15 +290,15 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::ListScenariosRequest>,
     ) -> Result<Response<pb::ListScenariosResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(content::list_scenarios(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(content::list_scenarios(&self.app, &principal, req).await)
     }
 
     async fn update_scenario(
         &self,
         request: Request<pb::UpdateScenarioRequest>,
     ) -> Result<Response<pb::UpdateScenarioResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let updated = content::update(
             &self.app,
             &principal,
@@ -305,7 +306,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
             req.update_mask.as_ref(),
         )
         .await;
-        convert::reply(updated.map(|scenario| pb::UpdateScenarioResponse {
+        edge::reply(updated.map(|scenario| pb::UpdateScenarioResponse {
             scenario: Some(scenario),
         }))
     }
@@ -314,17 +315,17 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::DeleteScenarioRequest>,
     ) -> Result<Response<pb::DeleteScenarioResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let deleted =
             content::delete::<pb::Scenario>(&self.app, &principal, &req.name, &req.etag).await;
-        convert::reply(deleted.map(|()| pb::DeleteScenarioResponse {}))
+        edge::reply(deleted.map(|()| pb::DeleteScenarioResponse {}))
     }
 
     async fn create_rubric(
         &self,
         request: Request<pb::CreateRubricRequest>,
     ) -> Result<Response<pb::CreateRubricResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let created = content::create(
             &self.app,
             &principal,
@@ -333,7 +334,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
             &req.rubric_id,
         )
         .await;
-        convert::reply(created.map(|rubric| pb::CreateRubricResponse {
+        edge::reply(created.map(|rubric| pb::CreateRubricResponse {
             rubric: Some(rubric),
         }))
     }
@@ -342,9 +343,9 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::GetRubricRequest>,
     ) -> Result<Response<pb::GetRubricResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let found = content::get(&self.app, &principal, &req.name).await;
-        convert::reply(found.map(|rubric| pb::GetRubricResponse {
+        edge::reply(found.map(|rubric| pb::GetRubricResponse {
             rubric: Some(rubric),
         }))
     }
@@ -353,18 +354,18 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::ListRubricsRequest>,
     ) -> Result<Response<pb::ListRubricsResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(content::list_rubrics(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(content::list_rubrics(&self.app, &principal, req).await)
     }
 
     async fn update_rubric(
         &self,
         request: Request<pb::UpdateRubricRequest>,
     ) -> Result<Response<pb::UpdateRubricResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let updated =
             content::update(&self.app, &principal, req.rubric, req.update_mask.as_ref()).await;
-        convert::reply(updated.map(|rubric| pb::UpdateRubricResponse {
+        edge::reply(updated.map(|rubric| pb::UpdateRubricResponse {
             rubric: Some(rubric),
         }))
     }
@@ -373,17 +374,17 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::DeleteRubricRequest>,
     ) -> Result<Response<pb::DeleteRubricResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let deleted =
             content::delete::<pb::Rubric>(&self.app, &principal, &req.name, &req.etag).await;
-        convert::reply(deleted.map(|()| pb::DeleteRubricResponse {}))
+        edge::reply(deleted.map(|()| pb::DeleteRubricResponse {}))
     }
 
     async fn create_assignment(
         &self,
         request: Request<pb::CreateAssignmentRequest>,
     ) -> Result<Response<pb::CreateAssignmentResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let created = content::create(
             &self.app,
             &principal,
@@ -392,7 +393,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
             &req.assignment_id,
         )
         .await;
-        convert::reply(created.map(|assignment| pb::CreateAssignmentResponse {
+        edge::reply(created.map(|assignment| pb::CreateAssignmentResponse {
             assignment: Some(assignment),
         }))
     }
@@ -401,9 +402,9 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::GetAssignmentRequest>,
     ) -> Result<Response<pb::GetAssignmentResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let found = content::get(&self.app, &principal, &req.name).await;
-        convert::reply(found.map(|assignment| pb::GetAssignmentResponse {
+        edge::reply(found.map(|assignment| pb::GetAssignmentResponse {
             assignment: Some(assignment),
         }))
     }
@@ -412,15 +413,15 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::ListAssignmentsRequest>,
     ) -> Result<Response<pb::ListAssignmentsResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
-        convert::reply(content::list_assignments(&self.app, &principal, req).await)
+        let (principal, req) = edge::request(request)?;
+        edge::reply(content::list_assignments(&self.app, &principal, req).await)
     }
 
     async fn update_assignment(
         &self,
         request: Request<pb::UpdateAssignmentRequest>,
     ) -> Result<Response<pb::UpdateAssignmentResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let updated = content::update(
             &self.app,
             &principal,
@@ -428,7 +429,7 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
             req.update_mask.as_ref(),
         )
         .await;
-        convert::reply(updated.map(|assignment| pb::UpdateAssignmentResponse {
+        edge::reply(updated.map(|assignment| pb::UpdateAssignmentResponse {
             assignment: Some(assignment),
         }))
     }
@@ -437,9 +438,9 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         &self,
         request: Request<pb::DeleteAssignmentRequest>,
     ) -> Result<Response<pb::DeleteAssignmentResponse>, Status> {
-        let (principal, req) = convert::request(request)?;
+        let (principal, req) = edge::request(request)?;
         let deleted =
             content::delete::<pb::Assignment>(&self.app, &principal, &req.name, &req.etag).await;
-        convert::reply(deleted.map(|()| pb::DeleteAssignmentResponse {}))
+        edge::reply(deleted.map(|()| pb::DeleteAssignmentResponse {}))
     }
 }

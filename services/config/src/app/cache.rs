@@ -17,12 +17,12 @@ use std::{
     time::Duration,
 };
 
-use salestrainer_bus::{StartFrom, SubscribeOptions};
 use salestrainer_proto::events;
 use salestrainer_runtime::{
     Context,
     cache::TtlCache,
-    events::{TOPIC_CONFIG, decode},
+    consumer::{self, EventHandler, Received, Subscription},
+    events::TOPIC_CONFIG,
 };
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -33,11 +33,9 @@ use crate::store::{
 
 /// Entries per cache.
 pub const CAPACITY: usize = 10_000;
-/// How long an entry is trusted when no event says otherwise (default).
+/// How long an entry is trusted when no event says otherwise (the default of
+/// `[config] cache_ttl_ms`).
 pub const TTL: Duration = Duration::from_secs(30);
-/// Overrides [`TTL`] in milliseconds; `0` turns the read cache off (every read goes to the
-/// database, as the benchmark's baseline does).
-pub const TTL_ENV: &str = "SALESTRAINER_CONFIG_CACHE_TTL_MS";
 
 type MemberKey = (String, String);
 type ResourceKey = (String, String, String);
@@ -68,22 +66,12 @@ impl ReadCache {
         }
     }
 
-    /// [`TTL`] unless [`TTL_ENV`] says otherwise.
-    pub fn from_env() -> Self {
-        let ttl = match std::env::var(TTL_ENV) {
-            Ok(v) => match v.trim().parse::<u64>() {
-                Ok(ms) => Duration::from_millis(ms),
-                Err(_) => {
-                    tracing::warn!(value = %v, "{TTL_ENV} is not a number of milliseconds; using the default");
-                    TTL
-                }
-            },
-            Err(_) => TTL,
-        };
-        if ttl.is_zero() {
-            tracing::info!("config read cache disabled ({TTL_ENV}=0)");
+    /// The cache of the service's settings (`cache_ttl_ms`; 0 turns it off).
+    pub fn with_ttl_ms(ttl_ms: u64) -> Self {
+        if ttl_ms == 0 {
+            tracing::info!("config read cache disabled (cache_ttl_ms = 0)");
         }
-        Self::new(CAPACITY, ttl)
+        Self::new(CAPACITY, Duration::from_millis(ttl_ms))
     }
 
     /// The member bound to `subject` in `org`.
@@ -167,44 +155,22 @@ impl ReadCache {
 
     /// Follows ConfigChanged events (this replica's own included, which is harmless) for as
     /// long as the context runs, in a consumer group per replica so every replica sees every
-    /// change. Subscribing is retried: until it succeeds only the TTL bounds staleness.
+    /// change. Until the subscription succeeds only the TTL bounds staleness.
     pub fn spawn_invalidator(self: &Arc<Self>, ctx: &Context) {
-        let this = Arc::clone(self);
-        let bus = ctx.bus.clone();
-        let shutdown = ctx.shutdown.clone();
-        let group = format!("config-read-cache-{}", ctx.consumer);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            let mut sub = loop {
-                let opts = SubscribeOptions {
-                    start_from: StartFrom::Latest,
-                    ..SubscribeOptions::default()
-                };
-                match bus.subscribe(TOPIC_CONFIG, &group, &group, opts).await {
-                    Ok(sub) => break sub,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "read cache cannot follow ConfigChanged yet; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                    }
-                }
-            };
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    next = sub.next() => {
-                        let Some(delivery) = next else { break };
-                        if let Ok(event) = decode(&delivery.envelope) {
-                            this.apply(&event);
-                        }
-                        let _ = delivery.ack().await;
-                    }
-                }
-            }
-        });
+        let sub = Subscription::each_replica(TOPIC_CONFIG, "config-read-cache", ctx)
+            .only(&["config.changed"]);
+        consumer::spawn(ctx, sub, Arc::new(Invalidator(Arc::clone(self))));
+    }
+}
+
+struct Invalidator(Arc<ReadCache>);
+
+impl EventHandler for Invalidator {
+    async fn handle(&self, batch: &[Received]) -> anyhow::Result<()> {
+        for r in batch {
+            self.0.apply(&r.event);
+        }
+        Ok(())
     }
 }
 

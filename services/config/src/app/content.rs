@@ -3,7 +3,7 @@
 
 use prost::Message;
 use salestrainer_proto::{config as pb, events::ChangeKind};
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, paging, time};
 use sea_orm::DatabaseConnection;
 
 use super::{
@@ -11,11 +11,7 @@ use super::{
     access::{ADMIN, ANYONE, Caller, STAFF},
 };
 use crate::{
-    domain::{
-        self, fields, names, page,
-        stored_values::{Time, ts},
-        validate,
-    },
+    domain::{self, fields, stored_values::Time, validate},
     store::{
         self, Change,
         content::{self as sc, Filter},
@@ -77,8 +73,8 @@ fn row_to<K: ContentKind>(row: &resource::Model) -> ApiResult<K> {
     msg.set_meta(
         names::child_name(&row.organization_id, K::COLLECTION, &row.id),
         row.etag.clone(),
-        Some(ts(row.create_time)),
-        Some(ts(row.update_time)),
+        Some(time::timestamp(row.create_time.timestamp_micros())),
+        Some(time::timestamp(row.update_time.timestamp_micros())),
     );
     Ok(msg)
 }
@@ -305,8 +301,8 @@ async fn list<K: ContentKind>(
     fields::no_filter_expression(filter_expr)?;
     let mut parts = vec![parent, K::COLLECTION];
     parts.extend_from_slice(query);
-    let fp = page::fingerprint(&parts);
-    let after = fields::page_after(page_token, fp)?;
+    let fp = paging::fingerprint(&parts);
+    let after = paging::decode(page_token, fp)?;
     if caller.is_trainee() {
         if K::COLLECTION == sc::ASSIGNMENTS {
             filter.assignee = Some(caller.member_id.clone());
@@ -319,7 +315,7 @@ async fn list<K: ContentKind>(
             });
         }
     }
-    let limit = page::page_size(page_size);
+    let limit = paging::page_size(page_size)?;
     let found = sc::list(db, &org, K::COLLECTION, &filter, after.as_deref(), limit).await?;
     let items = found
         .items
@@ -328,7 +324,7 @@ async fn list<K: ContentKind>(
         .collect::<ApiResult<Vec<K>>>()?;
     Ok(Listed {
         items,
-        next_page_token: fields::next_token(found.next_after, fp),
+        next_page_token: found.next_token(fp),
     })
 }
 

@@ -4,16 +4,12 @@
 use std::time::{Duration, Instant};
 
 use salestrainer_proto::{config as pb, events::ChangeKind};
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, paging, time};
 use sea_orm::DatabaseConnection;
 
 use super::{ConfigApp, access::ADMIN};
 use crate::{
-    domain::{
-        self, crypto, fields, names, page,
-        stored_values::{self as values, ts},
-        validate,
-    },
+    domain::{self, crypto, fields, stored_values as values, validate},
     store::{self, Change, credentials as scr, entities::provider_credential as cred},
 };
 
@@ -30,7 +26,9 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
             outcome: values::outcome_from_key(o) as i32,
             http_status: m.last_test_http_status.unwrap_or_default(),
             detail: m.last_test_detail.clone().unwrap_or_default(),
-            test_time: m.last_test_time.map(ts),
+            test_time: m
+                .last_test_time
+                .map(|t| time::timestamp(t.timestamp_micros())),
             latency: m.last_test_latency_ms.map(|ms| prost_types::Duration {
                 seconds: ms / 1000,
                 nanos: ((ms % 1000) * 1_000_000) as i32,
@@ -51,8 +49,8 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
             tokens_per_minute: m.tokens_per_minute,
         }),
         last_test_result,
-        create_time: Some(ts(m.create_time)),
-        update_time: Some(ts(m.update_time)),
+        create_time: Some(time::timestamp(m.create_time.timestamp_micros())),
+        update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
         etag: m.etag.clone(),
     }
 }
@@ -187,12 +185,18 @@ pub async fn list(
     caller.in_org(&org, &req.parent)?;
     caller.require(ADMIN, "list provider credentials")?;
     fields::no_filter_expression(&req.filter)?;
-    let fp = page::fingerprint(&[&req.parent, COLLECTION]);
-    let after = fields::page_after(&req.page_token, fp)?;
-    let found = scr::list(db, &org, after.as_deref(), page::page_size(req.page_size)).await?;
+    let fp = paging::fingerprint(&[&req.parent, COLLECTION]);
+    let after = paging::decode(&req.page_token, fp)?;
+    let found = scr::list(
+        db,
+        &org,
+        after.as_deref(),
+        paging::page_size(req.page_size)?,
+    )
+    .await?;
     Ok(pb::ListProviderCredentialsResponse {
         provider_credentials: found.items.iter().map(to_pb).collect(),
-        next_page_token: fields::next_token(found.next_after, fp),
+        next_page_token: found.next_token(fp),
         total_size: 0,
     })
 }
@@ -441,7 +445,7 @@ async fn probe(
         outcome: outcome as i32,
         http_status: i32::from(status),
         detail,
-        test_time: Some(ts(crate::store::now())),
+        test_time: Some(time::timestamp(crate::store::now().timestamp_micros())),
         latency: Some(prost_types::Duration {
             seconds: latency.as_secs() as i64,
             nanos: latency.subsec_nanos() as i32,

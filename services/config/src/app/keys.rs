@@ -1,9 +1,9 @@
 //! Where the key-encryption key (KEK) for provider credentials comes from.
 //!
-//! `SALESTRAINER_CREDENTIAL_KEK` (standard base64 of 32 random bytes, e.g.
-//! `openssl rand -base64 32`) in production; otherwise, for embedded mode, a key generated into
-//! `data_dir/credential-kek.key` on first start and reused after. Losing the key loses the
-//! stored credentials; rotate with `store::reencrypt_credentials`.
+//! `[config] credential_kek` (`SALESTRAINER_CONFIG__CREDENTIAL_KEK`: standard base64 of 32
+//! random bytes, e.g. `openssl rand -base64 32`) in production; otherwise, for embedded mode, a
+//! key generated into `data_dir/credential-kek.key` on first start and reused after. Losing the
+//! key loses the stored credentials; rotate with `store::reencrypt_credentials`.
 
 use std::path::Path;
 
@@ -12,15 +12,18 @@ use salestrainer_runtime::Settings;
 
 use crate::domain::crypto::Kek;
 
-pub const KEK_ENV: &str = "SALESTRAINER_CREDENTIAL_KEK";
+use super::settings::ConfigSettings;
+
+/// The environment variable that sets `[config] credential_kek`.
+pub const KEK_ENV: &str = "SALESTRAINER_CONFIG__CREDENTIAL_KEK";
 pub const KEK_FILE: &str = "credential-kek.key";
 
-pub fn load_kek(settings: &Settings) -> anyhow::Result<Kek> {
-    match std::env::var(KEK_ENV) {
-        Ok(value) if !value.trim().is_empty() => {
-            Kek::from_base64(&value).with_context(|| format!("{KEK_ENV} is invalid"))
-        }
-        _ => kek_from_file(&settings.data_dir),
+pub fn load_kek(settings: &Settings, config: &ConfigSettings) -> anyhow::Result<Kek> {
+    let value = config.credential_kek.trim();
+    if value.is_empty() {
+        kek_from_file(&settings.data_dir)
+    } else {
+        Kek::from_base64(value).with_context(|| format!("credential_kek ({KEK_ENV}) is invalid"))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The config service's use cases: each RPC's checks, transaction, outbox event and cache
 //! invalidation, one file per resource group (`organizations` also holds members;
 //! personas, scenarios, rubrics and assignments share `content`). `access` resolves the caller,
-//! `cache` keeps the read caches, `keys` loads the credential key-encryption key.
+//! `cache` keeps the read caches, `keys` loads the credential key-encryption key, `settings`
+//! holds the `[config]` section. [`ConfigApp`] is also the service's description (its routes
+//! and what starts with it).
 
 pub mod access;
 pub mod cache;
@@ -9,17 +11,23 @@ pub mod content;
 pub mod credentials;
 pub mod keys;
 pub mod organizations;
+pub mod settings;
 pub mod templates;
 
 use std::sync::Arc;
 
-use salestrainer_bus::RelayNotifier;
-use salestrainer_runtime::{ApiResult, Principal, Ready};
+use salestrainer_bus::{Relay, RelayNotifier, RelayOptions};
+use salestrainer_proto::config::config_service_server::ConfigServiceServer;
+use salestrainer_runtime::{
+    ApiResult, Context, Principal, Ready,
+    service::{Routes, Service},
+};
 use sea_orm::DatabaseConnection;
 
-use crate::domain::crypto::Kek;
+use crate::{api::ConfigServiceApi, domain::crypto::Kek};
 use access::Caller;
 use cache::ReadCache;
+use settings::ConfigSettings;
 
 pub use credentials::TEST_TIMEOUT;
 
@@ -34,6 +42,8 @@ pub struct ConfigApp {
     notifier: RelayNotifier,
     /// Memberships and content rows read per request; every write path invalidates it.
     cache: Arc<ReadCache>,
+    /// Whether [`Service::routes`] adds the browser console (`[config] serve_console`).
+    serve_console: bool,
 }
 
 impl ConfigApp {
@@ -57,6 +67,7 @@ impl ConfigApp {
             http,
             notifier,
             cache,
+            serve_console: false,
         }
     }
 
@@ -71,5 +82,47 @@ impl ConfigApp {
         let db = self.db.get()?;
         let caller = Caller::resolve(db, &self.cache, principal).await?;
         Ok((db, caller))
+    }
+}
+
+impl Service for ConfigApp {
+    const NAME: &'static str = crate::SERVICE;
+    type Settings = ConfigSettings;
+    type Migrator = crate::store::Migrator;
+
+    fn build(
+        ctx: &Context,
+        settings: ConfigSettings,
+        db: Ready<DatabaseConnection>,
+    ) -> anyhow::Result<Arc<Self>> {
+        // Without a key only the credential use cases fail (UNAVAILABLE); the rest serves.
+        let kek = keys::load_kek(&ctx.settings, &settings)
+            .map_err(|err| tracing::error!(error = %err, "no key-encryption key: provider credentials are unavailable"))
+            .ok();
+        let cache = Arc::new(ReadCache::with_ttl_ms(settings.cache_ttl_ms));
+        let mut app = Self::new(db, kek, RelayNotifier::new(), cache);
+        app.serve_console = settings.serve_console;
+        Ok(Arc::new(app))
+    }
+
+    async fn routes(self: &Arc<Self>, routes: &mut Routes<'_>) {
+        let api = ConfigServiceApi::new(Arc::clone(self));
+        routes
+            .grpc(ConfigServiceServer::new(api).max_decoding_message_size(routes.decoding_limit()))
+            .await;
+        routes.internal("/salestrainer.config.v1.ConfigService/ResolveProviderCredential");
+        if self.serve_console {
+            // Behind the gateway the console comes from here (Envoy routes `/` to config).
+            salestrainer_console::mount(routes);
+        }
+    }
+
+    async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
+        // Other replicas' writes reach this one's read cache as events.
+        self.cache.spawn_invalidator(ctx);
+        // The relay is woken by this service's own commits (`committed`), not only by polling.
+        Relay::new(db, ctx.bus.clone(), RelayOptions::default())
+            .with_notifier(self.notifier.clone())
+            .spawn(ctx.shutdown.clone());
     }
 }

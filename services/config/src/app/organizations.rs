@@ -1,18 +1,14 @@
 //! Organizations and members.
 
 use salestrainer_proto::{config as pb, events::ChangeKind};
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, paging, time};
 
 use super::{
     ConfigApp,
     access::{ADMIN, ANYONE},
 };
 use crate::{
-    domain::{
-        self, fields, names, page,
-        stored_values::{self as values, ts},
-        validate,
-    },
+    domain::{self, fields, stored_values as values, validate},
     store::{
         self, Change,
         entities::{member, organization},
@@ -54,8 +50,8 @@ fn org_to_pb(m: &organization::Model) -> pb::Organization {
         name: names::organization_name(&m.id),
         display_name: m.display_name.clone(),
         settings: Some(settings_from_json(&m.settings)),
-        create_time: Some(ts(m.create_time)),
-        update_time: Some(ts(m.update_time)),
+        create_time: Some(time::timestamp(m.create_time.timestamp_micros())),
+        update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
         etag: m.etag.clone(),
     }
 }
@@ -67,8 +63,8 @@ fn member_to_pb(m: &member::Model) -> pb::Member {
         display_name: m.display_name.clone(),
         email: m.email.clone(),
         role: values::role_from_key(&m.role) as i32,
-        create_time: Some(ts(m.create_time)),
-        update_time: Some(ts(m.update_time)),
+        create_time: Some(time::timestamp(m.create_time.timestamp_micros())),
+        update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
         etag: m.etag.clone(),
     }
 }
@@ -185,13 +181,19 @@ pub async fn list_organizations(
 ) -> ApiResult<pb::ListOrganizationsResponse> {
     let (db, caller) = app.context(principal).await?;
     fields::no_filter_expression(&req.filter)?;
-    let fp = page::fingerprint(&["organizations", &caller.org]);
-    let after = fields::page_after(&req.page_token, fp)?;
+    let fp = paging::fingerprint(&["organizations", &caller.org]);
+    let after = paging::decode(&req.page_token, fp)?;
     let only = (!caller.service).then_some(caller.org.as_str());
-    let found = so::list(db, only, after.as_deref(), page::page_size(req.page_size)).await?;
+    let found = so::list(
+        db,
+        only,
+        after.as_deref(),
+        paging::page_size(req.page_size)?,
+    )
+    .await?;
     Ok(pb::ListOrganizationsResponse {
         organizations: found.items.iter().map(org_to_pb).collect(),
-        next_page_token: fields::next_token(found.next_after, fp),
+        next_page_token: found.next_token(fp),
         total_size: 0,
     })
 }
@@ -414,13 +416,13 @@ pub async fn list_members(
     let role =
         pb::Role::try_from(req.role).map_err(|_| ApiError::invalid("role", "unknown role"))?;
     let role_s = values::role_key(role).unwrap_or_default();
-    let fp = page::fingerprint(&[&req.parent, "members", role_s, &req.subject]);
-    let after = fields::page_after(&req.page_token, fp)?;
+    let fp = paging::fingerprint(&[&req.parent, "members", role_s, &req.subject]);
+    let after = paging::decode(&req.page_token, fp)?;
     let mut filter = so::MemberFilter {
         role: values::role_key(role).map(str::to_owned),
         subject: (!req.subject.is_empty()).then(|| req.subject.clone()),
     };
-    let limit = page::page_size(req.page_size);
+    let limit = paging::page_size(req.page_size)?;
     let found = if caller.is_trainee() {
         // A trainee sees only their own record.
         let own = so::get_member(db, &org, &caller.member_id).await?;
@@ -440,7 +442,7 @@ pub async fn list_members(
     };
     Ok(pb::ListMembersResponse {
         members: found.items.iter().map(member_to_pb).collect(),
-        next_page_token: fields::next_token(found.next_after, fp),
+        next_page_token: found.next_token(fp),
         total_size: 0,
     })
 }

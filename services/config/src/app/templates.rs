@@ -1,14 +1,14 @@
 //! Prompt templates: every change is a new revision; old revisions stay readable.
 
 use salestrainer_proto::{config as pb, events::ChangeKind};
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, paging, time};
 
 use super::{
     ConfigApp,
     access::{ADMIN, ANYONE, Caller},
 };
 use crate::{
-    domain::{self, fields, names, page, stored_values::ts, templates as dt, validate},
+    domain::{self, fields, templates as dt, validate},
     store::{
         self, Change,
         entities::{prompt_template as tpl, prompt_template_revision as rev},
@@ -28,8 +28,8 @@ fn to_pb(t: &tpl::Model, r: &rev::Model) -> pb::PromptTemplate {
         variables: dt::extract_variables(&r.body).unwrap_or_default(),
         revision: r.revision,
         builtin: t.builtin,
-        create_time: Some(ts(t.create_time)),
-        update_time: Some(ts(r.create_time)),
+        create_time: Some(time::timestamp(t.create_time.timestamp_micros())),
+        update_time: Some(time::timestamp(r.create_time.timestamp_micros())),
         etag: r.etag.clone(),
     }
 }
@@ -164,15 +164,15 @@ pub async fn list(
     let purpose = pb::PromptPurpose::try_from(req.purpose)
         .map_err(|_| ApiError::invalid("purpose", "unknown purpose"))?;
     let purpose = (purpose != pb::PromptPurpose::Unspecified).then(|| dt::purpose_key(purpose));
-    let fp = page::fingerprint(&[&req.parent, COLLECTION, purpose.unwrap_or_default()]);
-    let after = fields::page_after(&req.page_token, fp)?;
+    let fp = paging::fingerprint(&[&req.parent, COLLECTION, purpose.unwrap_or_default()]);
+    let after = paging::decode(&req.page_token, fp)?;
     let found = st::list(
         db,
         &org,
         purpose,
         caller.is_trainee(),
         after.as_deref(),
-        page::page_size(req.page_size),
+        paging::page_size(req.page_size)?,
     )
     .await?;
     let mut out = Vec::with_capacity(found.items.len());
@@ -189,7 +189,7 @@ pub async fn list(
     }
     Ok(pb::ListPromptTemplatesResponse {
         prompt_templates: out,
-        next_page_token: fields::next_token(found.next_after, fp),
+        next_page_token: found.next_token(fp),
         total_size: 0,
     })
 }
@@ -211,18 +211,19 @@ pub async fn list_revisions(
             "trainees read only the built-in prompt templates".into(),
         ));
     }
-    let fp = page::fingerprint(&[&req.name, "revisions"]);
-    let before = match fields::page_after(&req.page_token, fp)? {
+    let fp = paging::fingerprint(&[&req.name, "revisions"]);
+    let before = match paging::decode(&req.page_token, fp)? {
         Some(k) => Some(
             k.parse::<i64>()
                 .map_err(|_| ApiError::invalid("page_token", "malformed page token"))?,
         ),
         None => None,
     };
-    let found = st::list_revisions(db, &org, &id, before, page::page_size(req.page_size)).await?;
+    let found =
+        st::list_revisions(db, &org, &id, before, paging::page_size(req.page_size)?).await?;
     Ok(pb::ListPromptTemplateRevisionsResponse {
         prompt_templates: found.items.iter().map(|r| to_pb(&t, r)).collect(),
-        next_page_token: fields::next_token(found.next_after, fp),
+        next_page_token: found.next_token(fp),
     })
 }
 

@@ -10,8 +10,9 @@
 //!
 //! Usage: config-bench [--seconds N] [--warmup N] [--connections N] [--concurrency N]
 //!                     [--role admin|manager|trainee] [--postgres postgres://user@host:port]
-//! SQLite in a temporary data directory by default. `SALESTRAINER_CONFIG_CACHE_TTL_MS=0`
-//! turns the config service's read cache off, for the uncached baseline.
+//! SQLite in a temporary data directory by default. `SALESTRAINER_CONFIG__CACHE_TTL_MS=0`
+//! (the `[config]` settings section) turns the config service's read cache off, for the
+//! uncached baseline.
 
 use std::{
     convert::Infallible,
@@ -408,10 +409,15 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     let dir = tempfile::tempdir()?;
+    // The service's own section comes from the usual sources (`SALESTRAINER_CONFIG__*`);
+    // where the data lives is the bench's.
     let mut settings = Settings {
         data_dir: dir.path().to_path_buf(),
-        ..Settings::default()
+        database_url: String::new(),
+        ..Settings::load()?
     };
+    let config_settings: salestrainer_config::app::settings::ConfigSettings =
+        settings.section(salestrainer_config::SERVICE)?;
     let mut pg_db = None;
     if let Some(server) = &a.postgres {
         let name = format!(
@@ -487,13 +493,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "config-bench ({profile}, {backend}, {workers} runtime threads shared by server and load generator)"
     );
-    let read_cache = match std::env::var(salestrainer_config::app::cache::TTL_ENV).as_deref() {
-        Ok("0") => "off".to_owned(),
-        Ok(ms) => format!("on, TTL {ms} ms"),
-        Err(_) => format!(
-            "on, TTL {} s",
-            salestrainer_config::app::cache::TTL.as_secs()
-        ),
+    let read_cache = match config_settings.cache_ttl_ms {
+        0 => "off".to_owned(),
+        ms => format!("on, TTL {ms} ms"),
     };
     println!("  config read cache (membership + content row): {read_cache}");
     println!(

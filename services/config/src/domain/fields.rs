@@ -1,10 +1,8 @@
 //! Request fields read the same way by every use case: resource names, required fields,
-//! update masks, page tokens and the unsupported filter expression. Each bad field becomes an
+//! update masks and the unsupported filter expression. Each bad field becomes an
 //! INVALID_ARGUMENT naming it, so the use cases can check them in their own order.
 
-use salestrainer_runtime::{ApiError, ApiResult};
-
-use super::{names, page};
+use salestrainer_runtime::{ApiError, ApiResult, names};
 
 /// `organizations/{org}` of a `parent` field.
 pub fn parent(field: &str, value: &str) -> ApiResult<String> {
@@ -35,16 +33,6 @@ pub fn no_filter_expression(filter: &str) -> ApiResult<()> {
             "filter expressions are not supported; use the typed filter fields",
         ))
     }
-}
-
-pub fn page_after(token: &str, query: u64) -> ApiResult<Option<String>> {
-    page::decode(token, query).map_err(|e| ApiError::invalid("page_token", e))
-}
-
-pub fn next_token(next_after: Option<String>, query: u64) -> String {
-    next_after
-        .map(|k| page::encode(&k, query))
-        .unwrap_or_default()
 }
 
 pub fn etag_aborted(resource: &str) -> ApiError {

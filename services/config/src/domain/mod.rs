@@ -2,8 +2,6 @@
 
 pub mod crypto;
 pub mod fields;
-pub mod names;
-pub mod page;
 pub mod stored_values;
 pub mod templates;
 pub mod validate;

@@ -1,15 +1,9 @@
-//! Protobuf enums and timestamps as the rows store them (and back).
+//! Protobuf enums as the rows store them (and back); instants convert through the runtime's
+//! `time` module.
 
 use salestrainer_proto::config as pb;
 
 pub type Time = chrono::DateTime<chrono::Utc>;
-
-pub fn ts(t: Time) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
 
 pub fn role_key(r: pb::Role) -> Option<&'static str> {
     match r {

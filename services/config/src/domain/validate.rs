@@ -5,7 +5,9 @@
 use salestrainer_proto::config as pb;
 use salestrainer_runtime::Violations;
 
-use super::{names, templates};
+use salestrainer_runtime::names;
+
+use super::templates;
 
 pub const MAX_NAME: usize = 200;
 pub const MAX_SHORT_TEXT: usize = 2_000;
@@ -34,12 +36,18 @@ pub fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: 
     }
 }
 
+/// Config's create-time policy on top of the suite's id rule: a client-chosen id also starts
+/// with a letter, so it never looks like a server-assigned UUID.
+pub fn is_client_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_lowercase()) && names::is_valid_id(id)
+}
+
 /// Checks a client-chosen id (empty = server-assigned).
 pub fn client_id(v: &mut Violations, field: &str, id: &str) {
-    if !id.is_empty() && !names::is_valid_id(id) {
+    if !id.is_empty() && !is_client_id(id) {
         v.add(
             field,
-            "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter",
+            "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'",
         );
     }
 }
@@ -218,10 +226,10 @@ pub fn rubric(r: &mut pb::Rubric, v: &mut Violations) {
         let f = |name: &str| format!("rubric.criteria[{i}].{name}");
         if c.id.is_empty() {
             v.add(f("id"), "is required");
-        } else if !names::is_valid_id(&c.id.replace('_', "-")) {
+        } else if !is_client_id(&c.id.replace('_', "-")) {
             v.add(
                 f("id"),
-                "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter",
+                "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter and not ending with '-' or '_'",
             );
         } else if !seen.insert(c.id.as_str()) {
             v.add(f("id"), "must be unique within the rubric");

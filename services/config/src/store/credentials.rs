@@ -7,7 +7,9 @@ use sea_orm::{
 };
 
 use super::{Page, entities::provider_credential as cred};
-use crate::domain::{crypto, names};
+use salestrainer_runtime::names;
+
+use crate::domain::crypto;
 
 pub async fn get<C: ConnectionTrait>(
     conn: &C,

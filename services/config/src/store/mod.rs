@@ -88,7 +88,7 @@ pub async fn ensure_organization(
         return Ok(false);
     }
     let now = now();
-    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    let txn = salestrainer_runtime::db::begin_write(db).await?;
     let org = organization::ActiveModel {
         id: Set(id.to_owned()),
         display_name: Set(display_name.to_owned()),
@@ -100,7 +100,7 @@ pub async fn ensure_organization(
     .insert(&txn)
     .await?;
     let member = member::ActiveModel {
-        id: Set(crate::domain::names::generate_id("member")),
+        id: Set(salestrainer_runtime::names::generate_id("member")),
         organization_id: Set(id.to_owned()),
         subject: Set(admin_subject.to_owned()),
         display_name: Set("Administrator".to_owned()),
@@ -113,7 +113,7 @@ pub async fn ensure_organization(
     .insert(&txn)
     .await?;
     templates::seed_builtins(&txn, id, now).await?;
-    let org_name = crate::domain::names::organization_name(id);
+    let org_name = salestrainer_runtime::names::organization_name(id);
     record_change(
         &txn,
         Change {
@@ -126,7 +126,7 @@ pub async fn ensure_organization(
         },
     )
     .await?;
-    let member_name = crate::domain::names::child_name(id, "members", &member.id);
+    let member_name = salestrainer_runtime::names::child_name(id, "members", &member.id);
     record_change(
         &txn,
         Change {
@@ -179,5 +179,13 @@ impl<T> Page<T> {
             items: rows,
             next_after,
         }
+    }
+
+    /// The page token that continues after this page (empty on the last page).
+    pub fn next_token(&self, query: u64) -> String {
+        self.next_after
+            .as_deref()
+            .map(|k| salestrainer_runtime::paging::encode(k, query))
+            .unwrap_or_default()
     }
 }

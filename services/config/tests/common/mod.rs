@@ -1,26 +1,16 @@
-//! Test harness: the config service on a real server (127.0.0.1:0) over a real connection,
-//! on SQLite or PostgreSQL, with an organization ("acme") of an admin, a manager and a
-//! trainee, and a second organization ("globex").
+//! Test harness: the config service alone on a real server (127.0.0.1:0, from
+//! `salestrainer_tests`) over a real connection, on SQLite or PostgreSQL, with an organization
+//! ("acme") of an admin, a manager and a trainee, and a second organization ("globex").
 #![allow(dead_code)]
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
+use salestrainer_config::app::{ConfigApp, settings::ConfigSettings};
 use salestrainer_proto::config::{self as pb, config_service_client::ConfigServiceClient};
-use salestrainer_runtime::{
-    Role, Settings,
-    auth::{JwtVerifier, TokenMinter},
-    server::ServerBuilder,
-    settings::ServerSettings,
-};
+use salestrainer_runtime::{Role, Settings, auth::TokenMinter};
+pub use salestrainer_tests::Backend;
+use salestrainer_tests::{TestApp, spawn_service_with, wait_serving};
 use tonic::{Code, Request, transport::Channel};
-
-pub const SECRET: &[u8] = b"config-test-secret";
-
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// Runs an async test body once per backend: `both_backends!(name);` expects `async fn
 /// name(app: App)` and generates `sqlite::name` and `postgres::name`.
@@ -50,9 +40,9 @@ pub struct App {
     pub client: ConfigServiceClient<Channel>,
     pub minter: TokenMinter,
     pub settings: Settings,
-    pub dir: tempfile::TempDir,
+    /// The data directory (the SQLite file, the generated key-encryption key).
+    pub dir: PathBuf,
     pub backend: Backend,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// Tokens of the seeded callers.
     pub admin: String,
     pub manager: String,
@@ -63,21 +53,12 @@ pub struct App {
     /// A valid token for "acme" whose subject is not a member.
     pub stranger: String,
     pub service: String,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
+    /// The running server; stopped when the harness is dropped.
+    pub server: TestApp,
 }
 
 pub fn req<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
+    salestrainer_tests::authed(msg, token)
 }
 
 pub fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
@@ -99,89 +80,40 @@ pub async fn spawn_app(backend: Backend) -> App {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// Health turns SERVING once connected and migrated. A database that never comes up fails
+/// the test (it is not skipped).
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> App {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("error")
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        ..Settings::default()
-    };
-    if let Backend::Postgres = backend {
-        settings.database_url = format!(
-            "postgres://postgres@127.0.0.1:5432/cfg_test_{}",
-            uuid::Uuid::new_v4().simple()
-        );
-    }
-    tweak(&mut settings);
-    let verifier = Arc::new(JwtVerifier::new(Some(SECRET), &[], "").unwrap());
-    let minter = TokenMinter::new(SECRET, "");
-    let mut server = ServerBuilder::new(ServerSettings::default(), verifier).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ctx = salestrainer_runtime::Context::new(settings.clone(), minter.clone(), addr).unwrap();
-    let starter = salestrainer_config::mount(&mut server, &ctx).await;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(salestrainer_runtime::app::run_until(
-        server,
-        vec![starter],
-        listener,
-        async move {
-            let _ = rx.await;
+    let server = spawn_service_with::<ConfigApp>(
+        |s| {
+            s.database_url = backend.database_url();
+            tweak(s);
         },
-    ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    wait_serving(channel.clone(), backend).await;
-    let client = ConfigServiceClient::new(channel);
-    let service = minter.service_token("test").unwrap();
+        ConfigSettings::default(),
+    )
+    .await;
+    wait_serving(&server, "", Duration::from_secs(30)).await;
+    let minter = &server.minter;
     let mut app = App {
-        client,
+        client: ConfigServiceClient::new(server.channel.clone()),
         admin: minter.mint("alice", "acme", Role::Admin, 3600).unwrap(),
         manager: minter.mint("mia", "acme", Role::Manager, 3600).unwrap(),
         trainee: minter.mint("tom", "acme", Role::Trainee, 3600).unwrap(),
         trainee_member: "organizations/acme/members/tom".into(),
         other_admin: minter.mint("olga", "globex", Role::Admin, 3600).unwrap(),
         stranger: minter.mint("nobody", "acme", Role::Admin, 3600).unwrap(),
-        service,
-        minter,
-        settings,
-        dir,
+        service: server.service_token("test"),
+        minter: server.minter.clone(),
+        settings: server.settings.clone(),
+        dir: server.settings.data_dir.clone(),
         backend,
-        shutdown: Some(tx),
+        server,
     };
     seed(&mut app).await;
     app
-}
-
-/// Health turns SERVING once connected and migrated. A database that never comes up fails
-/// the test (it is not skipped).
-async fn wait_serving(channel: Channel, backend: Backend) {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let mut health = HealthClient::new(channel);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await;
-        if let Ok(r) = r
-            && r.into_inner().status == ServingStatus::Serving as i32
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "config service never became SERVING on {backend:?} (is PostgreSQL on 127.0.0.1:5432 up?)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn seed(app: &mut App) {

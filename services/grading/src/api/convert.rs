@@ -4,26 +4,18 @@ use prost::Message;
 use salestrainer_proto::grading as pb;
 
 use crate::app::jobs::job_etag;
-use crate::domain::names;
 use crate::store::{self, evaluation, job};
-
-pub fn ts(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
-    }
-}
 
 pub fn job_pb(j: &job::Model) -> pb::GradingJob {
     let waiting =
         j.state == pb::JobState::Queued as i32 || j.state == pb::JobState::Retrying as i32;
     pb::GradingJob {
-        name: names::job_name(&j.organization, &j.id),
+        name: store::job_name(&j.organization, &j.id),
         session: j.session.clone(),
         state: j.state,
         attempts: j.attempts,
         max_attempts: j.max_attempts,
-        next_attempt_time: waiting.then(|| ts(j.next_attempt_at)),
+        next_attempt_time: waiting.then(|| store::timestamp_ms(j.next_attempt_at)),
         current_step: j.current_step,
         dead_reason: if j.state == pb::JobState::Dead as i32 {
             j.dead_reason
@@ -34,40 +26,40 @@ pub fn job_pb(j: &job::Model) -> pb::GradingJob {
         evaluation: j
             .evaluation
             .as_ref()
-            .map(|e| names::evaluation_name(&j.organization, e))
+            .map(|e| store::evaluation_name(&j.organization, e))
             .unwrap_or_default(),
         regrade: j.regrade,
         recent_attempts: store::attempt_log(&j.attempt_log)
             .into_iter()
             .map(|a| pb::GradingAttempt {
                 attempt: a.attempt,
-                start_time: Some(ts(a.start_ms)),
-                end_time: Some(ts(a.end_ms)),
+                start_time: Some(store::timestamp_ms(a.start_ms)),
+                end_time: Some(store::timestamp_ms(a.end_ms)),
                 step: a.step,
                 error: a.error,
                 retryable: a.retryable,
             })
             .collect(),
-        create_time: Some(ts(j.create_ms)),
-        update_time: Some(ts(j.update_ms)),
+        create_time: Some(store::timestamp_ms(j.create_ms)),
+        update_time: Some(store::timestamp_ms(j.update_ms)),
         etag: job_etag(j),
     }
 }
 
 pub fn evaluation_pb(e: &evaluation::Model) -> pb::Evaluation {
     let mut out = pb::Evaluation::decode(e.body.as_slice()).unwrap_or_default();
-    out.name = names::evaluation_name(&e.organization, &e.id);
+    out.name = store::evaluation_name(&e.organization, &e.id);
     out.supersedes = e
         .supersedes
         .as_ref()
-        .map(|s| names::evaluation_name(&e.organization, s))
+        .map(|s| store::evaluation_name(&e.organization, s))
         .unwrap_or_default();
     out.superseded_by = e
         .superseded_by
         .as_ref()
-        .map(|s| names::evaluation_name(&e.organization, s))
+        .map(|s| store::evaluation_name(&e.organization, s))
         .unwrap_or_default();
-    out.create_time = Some(ts(e.create_ms));
+    out.create_time = Some(store::timestamp_ms(e.create_ms));
     out.etag = format!("W/\"{}\"", e.id);
     out
 }
@@ -75,6 +67,6 @@ pub fn evaluation_pb(e: &evaluation::Model) -> pb::Evaluation {
 pub fn watch_pb(j: &job::Model) -> pb::WatchGradingJobResponse {
     pb::WatchGradingJobResponse {
         grading_job: Some(job_pb(j)),
-        change_time: Some(ts(j.update_ms)),
+        change_time: Some(store::timestamp_ms(j.update_ms)),
     }
 }

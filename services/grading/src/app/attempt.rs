@@ -15,7 +15,8 @@ use super::pipeline::{self, Checkpoint, TurnDto};
 use super::rate_limit::{Budget, acquire};
 use super::result::UsageRow;
 use crate::domain::clean::clean;
-use crate::domain::llm::{parse_llm_answer, render_transcript, response_format};
+use crate::domain::llm::{parse_llm_answer, response_format};
+use crate::domain::prompt::{PromptInputs, grading_messages};
 use crate::domain::retry::{LocalFailure, RetryDecision};
 use crate::domain::types::Speaker;
 use crate::store::{self, evaluation, job, now_ms};
@@ -237,36 +238,20 @@ impl Engine {
         transcript: &[crate::domain::types::Turn],
         stop: &CancellationToken,
     ) -> Result<(pipeline::GradeDto, UsageRow), Failure> {
-        let rendered = render_transcript(transcript);
-        let criteria = pipeline::criteria_text(&inputs.rubric);
-        let passing = inputs.rubric.passing_score.to_string();
-        let goal = inputs.goal.to_string();
-        let body = inputs
-            .template
-            .as_ref()
-            .map_or(pipeline::BUILTIN_PROMPT, |t| t.body.as_str());
-        let has_transcript_var = body.contains("{{transcript}}");
-        let system = pipeline::render(
-            body,
-            &[
-                ("transcript", rendered.as_str()),
-                ("summary", cp.summary.as_deref().unwrap_or_default()),
-                ("rubric", inputs.rubric_name.as_str()),
-                ("criteria", criteria.as_str()),
-                ("passing_score", passing.as_str()),
-                ("goal", goal.as_str()),
-                ("product_brief", inputs.product_brief.as_str()),
-                (
-                    "persona_name",
-                    inputs.persona_name.as_deref().unwrap_or("the customer"),
-                ),
-            ],
+        let persona = inputs.persona_brief();
+        let messages = grading_messages(
+            inputs.template.as_ref().map(|t| t.body.as_str()),
+            &PromptInputs {
+                rubric_name: &inputs.rubric_name,
+                rubric: &inputs.rubric,
+                goal: &inputs.goal,
+                product_brief: &inputs.product_brief,
+                persona: &persona,
+                summary: cp.summary.as_deref().unwrap_or_default(),
+            },
+            transcript,
         );
-        let user = if has_transcript_var {
-            "Grade the call above.".to_owned()
-        } else {
-            format!("Transcript:\n{rendered}")
-        };
+        let (system, user) = (messages.system, messages.user);
         let format = response_format(&inputs.rubric);
         // About 3 characters per token errs on the high side for English: safer for the budget.
         let estimate = ((system.len() + user.len() + format.to_string().len()) / 3) as u64 + 16;

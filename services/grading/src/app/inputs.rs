@@ -8,11 +8,15 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use salestrainer_config_client::ConfigClient;
 use salestrainer_proto::{call as callpb, config as cfgpb};
-use salestrainer_runtime::{Context, Peer, context::ServiceAuth};
+use salestrainer_runtime::{
+    Context, Peer, context::ServiceAuth, error::peer_is_transient, time::duration_ms,
+};
 use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
 
+use crate::domain::prompt::PersonaBrief;
 use crate::domain::text::keywords;
 use crate::domain::types::{Criterion, GoalKind, RawTurn, Rubric};
+use crate::store;
 
 /// Why an input could not be had.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,13 +36,13 @@ impl std::fmt::Display for InputError {
 }
 
 impl InputError {
+    /// A peer's refusal: retried when the runtime deems the peer's answer transient.
     fn from_status(what: &str, s: &Status) -> InputError {
         let msg = format!("{what}: {} ({:?})", s.message(), s.code());
-        match s.code() {
-            Code::NotFound | Code::InvalidArgument | Code::PermissionDenied => {
-                InputError::Permanent(msg)
-            }
-            _ => InputError::Transient(msg),
+        if peer_is_transient(s.code()) {
+            InputError::Transient(msg)
+        } else {
+            InputError::Permanent(msg)
         }
     }
 }
@@ -59,6 +63,9 @@ pub struct ScenarioInputs {
     pub goal: GoalKind,
     pub product_brief: String,
     pub persona_name: Option<String>,
+    /// The persona's job title and company, for the grading prompt; empty when unknown.
+    pub persona_role: String,
+    pub persona_company: String,
     /// `None`: the built-in prompt.
     pub template: Option<PromptTemplate>,
 }
@@ -66,6 +73,14 @@ pub struct ScenarioInputs {
 impl ScenarioInputs {
     pub fn product_terms(&self) -> Vec<String> {
         keywords(&self.product_brief)
+    }
+
+    pub fn persona_brief(&self) -> PersonaBrief {
+        PersonaBrief {
+            name: self.persona_name.clone().unwrap_or_default(),
+            role: self.persona_role.clone(),
+            company: self.persona_company.clone(),
+        }
     }
 }
 
@@ -185,11 +200,17 @@ impl GradingInputs for ConfigInputs {
                 .await
                 .map_err(|s| InputError::from_status("rubric", &s))?;
             // The persona only gives the grader a name to look for; its absence is no failure.
-            let persona_name = match self.client.persona(&sc.persona).await {
-                Ok(p) => Some(p.display_name).filter(|n| !n.is_empty()),
-                Err(_) => None,
-            };
-            let template_name = format!("{organization}/promptTemplates/builtin-grading");
+            let (persona_name, persona_role, persona_company) =
+                match self.client.persona(&sc.persona).await {
+                    Ok(p) => (
+                        Some(p.display_name).filter(|n| !n.is_empty()),
+                        p.role,
+                        p.company,
+                    ),
+                    Err(_) => (None, String::new(), String::new()),
+                };
+            let template_name =
+                store::resource_name(organization, "promptTemplates", "builtin-grading");
             let template = match self.client.prompt_template(&template_name, 0).await {
                 Ok(t) => Some(PromptTemplate {
                     name: t.name,
@@ -205,6 +226,8 @@ impl GradingInputs for ConfigInputs {
                 goal: goal_from_pb(sc.goal.as_ref()),
                 product_brief: sc.product_brief,
                 persona_name,
+                persona_role,
+                persona_company,
                 template,
             })
         })
@@ -253,13 +276,8 @@ impl CallTranscripts {
 }
 
 fn ms(d: Option<&prost_types::Duration>) -> Option<u64> {
-    d.and_then(|d| {
-        let ms = d
-            .seconds
-            .checked_mul(1000)?
-            .checked_add(i64::from(d.nanos / 1_000_000))?;
-        u64::try_from(ms).ok()
-    })
+    d.and_then(duration_ms)
+        .and_then(|ms| u64::try_from(ms).ok())
 }
 
 impl TranscriptSource for CallTranscripts {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use salestrainer_proto::grading as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Ready, Role, Violations};
+use salestrainer_runtime::{
+    ApiError, ApiResult, Principal, Ready, Role, Violations, db::begin_write, names, paging,
+    time::parse_timestamp_opt,
+};
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Engine;
-use crate::domain::names;
 use crate::store::{self, EvaluationQuery, JobQuery, NewJob, evaluation, job};
 
 /// The service object: the database and the engine, both ready once started.
@@ -32,13 +34,6 @@ pub fn job_etag(j: &job::Model) -> String {
     format!("W/\"{}\"", j.version)
 }
 
-/// Milliseconds since the epoch of a protobuf timestamp (a list's time bounds).
-fn ts_ms(t: &prost_types::Timestamp) -> i64 {
-    t.seconds
-        .saturating_mul(1000)
-        .saturating_add(i64::from(t.nanos / 1_000_000))
-}
-
 fn is_staff(p: &Principal) -> bool {
     matches!(p.role, Role::Admin | Role::Manager | Role::Service)
 }
@@ -48,37 +43,30 @@ fn owns(p: &Principal, trainee: &str) -> bool {
     trainee == p.subject || trainee.rsplit('/').next() == Some(p.subject.as_str())
 }
 
-/// The caller may see resources of this organization name ("organizations/{id}").
-fn check_org(p: &Principal, organization: &str, what: &str) -> ApiResult<()> {
-    match names::organization_id(organization) {
-        Some(id) if p.can_access_organization(id) => Ok(()),
-        _ => Err(ApiError::NotFound(format!("{what} not found"))),
-    }
-}
-
-fn check_parent(parent: &str) -> ApiResult<()> {
-    if names::organization_id(parent).is_none() || parent.matches('/').count() != 1 {
-        return Err(ApiError::invalid("parent", "must be organizations/{org}"));
-    }
-    Ok(())
-}
-
-fn parse_page(token: &str, size: i32) -> ApiResult<(u64, u64)> {
-    let offset = if token.is_empty() {
-        0
+/// The caller may see resources of organization `org` (an id).
+fn check_org(p: &Principal, org: &str, what: &str) -> ApiResult<()> {
+    if p.can_access_organization(org) {
+        Ok(())
     } else {
-        token
-            .parse::<u64>()
-            .map_err(|_| ApiError::invalid("page_token", "not a token this API returned"))?
-    };
-    if size < 0 {
-        return Err(ApiError::invalid("page_size", "must not be negative"));
+        Err(ApiError::NotFound(format!("{what} not found")))
     }
-    let size = match size {
-        0 => 50,
-        n => u64::try_from(n.min(1000)).unwrap_or(50),
-    };
-    Ok((offset, size))
+}
+
+/// The organization id of a List request's `parent`.
+fn check_parent(parent: &str) -> ApiResult<&str> {
+    names::parse_organization(parent)
+        .ok_or_else(|| ApiError::invalid("parent", "must be organizations/{org}"))
+}
+
+/// A page's position: the (create_ms, id) of the last row of the previous page.
+fn page_after(token: &str, query: u64) -> ApiResult<Option<(i64, String)>> {
+    paging::decode(token, query)?
+        .map(|k| {
+            k.split_once('.')
+                .and_then(|(c, id)| Some((c.parse().ok()?, id.to_owned())))
+                .ok_or_else(|| ApiError::invalid("page_token", "malformed page token"))
+        })
+        .transpose()
 }
 
 fn no_filter(filter: &str) -> ApiResult<()> {
@@ -93,24 +81,29 @@ fn no_filter(filter: &str) -> ApiResult<()> {
 }
 
 /// Up to `size` of `rows` (fetched with one more) and the token of the next page.
-fn page<T>(rows: store::Rows<T>, offset: u64, size: u64) -> Page<T> {
-    let more = rows.rows.len() as u64 > size;
-    let mut items = rows.rows;
-    items.truncate(size as usize);
+fn page<T>(
+    rows: store::Rows<T>,
+    size: u64,
+    query: u64,
+    key: impl Fn(&T) -> (i64, &str),
+) -> Page<T> {
+    let (items, next_page_token) = paging::split_page(rows.rows, size, query, |r| {
+        let (at, id) = key(r);
+        format!("{at}.{id}")
+    });
     Page {
         items,
-        next_page_token: if more {
-            (offset + size).to_string()
-        } else {
-            String::new()
-        },
+        next_page_token,
         total_size: rows.total,
     }
 }
 
 /// The member name of a non-staff caller in `parent`, and their bare subject.
-fn own_trainee(p: &Principal, parent: &str) -> (String, String) {
-    (format!("{parent}/members/{}", p.subject), p.subject.clone())
+fn own_trainee(p: &Principal, org: &str) -> (String, String) {
+    (
+        names::child_name(org, "members", &p.subject),
+        p.subject.clone(),
+    )
 }
 
 impl Grading {
@@ -119,14 +112,14 @@ impl Grading {
     }
 
     async fn load_job(&self, p: &Principal, name: &str) -> ApiResult<job::Model> {
-        let (org, id) = names::parse(name, "gradingJobs").ok_or_else(|| {
+        let (org, id) = names::parse_child(name, "gradingJobs").ok_or_else(|| {
             ApiError::invalid("name", "must be organizations/{org}/gradingJobs/{job}")
         })?;
         check_org(p, org, "grading job")?;
         let db = self.db.get()?;
         let j = store::find_job(db, id)
             .await?
-            .filter(|j| j.organization == org)
+            .filter(|j| j.organization == names::organization_name(org))
             .ok_or_else(|| ApiError::NotFound("grading job not found".into()))?;
         if !is_staff(p) && !owns(p, &j.trainee) {
             return Err(ApiError::NotFound("grading job not found".into()));
@@ -145,14 +138,14 @@ impl Grading {
             return Err(ApiError::PermissionDenied("internal method".into()));
         }
         let mut v = Violations::new();
-        let session_org = names::organization_of(&req.session);
+        let session_org = names::parse_child(&req.session, "sessions").map(|(o, _)| o);
         v.check(
-            names::parse(&req.session, "sessions").is_none(),
+            session_org.is_none(),
             "session",
             "must be organizations/{org}/sessions/{session}",
         );
         v.check(
-            session_org.as_deref() != Some(req.organization.as_str()),
+            session_org.map(names::organization_name).as_deref() != Some(req.organization.as_str()),
             "organization",
             "must be the session's organization",
         );
@@ -174,10 +167,9 @@ impl Grading {
             max_attempts: engine.cfg.max_attempts,
             trace_context: Default::default(),
         };
-        let (j, created) = {
-            let _gate = store::write_gate(&engine.db).await;
-            store::create_first_job(&engine.db, &n).await?
-        };
+        let txn = begin_write(&engine.db).await?;
+        let (j, created) = store::create_first_job(&txn, &n).await?;
+        txn.commit().await?;
         if created {
             engine.job_ready(&j.id).await;
         }
@@ -193,19 +185,22 @@ impl Grading {
         p: &Principal,
         r: &pb::ListGradingJobsRequest,
     ) -> ApiResult<Page<job::Model>> {
-        check_parent(&r.parent)?;
-        check_org(p, &r.parent, "organization")?;
+        let org = check_parent(&r.parent)?;
+        check_org(p, org, "organization")?;
         no_filter(&r.filter)?;
-        let (offset, size) = parse_page(&r.page_token, r.page_size)?;
+        let size = paging::page_size(r.page_size)?;
+        let state = r.state.to_string();
+        let query = paging::fingerprint(&[&r.parent, &state, &r.session]);
+        let after = page_after(&r.page_token, query)?;
         let db = self.db.get()?;
         let q = JobQuery {
             organization: r.parent.clone(),
             state: (r.state != pb::JobState::Unspecified as i32).then_some(r.state),
             session: (!r.session.is_empty()).then(|| r.session.clone()),
-            trainee: (!is_staff(p)).then(|| own_trainee(p, &r.parent)),
+            trainee: (!is_staff(p)).then(|| own_trainee(p, org)),
         };
-        let rows = store::list_jobs(db, &q, offset, size).await?;
-        Ok(page(rows, offset, size))
+        let rows = store::list_jobs(db, &q, after, size).await?;
+        Ok(page(rows, size, query, |j| (j.create_ms, &j.id)))
     }
 
     pub async fn retry_job(
@@ -235,7 +230,7 @@ impl Grading {
     }
 
     pub async fn get_evaluation(&self, p: &Principal, name: &str) -> ApiResult<evaluation::Model> {
-        let (org, id) = names::parse(name, "evaluations").ok_or_else(|| {
+        let (org, id) = names::parse_child(name, "evaluations").ok_or_else(|| {
             ApiError::invalid(
                 "name",
                 "must be organizations/{org}/evaluations/{evaluation}",
@@ -246,7 +241,10 @@ impl Grading {
         store::find_evaluation(db, id)
             .await
             .map_err(ApiError::from)?
-            .filter(|e| e.organization == org && (is_staff(p) || owns(p, &e.trainee)))
+            .filter(|e| {
+                e.organization == names::organization_name(org)
+                    && (is_staff(p) || owns(p, &e.trainee))
+            })
             .ok_or_else(|| ApiError::NotFound("evaluation not found".into()))
     }
 
@@ -255,26 +253,39 @@ impl Grading {
         p: &Principal,
         r: &pb::ListEvaluationsRequest,
     ) -> ApiResult<Page<evaluation::Model>> {
-        check_parent(&r.parent)?;
-        check_org(p, &r.parent, "organization")?;
+        let org = check_parent(&r.parent)?;
+        check_org(p, org, "organization")?;
         no_filter(&r.filter)?;
-        let (offset, size) = parse_page(&r.page_token, r.page_size)?;
+        let size = paging::page_size(r.page_size)?;
+        // The store keeps milliseconds: converted at its boundary.
+        let from_us = parse_timestamp_opt("start_time", r.start_time.as_ref())?;
+        let before_us = parse_timestamp_opt("end_time", r.end_time.as_ref())?;
+        let bounds = format!("{from_us:?}/{before_us:?}/{}", r.show_superseded);
+        let query = paging::fingerprint(&[
+            &r.parent,
+            &r.session,
+            &r.trainee,
+            &r.scenario,
+            &r.assignment,
+            &bounds,
+        ]);
+        let after = page_after(&r.page_token, query)?;
         let db = self.db.get()?;
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let q = EvaluationQuery {
             organization: r.parent.clone(),
             session: nonempty(&r.session),
             // Trainees see only their own, whatever they asked for.
-            own: (!is_staff(p)).then(|| own_trainee(p, &r.parent)),
+            own: (!is_staff(p)).then(|| own_trainee(p, org)),
             trainee: nonempty(&r.trainee),
             scenario: nonempty(&r.scenario),
             assignment: nonempty(&r.assignment),
-            created_from_ms: r.start_time.as_ref().map(ts_ms),
-            created_before_ms: r.end_time.as_ref().map(ts_ms),
+            created_from_ms: from_us.map(|us| us.div_euclid(1000)),
+            created_before_ms: before_us.map(|us| us.div_euclid(1000)),
             show_superseded: r.show_superseded,
         };
-        let rows = store::list_evaluations(db, &q, offset, size).await?;
-        Ok(page(rows, offset, size))
+        let rows = store::list_evaluations(db, &q, after, size).await?;
+        Ok(page(rows, size, query, |e| (e.create_ms, &e.id)))
     }
 
     pub async fn regrade(
@@ -282,7 +293,7 @@ impl Grading {
         p: &Principal,
         r: &pb::RegradeSessionRequest,
     ) -> ApiResult<job::Model> {
-        let (org, _) = names::parse(&r.session, "sessions").ok_or_else(|| {
+        let (org, _) = names::parse_child(&r.session, "sessions").ok_or_else(|| {
             ApiError::invalid("session", "must be organizations/{org}/sessions/{session}")
         })?;
         check_org(p, org, "session")?;
@@ -291,7 +302,9 @@ impl Grading {
                 "only managers and admins regrade".into(),
             ));
         }
-        if !r.rubric.is_empty() && names::parse(&r.rubric, "rubrics").map(|(o, _)| o) != Some(org) {
+        if !r.rubric.is_empty()
+            && names::parse_child(&r.rubric, "rubrics").map(|(o, _)| o) != Some(org)
+        {
             return Err(ApiError::invalid(
                 "rubric",
                 "must be a rubric of the session's organization",

@@ -12,6 +12,7 @@ use crate::domain::metrics::{Metrics, compute};
 use crate::domain::text::{questions, word_count};
 use crate::domain::types::{CriterionScore, GoalKind, Rubric, Speaker, Turn};
 use salestrainer_proto::grading as pb;
+use salestrainer_runtime::time::duration;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -335,18 +336,16 @@ pub fn metrics(transcript: &[Turn]) -> MetricsDto {
     }
 }
 
-pub fn duration(ms: u64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
-        nanos: i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
-    }
+/// A metric's milliseconds as the runtime's duration takes them.
+pub fn ms_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 pub fn metrics_pb(m: &MetricsDto) -> pb::ConversationMetrics {
     pb::ConversationMetrics {
         talk_listen_ratio: m.talk_listen_ratio,
-        longest_monologue: Some(duration(m.longest_monologue_ms)),
-        longest_customer_story: Some(duration(m.longest_customer_story_ms)),
+        longest_monologue: Some(duration(ms_i64(m.longest_monologue_ms))),
+        longest_customer_story: Some(duration(ms_i64(m.longest_customer_story_ms))),
         questions_asked_trainee: i32::try_from(m.questions_trainee).unwrap_or(i32::MAX),
         questions_asked_persona: i32::try_from(m.questions_persona).unwrap_or(i32::MAX),
         questions_per_minute: m.questions_per_minute,
@@ -354,8 +353,8 @@ pub fn metrics_pb(m: &MetricsDto) -> pb::ConversationMetrics {
         words_per_minute: m.words_per_minute,
         interruptions: i32::try_from(m.interruptions).unwrap_or(i32::MAX),
         next_step_set: m.next_step_set,
-        trainee_talk_time: Some(duration(m.trainee_talk_ms)),
-        persona_talk_time: Some(duration(m.persona_talk_ms)),
+        trainee_talk_time: Some(duration(ms_i64(m.trainee_talk_ms))),
+        persona_talk_time: Some(duration(ms_i64(m.persona_talk_ms))),
     }
 }
 
@@ -429,49 +428,4 @@ pub fn evaluation_pb(
         model: g.model.clone(),
         ..Default::default()
     }
-}
-
-/// The built-in grading prompt, used when the organization has no grading template.
-pub const BUILTIN_PROMPT: &str = "You are an expert sales coach grading a recorded sales \
-training call between a trainee (the seller) and a customer.\n\
-Goal of the call: {{goal}}\nProduct: {{product_brief}}\nCustomer: {{persona_name}}\n\
-Call summary: {{summary}}\n\
-Rubric {{rubric}} (passing score {{passing_score}} of 100). Criteria:\n{{criteria}}\n\
-Score every criterion on its own scale, give a short rationale, and quote the exact \
-transcript lines you relied on, copied verbatim without the [id] and speaker prefix. \
-Say whether the goal was reached. Answer only with JSON matching the schema.\n\n\
-Transcript:\n{{transcript}}";
-
-pub fn criteria_text(rubric: &Rubric) -> String {
-    rubric
-        .criteria
-        .iter()
-        .map(|c| {
-            let levels: Vec<String> = c.levels.iter().map(|(s, d)| format!("{s} = {d}")).collect();
-            format!(
-                "- {} (skill {}, weight {}, scale {}..{}): {}{}",
-                c.id,
-                c.skill,
-                c.weight,
-                c.scale_min,
-                c.scale_max,
-                c.description,
-                if levels.is_empty() {
-                    String::new()
-                } else {
-                    format!(" Levels: {}.", levels.join("; "))
-                }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Renders `{{variable}}` placeholders; unknown ones are left as they are.
-pub fn render(body: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = body.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{{{k}}}}}"), v);
-    }
-    out
 }

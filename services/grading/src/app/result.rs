@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::Failure;
 use super::dispatch::Engine;
-use super::pipeline::{self, Checkpoint};
+use super::pipeline::{self, Checkpoint, ms_i64};
 use crate::store::{self, Outcome, evaluation, job, now_ms, usage};
+use salestrainer_runtime::time::duration;
 
 impl Engine {
     /// Records how an attempt ended (unless shutdown cut it short or the lease was lost).
@@ -111,7 +112,7 @@ impl Engine {
         body.trainee = j.trainee.clone();
         body.scenario = j.scenario.clone();
         body.assignment = j.assignment.clone();
-        body.grading_job = crate::domain::names::job_name(&j.organization, &j.id);
+        body.grading_job = store::job_name(&j.organization, &j.id);
         let now = now_ms();
         let model = evaluation::Model {
             id: id.clone(),
@@ -134,18 +135,12 @@ impl Engine {
             crate::SERVICE,
             ev::event::Payload::SessionGraded(ev::SessionGraded {
                 session: j.session.clone(),
-                evaluation: crate::domain::names::evaluation_name(&j.organization, &id),
+                evaluation: store::evaluation_name(&j.organization, &id),
                 trainee: j.trainee.clone(),
                 scenario: j.scenario.clone(),
                 assignment: j.assignment.clone(),
-                session_start_time: j.session_start_ms.map(|ms| prost_types::Timestamp {
-                    seconds: ms.div_euclid(1000),
-                    nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
-                }),
-                session_duration: j
-                    .session_duration_ms
-                    .and_then(|d| u64::try_from(d).ok())
-                    .map(pipeline::duration),
+                session_start_time: j.session_start_ms.map(store::timestamp_ms),
+                session_duration: j.session_duration_ms.filter(|d| *d >= 0).map(duration),
                 overall_score: g.overall,
                 passed: g.passed,
                 closed: close.closed,
@@ -163,7 +158,7 @@ impl Engine {
                     questions_per_minute: m.questions_per_minute,
                     words_per_minute: m.words_per_minute,
                     filler_word_rate: m.filler_word_rate,
-                    longest_monologue: Some(pipeline::duration(m.longest_monologue_ms)),
+                    longest_monologue: Some(duration(ms_i64(m.longest_monologue_ms))),
                     interruptions: i32::try_from(m.interruptions).unwrap_or(0),
                     next_step_set: m.next_step_set,
                 }),

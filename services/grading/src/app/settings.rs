@@ -1,9 +1,67 @@
-//! The grading engine's knobs: defaults, overridden by `SALESTRAINER_GRADING_*` environment
-//! variables.
+//! The grading service's section of the settings: `[grading]` in the TOML file,
+//! `SALESTRAINER_GRADING__*` in the environment (e.g. `SALESTRAINER_GRADING__WORKERS`), and the
+//! engine's knobs built from it.
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::dispatch::JOBS_STREAM;
+
+/// `[grading]`, as written in the settings (durations in milliseconds).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GradingSettings {
+    /// Attempts run at once by this replica (at least 1).
+    pub workers: usize,
+    /// How long a claimed job stays with its worker without a heartbeat.
+    pub lease_ms: u64,
+    /// Idle poll interval of embedded workers and of the distributed scheduler.
+    pub poll_ms: u64,
+    /// Attempts before a job goes DEAD (at least 1).
+    pub max_attempts: i32,
+    /// First retry delay; doubled per attempt up to `backoff_cap_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// Deadline of one LLM request.
+    pub llm_timeout_ms: u64,
+    /// `max_tokens` of a grading completion.
+    pub max_completion_tokens: u64,
+}
+
+impl Default for GradingSettings {
+    fn default() -> Self {
+        let e = EngineConfig::default();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            workers: e.workers,
+            lease_ms: ms(e.lease),
+            poll_ms: ms(e.poll),
+            max_attempts: e.max_attempts,
+            backoff_base_ms: ms(e.backoff_base),
+            backoff_cap_ms: ms(e.backoff_cap),
+            llm_timeout_ms: ms(e.llm_timeout),
+            max_completion_tokens: e.max_completion_tokens,
+        }
+    }
+}
+
+impl GradingSettings {
+    /// The engine's configuration.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            workers: self.workers.max(1),
+            lease: Duration::from_millis(self.lease_ms),
+            poll: Duration::from_millis(self.poll_ms),
+            max_attempts: self.max_attempts.max(1),
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_cap: Duration::from_millis(self.backoff_cap_ms),
+            llm_timeout: Duration::from_millis(self.llm_timeout_ms),
+            max_completion_tokens: self.max_completion_tokens,
+            jobs_stream: JOBS_STREAM.to_owned(),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -33,34 +91,6 @@ impl Default for EngineConfig {
             llm_timeout: Duration::from_secs(60),
             max_completion_tokens: 1500,
             jobs_stream: JOBS_STREAM.to_owned(),
-        }
-    }
-}
-
-fn env<T: std::str::FromStr>(key: &str) -> Option<T> {
-    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
-}
-
-impl EngineConfig {
-    /// Defaults overridden by `SALESTRAINER_GRADING_*` environment variables.
-    pub fn from_env() -> Self {
-        let d = Self::default();
-        let ms = |k: &str, v: Duration| env::<u64>(k).map_or(v, Duration::from_millis);
-        Self {
-            workers: env("SALESTRAINER_GRADING_WORKERS")
-                .unwrap_or(d.workers)
-                .max(1),
-            lease: ms("SALESTRAINER_GRADING_LEASE_MS", d.lease),
-            poll: ms("SALESTRAINER_GRADING_POLL_MS", d.poll),
-            max_attempts: env("SALESTRAINER_GRADING_MAX_ATTEMPTS")
-                .unwrap_or(d.max_attempts)
-                .max(1),
-            backoff_base: ms("SALESTRAINER_GRADING_BACKOFF_BASE_MS", d.backoff_base),
-            backoff_cap: ms("SALESTRAINER_GRADING_BACKOFF_CAP_MS", d.backoff_cap),
-            llm_timeout: ms("SALESTRAINER_GRADING_LLM_TIMEOUT_MS", d.llm_timeout),
-            max_completion_tokens: env("SALESTRAINER_GRADING_MAX_COMPLETION_TOKENS")
-                .unwrap_or(d.max_completion_tokens),
-            jobs_stream: d.jobs_stream,
         }
     }
 }

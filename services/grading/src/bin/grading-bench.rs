@@ -11,7 +11,7 @@
 //!    used, and the number of 429s.
 //!
 //! Usage: grading-bench [--sessions N] [--tpm-seconds S] [--postgres URL]
-//! Workers: SALESTRAINER_GRADING_WORKERS (default 16).
+//! Workers: `[grading] workers` of the settings, e.g. SALESTRAINER_GRADING__WORKERS (default 16).
 
 // The fakes live with the tests, out of the library; the bench borrows them by path.
 #[path = "../../tests/common/testkit.rs"]
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use salestrainer_grading::app::inputs::Credential;
 use salestrainer_grading::app::rate_limit::LocalRateLimit;
 use salestrainer_grading::app::session_events::{handle_session_ended, handle_session_ended_batch};
-use salestrainer_grading::app::{Engine, EngineConfig};
+use salestrainer_grading::app::{Engine, EngineConfig, GradingSettings};
 use salestrainer_grading::store::{self, Migrator, evaluation, job};
 use salestrainer_proto::grading::JobState;
 use sea_orm::{
@@ -210,7 +210,10 @@ async fn main() -> anyhow::Result<()> {
     let cfg = EngineConfig {
         poll: Duration::from_millis(50),
         max_completion_tokens: 400,
-        ..EngineConfig::from_env()
+        ..salestrainer_runtime::Settings::load()
+            .and_then(|s| s.section::<GradingSettings>(salestrainer_grading::SERVICE))
+            .map_err(|e| anyhow::anyhow!("settings: {e}"))?
+            .engine()
     };
     let profile = if cfg!(debug_assertions) {
         "debug build"

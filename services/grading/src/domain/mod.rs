@@ -2,11 +2,12 @@
 
 pub mod clean;
 pub mod close;
+pub mod eval;
 pub mod grader;
 pub mod limiter;
 pub mod llm;
 pub mod metrics;
-pub mod names;
+pub mod prompt;
 pub mod retry;
 pub mod text;
 pub mod types;

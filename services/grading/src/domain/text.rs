@@ -3,191 +3,12 @@
 //! Matching is ASCII-case-insensitive on word boundaries and returns byte ranges into the
 //! original text, so every quote we cut is an exact substring of a turn.
 
-/// Words that carry no content on their own.
-pub const FILLERS: &[&str] = &[
-    "um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "ahh", "hmm", "hm", "mm", "mmm", "mhm",
-    "mm-hmm", "mm-hm", "uh-huh", "uh-hum",
-];
-
-/// Acknowledgements: filler-like, but meaningful when they answer a question.
-pub const BACKCHANNELS: &[&str] = &[
-    "okay", "ok", "right", "yeah", "yep", "yes", "sure", "alright", "so", "well", "like",
-];
-
-/// Multi-word verbal fillers counted in the filler rate.
-const FILLER_PHRASES: &[&str] = &["you know", "i mean", "kind of", "sort of"];
-
-pub const NEXT_STEP_TERMS: &[&str] = &[
-    "meeting",
-    "meet",
-    "call",
-    "demo",
-    "demonstration",
-    "trial",
-    "pilot",
-    "contract",
-    "proposal",
-    "follow-up",
-    "follow up",
-    "calendar invite",
-    "invite",
-    "onboarding",
-    "kickoff",
-    "kick-off",
-    "workshop",
-    "quote",
-    "agreement",
-    "order form",
-    "purchase order",
-    "next step",
-    "next steps",
-];
-
-const WEEKDAYS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "mon",
-    "tue",
-    "tues",
-    "wed",
-    "thu",
-    "thur",
-    "thurs",
-    "fri",
-];
-
-const TIME_WORDS: &[&str] = &[
-    "tomorrow",
-    "today",
-    "tonight",
-    "morning",
-    "afternoon",
-    "evening",
-    "noon",
-    "midday",
-    "o'clock",
-    "am",
-    "pm",
-    "a.m",
-    "p.m",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
-const TIME_PHRASES: &[&str] = &[
-    "next week",
-    "this week",
-    "next month",
-    "end of the week",
-    "end of week",
-    "later this week",
-    "first thing",
-];
-
-pub const ACCEPTANCE: &[&str] = &[
-    "yes",
-    "yeah",
-    "yep",
-    "yup",
-    "sure",
-    "sounds good",
-    "sounds great",
-    "sounds fine",
-    "that works",
-    "works for me",
-    "works great",
-    "let's do it",
-    "let's do that",
-    "lets do it",
-    "ok",
-    "okay",
-    "deal",
-    "perfect",
-    "great",
-    "absolutely",
-    "of course",
-    "definitely",
-    "go ahead",
-    "book it",
-    "send it over",
-    "send it",
-    "i'm in",
-    "count me in",
-    "fine",
-    "alright",
-    "all right",
-    "agreed",
-    "happy to",
-    "i'd like that",
-    "why not",
-];
-
-/// Rejections checked in the first sentence of a reply, after removing the friendly negatives
-/// in [`FRIENDLY_NEGATIVES`].
-const REJECTION: &[&str] = &[
-    "no",
-    "nope",
-    "not",
-    "can't",
-    "cannot",
-    "won't",
-    "don't",
-    "doesn't",
-    "isn't",
-    "wouldn't",
-    "busy",
-    "pass",
-    "never",
-    "maybe later",
-    "not interested",
-];
-
-const FRIENDLY_NEGATIVES: &[&str] = &[
-    "no problem",
-    "not a problem",
-    "no worries",
-    "why not",
-    "can't wait",
-    "don't see why not",
-];
-
-/// Sentence openers that make a sentence a question even without a question mark (voice
-/// transcripts often drop punctuation).
-const QUESTION_OPENERS: &[&str] = &[
-    "what", "how", "why", "when", "where", "who", "which", "do", "does", "did", "can", "could",
-    "would", "will", "is", "are", "have", "has", "should", "shall", "may",
-];
-
-/// Openers of open questions, the discovery kind.
-pub const OPEN_QUESTION_OPENERS: &[&str] = &[
-    "what",
-    "how",
-    "why",
-    "tell me",
-    "walk me through",
-    "describe",
-    "help me understand",
-    "can you tell me",
-    "could you tell me",
-    "can you walk me",
-    "could you walk me",
-    "what's",
-    "how's",
-];
+// The cue lists are one vocabulary with the scripted persona's.
+pub use salestrainer_conversation::{
+    ACCEPTANCE, BACKCHANNELS, DEFERRALS, FILLER_PHRASES, FILLERS, FRIENDLY_NEGATIVES,
+    NEXT_STEP_TERMS, OPEN_QUESTION_OPENERS, QUESTION_OPENERS, REJECTIONS as REJECTION,
+    TIME_PHRASES, TIME_WORDS, WEEKDAYS,
+};
 
 /// Collapses whitespace runs to one space and trims.
 pub fn collapse_ws(s: &str) -> String {
@@ -316,9 +137,10 @@ pub fn is_question(sentence: &str) -> bool {
     if sentence.trim_end().ends_with('?') {
         return true;
     }
-    words(sentence)
-        .first()
-        .is_some_and(|w| QUESTION_OPENERS.contains(&w.as_str()))
+    let s = sentence.trim_start();
+    QUESTION_OPENERS
+        .iter()
+        .any(|o| find_phrase(s, o).is_some_and(|(st, _)| st == 0))
 }
 
 /// Whether a question sentence is open (invites the customer to talk).
@@ -360,13 +182,53 @@ pub fn count_phrase(text: &str, phrase: &str) -> usize {
 
 /// A day, a date or a clock time ("Tuesday", "tomorrow", "3pm", "10:30", "at 2").
 pub fn find_time_expr(text: &str) -> Option<(usize, usize)> {
+    // Greetings are not times: blank them (same length, so ranges stay valid).
+    let blanked = blank_greetings(text);
+    let text = blanked.as_str();
     if let Some((_, s, e)) = find_any(text, WEEKDAYS)
         .or_else(|| find_any(text, TIME_WORDS))
         .or_else(|| find_any(text, TIME_PHRASES))
     {
         return Some((s, e));
     }
-    // Token shapes: 10:30, 3pm, 2:00pm, and "at 3".
+    find_clock(text)
+}
+
+/// A day or a clock time, the specific kind ("Tuesday", "10:30", "3pm", "at 2", "January");
+/// not "this week" or "morning".
+pub fn find_specific_time(text: &str) -> Option<(usize, usize)> {
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "tomorrow",
+    ];
+    find_any(text, WEEKDAYS)
+        .or_else(|| find_any(text, MONTHS))
+        .map(|(_, s, e)| (s, e))
+        .or_else(|| find_clock(text))
+}
+
+fn blank_greetings(text: &str) -> String {
+    let mut out = text.to_string();
+    for g in ["good morning", "good afternoon", "good evening"] {
+        while let Some((s, e)) = find_phrase(&out, g) {
+            out.replace_range(s..e, &" ".repeat(e - s));
+        }
+    }
+    out
+}
+
+/// Token shapes: 10:30, 3pm, 2:00pm, and "at 3".
+fn find_clock(text: &str) -> Option<(usize, usize)> {
     let mut prev_at = false;
     let mut offset = 0;
     for raw in text.split_whitespace() {
@@ -469,6 +331,209 @@ pub fn keywords(text: &str) -> Vec<String> {
     out
 }
 
+/// A crude English stem, enough for "route"/"routes"/"routing" or "plan"/"planning" to meet.
+pub fn stem(word: &str) -> String {
+    let w = word.trim_matches('\'').to_ascii_lowercase();
+    let w = w.strip_suffix("'s").unwrap_or(&w).to_string();
+    let mut base = w.as_str();
+    for suffix in [
+        "ings", "ing", "ers", "ies", "ied", "ed", "es", "er", "ly", "s",
+    ] {
+        if let Some(b) = base.strip_suffix(suffix)
+            && b.chars().count() >= 3
+        {
+            // "boxes" loses "es", "stores" only its "s" (so it meets "store").
+            if suffix == "es" && !["s", "x", "z", "ch", "sh"].iter().any(|e| b.ends_with(e)) {
+                continue;
+            }
+            base = b;
+            break;
+        }
+    }
+    base.chars().take(6).collect()
+}
+
+/// Number words, so "forty drivers" meets "40 drivers" as a fact the customer gave.
+const NUMBER_WORDS: &[&str] = &[
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "fifteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    "hundred", "thousand", "million", "half", "percent", "dozen", "dozens",
+];
+
+/// Words too common in sales talk to show that the rep picked up what the customer said.
+const COMMON: &[&str] = &[
+    "about",
+    "actually",
+    "again",
+    "always",
+    "anything",
+    "because",
+    "being",
+    "better",
+    "could",
+    "every",
+    "everything",
+    "going",
+    "great",
+    "hear",
+    "honest",
+    "honestly",
+    "just",
+    "know",
+    "look",
+    "lot",
+    "maybe",
+    "much",
+    "need",
+    "needs",
+    "people",
+    "pretty",
+    "problem",
+    "quite",
+    "really",
+    "said",
+    "says",
+    "something",
+    "still",
+    "team",
+    "thank",
+    "thanks",
+    "that's",
+    "there's",
+    "thing",
+    "things",
+    "think",
+    "those",
+    "time",
+    "today",
+    "want",
+    "wants",
+    "what's",
+    "where's",
+    "work",
+    "works",
+    "would",
+    "yeah",
+    "you've",
+    "we've",
+    "they're",
+    "i've",
+    "i'll",
+    "we'll",
+    "you'll",
+    "can't",
+    "won't",
+    "doesn't",
+    "isn't",
+    "didn't",
+    "okay",
+    "sure",
+    "other",
+    "right",
+    "kind",
+    "sort",
+    "mean",
+    "fine",
+    "good",
+    "well",
+    "here",
+    "into",
+    "onto",
+    "these",
+    "them",
+    "then",
+    "than",
+    "this",
+    "that",
+    "with",
+    "from",
+    "have",
+    "your",
+    "yours",
+    "will",
+    "what",
+    "when",
+    "which",
+    "while",
+    "were",
+    "been",
+    "does",
+    "done",
+    "also",
+    "very",
+    "only",
+    "some",
+    "such",
+    "more",
+    "most",
+    "like",
+    "make",
+    "sounds",
+    "call",
+    "calls",
+    "please",
+    "saying",
+    "tell",
+    "told",
+    "telling",
+    "mean",
+    "means",
+    "meant",
+    "talk",
+    "talking",
+];
+
+/// Three-letter words that carry no content.
+const SHORT_COMMON: &[&str] = &[
+    "the", "and", "you", "for", "are", "but", "not", "was", "our", "can", "how", "who", "why",
+    "all", "any", "one", "get", "got", "has", "had", "his", "her", "its", "did", "too", "yes",
+    "yet", "now", "new", "way", "out", "off", "own", "see", "say", "let", "put", "use", "via",
+    "per", "bit", "lot", "day", "let's", "i'm", "i'd", "it's", "he's", "she", "him", "they", "ask",
+    "try", "sure", "way", "may", "two", "few", "far", "big", "oh", "hey", "hi", "bye", "ago",
+    "got", "set", "top", "end", "run", "job", "etc", "i'll",
+];
+
+/// Content stems of `text`: words of four letters or more outside the common ones, plus
+/// numbers and number words (which carry the customer's facts).
+pub fn content_stems(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words(text) {
+        let w = w.trim_matches('\'').to_string();
+        let numeric = w.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w.as_str());
+        let len = w.chars().count();
+        let keep = numeric
+            || (len >= 4 && !COMMON.contains(&w.as_str()))
+            || (len == 3 && !SHORT_COMMON.contains(&w.as_str()));
+        if !keep {
+            continue;
+        }
+        let s = if numeric { w.clone() } else { stem(&w) };
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Numbers and number words of `text`.
+pub fn number_tokens(text: &str) -> Vec<String> {
+    words(text)
+        .into_iter()
+        .filter(|w| {
+            (w.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w.as_str()))
+                && !matches!(
+                    w.as_str(),
+                    "half" | "percent" | "hundred" | "thousand" | "dozen"
+                )
+        })
+        .collect()
+}
+
+/// How many of `needles` occur in `hay`.
+pub fn shared(needles: &[String], hay: &[String]) -> usize {
+    needles.iter().filter(|n| hay.contains(n)).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +583,16 @@ mod tests {
         assert!(accepts("Sure, but not this week.").is_none());
         assert!(accepts("I'm not interested.").is_none());
         assert!(accepts("Let me think about it.").is_none());
+    }
+
+    #[test]
+    fn stems_meet_across_inflections() {
+        assert_eq!(stem("stores"), stem("store"));
+        assert_eq!(stem("routes"), stem("route"));
+        assert_eq!(stem("planning"), stem("plann"));
+        assert_eq!(stem("boxes"), "box");
+        let c = content_stems("We lost forty drivers' hours, 2 depots");
+        assert!(c.contains(&"forty".to_string()) && c.contains(&"2".to_string()));
     }
 
     #[test]

@@ -9,14 +9,13 @@ mod reads;
 
 pub use reads::*;
 
-use chrono::Utc;
 use salestrainer_proto::events as ev;
 use salestrainer_proto::grading::{DeadReason, JobState, PipelineStep};
+use salestrainer_runtime::{db::begin_write, names, time};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    TryIntoModel,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryIntoModel,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -35,21 +34,36 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// This service's SQLite writers queue here (see [`salestrainer_runtime::db::WriteGate`]).
-static SQLITE_WRITES: salestrainer_runtime::db::WriteGate =
-    salestrainer_runtime::db::WriteGate::new();
+/// `organizations/{org}/{collection}/{id}` of a stored row, whose organization column holds
+/// `organizations/{org}`.
+pub fn resource_name(organization: &str, collection: &str, id: &str) -> String {
+    names::child_name(
+        names::organization_of(organization).unwrap_or_default(),
+        collection,
+        id,
+    )
+}
 
-pub async fn write_gate<C: ConnectionTrait>(
-    conn: &C,
-) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    SQLITE_WRITES.enter(conn).await
+pub fn job_name(organization: &str, id: &str) -> String {
+    resource_name(organization, "gradingJobs", id)
+}
+
+pub fn evaluation_name(organization: &str, id: &str) -> String {
+    resource_name(organization, "evaluations", id)
 }
 
 /// The inbox consumer name of the SessionEnded handler.
 pub const INBOX_CONSUMER: &str = "grading";
 
+/// Now, in milliseconds. This store keeps instants in milliseconds (the other services keep
+/// microseconds): it converts at its boundary, here and in [`timestamp_ms`].
 pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    time::now_us() / 1000
+}
+
+/// A stored instant (milliseconds) as a protobuf timestamp.
+pub fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
+    time::timestamp(ms.saturating_mul(1000))
 }
 
 /// What a new job is created from (a SessionEnded event, SubmitSession or RegradeSession).
@@ -150,13 +164,13 @@ pub async fn create_regrade_job(
     db: &DatabaseConnection,
     n: &NewJob,
 ) -> Result<(job::Model, bool), DbErr> {
-    let _gate = write_gate(db).await;
+    let txn = begin_write(db).await?;
     // Two concurrent regrades may pick the same generation: the unique index rejects one,
     // which then takes the next number.
     for _ in 0..5 {
         if let Some(existing) = job::Entity::find()
             .filter(job::Column::RequestId.eq(n.request_id.as_str()))
-            .one(db)
+            .one(&txn)
             .await?
         {
             return Ok((existing, false));
@@ -164,20 +178,21 @@ pub async fn create_regrade_job(
         let last = job::Entity::find()
             .filter(job::Column::Session.eq(n.session.as_str()))
             .order_by_desc(job::Column::Generation)
-            .one(db)
+            .one(&txn)
             .await?;
         let generation = last.map_or(0, |j| j.generation + 1);
         let row = new_row(n, generation);
         let inserted = job::Entity::insert(row)
             .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .exec_without_returning(db)
+            .exec_without_returning(&txn)
             .await?;
         if inserted == 1 {
             let created = job::Entity::find()
                 .filter(job::Column::RequestId.eq(n.request_id.as_str()))
-                .one(db)
+                .one(&txn)
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound("regrade job after insert".into()))?;
+            txn.commit().await?;
             return Ok((created, true));
         }
     }
@@ -285,9 +300,8 @@ pub async fn claim(
     id: &str,
     lease_ms: i64,
 ) -> Result<Option<(job::Model, String)>, DbErr> {
-    let _gate = write_gate(db).await;
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let claimed = take_lease(&txn, &[id.to_owned()], &token, lease_ms).await?;
     txn.commit().await?;
     Ok(claimed.into_iter().next().map(|j| (j, token)))
@@ -303,9 +317,8 @@ pub async fn claim_due(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let _gate = write_gate(db).await;
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     // PostgreSQL: rows another replica is claiming right now are skipped, not waited for
     // (SQLite has no row locks and sea-query leaves the clause out there).
     let ids: Vec<String> = job::Entity::find()
@@ -333,7 +346,7 @@ fn grading_started(j: &job::Model) -> ev::Event {
         crate::SERVICE,
         ev::event::Payload::GradingStarted(ev::GradingStarted {
             session: j.session.clone(),
-            grading_job: crate::domain::names::job_name(&j.organization, &j.id),
+            grading_job: job_name(&j.organization, &j.id),
             regrade: j.regrade,
         }),
     )
@@ -346,14 +359,15 @@ pub async fn heartbeat(
     token: &str,
     lease_ms: i64,
 ) -> Result<bool, DbErr> {
-    let _gate = write_gate(db).await;
+    let txn = begin_write(db).await?;
     let res = job::Entity::update_many()
         .col_expr(job::Column::LeaseUntil, Expr::value(now_ms() + lease_ms))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::LeaseToken.eq(token))
         .filter(job::Column::State.eq(JobState::Running as i32))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    txn.commit().await?;
     Ok(res.rows_affected == 1)
 }
 
@@ -362,13 +376,14 @@ pub async fn record_usage(
     db: &DatabaseConnection,
     rows: Vec<usage::ActiveModel>,
 ) -> Result<(), DbErr> {
-    let _gate = write_gate(db).await;
+    let txn = begin_write(db).await?;
     if rows.is_empty() {
         return Ok(());
     }
     usage::Entity::insert_many(rows)
-        .exec_without_returning(db)
+        .exec_without_returning(&txn)
         .await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -460,8 +475,7 @@ async fn write_in_one_transaction(
     db: &DatabaseConnection,
     ops: &[WriteOp],
 ) -> Result<Vec<bool>, DbErr> {
-    let _gate = write_gate(db).await;
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let mut done = Vec::with_capacity(ops.len());
     let mut events = Vec::new();
     let mut graded = Vec::new();
@@ -505,7 +519,7 @@ async fn write_in_one_transaction(
                 if let (Some(Some(prev)), Some(ev::event::Payload::SessionGraded(g))) =
                     (supersedes.next(), event.payload.as_mut())
                 {
-                    g.supersedes = crate::domain::names::evaluation_name(&job.organization, &prev);
+                    g.supersedes = evaluation_name(&job.organization, &prev);
                 }
                 events.push(event);
             }
@@ -575,7 +589,7 @@ fn grading_failed(j: &job::Model, reason: DeadReason, error: &str) -> ev::Event 
         crate::SERVICE,
         ev::event::Payload::GradingFailed(ev::GradingFailed {
             session: j.session.clone(),
-            grading_job: crate::domain::names::job_name(&j.organization, &j.id),
+            grading_job: job_name(&j.organization, &j.id),
             reason: reason as i32,
             last_error: error.to_owned(),
             attempts: j.attempts,
@@ -680,7 +694,7 @@ async fn apply_finish<C: ConnectionTrait>(
 /// Puts a DEAD job back in the queue (attempts reset), or runs a RETRYING job now.
 /// Returns None when the job is in another state.
 pub async fn requeue(db: &DatabaseConnection, id: &str) -> Result<Option<job::Model>, DbErr> {
-    let _gate = write_gate(db).await;
+    let txn = begin_write(db).await?;
     let now = now_ms();
     let res = job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(JobState::Queued as i32))
@@ -700,24 +714,27 @@ pub async fn requeue(db: &DatabaseConnection, id: &str) -> Result<Option<job::Mo
         .col_expr(job::Column::UpdateMs, Expr::value(now))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::State.is_in([JobState::Dead as i32, JobState::Retrying as i32]))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
         return Ok(None);
     }
-    find_job(db, id).await
+    let j = find_job(&txn, id).await?;
+    txn.commit().await?;
+    Ok(j)
 }
 
 pub async fn mark_enqueued(db: &DatabaseConnection, ids: &[String]) -> Result<(), DbErr> {
-    let _gate = write_gate(db).await;
+    let txn = begin_write(db).await?;
     if ids.is_empty() {
         return Ok(());
     }
     job::Entity::update_many()
         .col_expr(job::Column::EnqueuedAt, Expr::value(now_ms()))
         .filter(job::Column::Id.is_in(ids.iter().cloned()))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::{evaluation, job};
 
-/// An offset page: up to `size + 1` rows (so the caller knows whether a page follows) and the
+/// A keyset page: up to `size + 1` rows (so the caller knows whether a page follows) and the
 /// total count.
 pub struct Rows<T> {
     pub rows: Vec<T>,
@@ -46,7 +46,7 @@ pub struct EvaluationQuery {
 pub async fn list_jobs<C: ConnectionTrait>(
     db: &C,
     f: &JobQuery,
-    offset: u64,
+    after: Option<(i64, String)>,
     size: u64,
 ) -> Result<Rows<job::Model>, DbErr> {
     let mut q = job::Entity::find().filter(job::Column::Organization.eq(f.organization.as_str()));
@@ -64,10 +64,19 @@ pub async fn list_jobs<C: ConnectionTrait>(
         );
     }
     let total = q.clone().count(db).await?;
+    if let Some((at, id)) = after {
+        // Newest first: the rows after (at, id) are older, or as old with a smaller id.
+        q = q.filter(
+            Condition::any().add(job::Column::CreateMs.lt(at)).add(
+                Condition::all()
+                    .add(job::Column::CreateMs.eq(at))
+                    .add(job::Column::Id.lt(id)),
+            ),
+        );
+    }
     let rows = q
         .order_by_desc(job::Column::CreateMs)
         .order_by_desc(job::Column::Id)
-        .offset(offset)
         .limit(size + 1)
         .all(db)
         .await?;
@@ -78,7 +87,7 @@ pub async fn list_jobs<C: ConnectionTrait>(
 pub async fn list_evaluations<C: ConnectionTrait>(
     db: &C,
     f: &EvaluationQuery,
-    offset: u64,
+    after: Option<(i64, String)>,
     size: u64,
 ) -> Result<Rows<evaluation::Model>, DbErr> {
     let mut q = evaluation::Entity::find()
@@ -111,10 +120,21 @@ pub async fn list_evaluations<C: ConnectionTrait>(
         q = q.filter(evaluation::Column::SupersededBy.is_null());
     }
     let total = q.clone().count(db).await?;
+    if let Some((at, id)) = after {
+        // Newest first: the rows after (at, id) are older, or as old with a smaller id.
+        q = q.filter(
+            Condition::any()
+                .add(evaluation::Column::CreateMs.lt(at))
+                .add(
+                    Condition::all()
+                        .add(evaluation::Column::CreateMs.eq(at))
+                        .add(evaluation::Column::Id.lt(id)),
+                ),
+        );
+    }
     let rows = q
         .order_by_desc(evaluation::Column::CreateMs)
         .order_by_desc(evaluation::Column::Id)
-        .offset(offset)
         .limit(size + 1)
         .all(db)
         .await?;

@@ -16,41 +16,20 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use testkit::{RecordedTranscripts, StaticInputs, strong_call};
 use tokio_util::sync::CancellationToken;
 
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use salestrainer_tests::Backend;
 
 pub struct Db {
     pub db: DatabaseConnection,
-    _dir: Option<tempfile::TempDir>,
+    _dir: tempfile::TempDir,
 }
 
+/// A fresh, migrated grading database on `backend` (fails, not skips, when it is down).
 pub async fn database(backend: Backend) -> Db {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}/grading.db?mode=rwc", dir.path().display());
-            let db = salestrainer_runtime::db::connect_and_migrate::<Migrator>(&url)
-                .await
-                .unwrap();
-            Db {
-                db,
-                _dir: Some(dir),
-            }
-        }
-        Backend::Postgres => {
-            let server = std::env::var("SALESTRAINER_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            let url = format!("{server}/st_grading_{}", &id[..12]);
-            // Fails (not skips) when PostgreSQL is down.
-            let db = salestrainer_runtime::db::connect_and_migrate::<Migrator>(&url)
-                .await
-                .expect("PostgreSQL must be running for this test");
-            Db { db, _dir: None }
-        }
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend
+        .fresh_database::<Migrator>(salestrainer_grading::SERVICE, dir.path())
+        .await;
+    Db { db, _dir: dir }
 }
 
 pub fn fast_config() -> EngineConfig {

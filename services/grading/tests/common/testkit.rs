@@ -74,6 +74,8 @@ struct FakeState {
     tpm: Option<u64>,
     completion_tokens: u64,
     tokens_used: AtomicU64,
+    /// The body of the latest request, for tests that check what was sent.
+    last_request: Mutex<Option<Value>>,
 }
 
 /// A local OpenAI-compatible server.
@@ -123,6 +125,15 @@ impl FakeProvider {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// The body of the latest request received.
+    pub fn last_request(&self) -> Option<Value> {
+        self.state
+            .last_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn answered(&self) -> u64 {
         self.state.answered.load(Ordering::SeqCst)
     }
@@ -154,6 +165,7 @@ async fn handle(
     Json(req): Json<Value>,
 ) -> Response {
     st.requests.fetch_add(1, Ordering::SeqCst);
+    *st.last_request.lock().unwrap_or_else(|e| e.into_inner()) = Some(req.clone());
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk-test-secret") {
         return (
             StatusCode::UNAUTHORIZED,
@@ -437,6 +449,8 @@ pub fn sample_scenario() -> ScenarioInputs {
         product_brief:
             "Routewise: route optimisation software for delivery fleets that cuts fuel costs".into(),
         persona_name: Some("Dana".into()),
+        persona_role: "Head of Operations".into(),
+        persona_company: "Northwind Freight".into(),
         template: None,
     }
 }
