@@ -58,7 +58,10 @@ trap stop INT TERM EXIT
 port=50061
 metrics=9471
 for service in config call grading analytics; do
+  # The console comes from config behind Envoy (Envoy routes / there); the others ignore this.
+  serve_console=false; [[ $service == config ]] && serve_console=true
   SALESTRAINER_LISTEN="127.0.0.1:$port" SALESTRAINER_ADMIN_LISTEN="127.0.0.1:$metrics" \
+    SALESTRAINER_CONFIG__SERVE_CONSOLE="$serve_console" \
     HOSTNAME="$service-local" "target/debug/salestrainer-$service" >"$run_dir/$service.log" 2>&1 &
   pids+=("$!")
   echo "    $service on 127.0.0.1:$port (metrics :$metrics, log $run_dir/$service.log)"
@@ -79,6 +82,7 @@ target/debug/salestrainer seed-demo
 token="$(SALESTRAINER_DATA_DIR="$run_dir" target/debug/salestrainer token --org demo --role admin --subject demo-admin)"
 echo
 echo "Salestrainer (distributed) behind Envoy on http://127.0.0.1:${ENVOY_LISTEN_PORT:-8080}"
+echo "  console: open http://127.0.0.1:${ENVOY_LISTEN_PORT:-8080}/ and sign in with the token below"
 echo "  admin token (org demo): $token"
 echo "  logs: $run_dir/*.log — Ctrl-C stops everything"
 wait -n "${pids[@]}" || true

@@ -242,6 +242,8 @@ impl Cluster {
                 .env("SALESTRAINER_ENDPOINTS__CALL", endpoint("call"))
                 .env("SALESTRAINER_ENDPOINTS__GRADING", endpoint("grading"))
                 .env("SALESTRAINER_ENDPOINTS__ANALYTICS", endpoint("analytics"))
+                // Behind Envoy the console comes from config (Envoy routes `/` there).
+                .envs((name == "config").then_some(("SALESTRAINER_CONFIG__SERVE_CONSOLE", "true")))
                 .env(
                     "SALESTRAINER_TELEMETRY__OTLP_ENDPOINT",
                     format!("http://{}", cluster.otlp.addr),

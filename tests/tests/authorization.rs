@@ -813,6 +813,19 @@ fn call_rows(w: &World) -> Vec<Row> {
             }
         ),
         converse,
+        // The browser's form of Converse: the session's own trainee only.
+        server_stream!(
+            "call",
+            "SendTurn",
+            SessionTrainee,
+            c(),
+            send_turn,
+            call::SendTurnRequest {
+                session: session.clone(),
+                text: "hello".into(),
+                client_turn_id: "matrix-turn-1".into(),
+            }
+        ),
         append,
         unary!(
             "call",

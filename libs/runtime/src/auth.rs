@@ -384,6 +384,7 @@ pub fn dev_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Ve
 #[derive(Clone, Debug, Default)]
 pub struct AuthPolicy {
     public_prefixes: Vec<String>,
+    public_paths: HashSet<String>,
     internal_methods: HashSet<String>,
 }
 
@@ -395,8 +396,14 @@ impl AuthPolicy {
                 "/grpc.reflection.v1.ServerReflection/".into(),
                 "/grpc.reflection.v1alpha.ServerReflection/".into(),
             ],
+            public_paths: HashSet::new(),
             internal_methods: HashSet::new(),
         }
+    }
+    /// Exact paths that need no token (the console's page at `/`; a prefix `/` would open
+    /// every RPC).
+    pub fn public_path(&mut self, path: impl Into<String>) {
+        self.public_paths.insert(path.into());
     }
     /// Paths that authenticate themselves (e.g. webhooks with their own signature).
     pub fn public_prefix(&mut self, prefix: impl Into<String>) {
@@ -407,9 +414,11 @@ impl AuthPolicy {
         self.internal_methods.insert(path.into());
     }
     fn is_public(&self, path: &str) -> bool {
-        self.public_prefixes
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
+        self.public_paths.contains(path)
+            || self
+                .public_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
     }
 }
 
@@ -530,6 +539,17 @@ mod tests {
 
     const A: &[u8] = b"secret-a-of-thirty-two-bytes-or-more";
     const B: &[u8] = b"secret-b-of-thirty-two-bytes-or-more";
+
+    #[test]
+    fn a_public_path_opens_only_itself() {
+        let mut policy = AuthPolicy::new();
+        policy.public_path("/");
+        policy.public_prefix("/assets/");
+        assert!(policy.is_public("/"));
+        assert!(policy.is_public("/assets/index-1.js"));
+        assert!(!policy.is_public("/salestrainer.config.v1.ConfigService/ListMembers"));
+        assert!(!policy.is_public("/index.html"));
+    }
 
     #[test]
     fn hs256_round_trip_and_bad_signature() {

@@ -129,6 +129,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Public plain HTTP routes (the console): `router` serves the exact `paths` and
+    /// everything under `prefixes` without a token.
+    pub fn add_public_http_routes(
+        &mut self,
+        paths: &[&str],
+        prefixes: &[&str],
+        router: axum::Router,
+    ) -> &mut Self {
+        for path in paths {
+            self.policy.public_path(*path);
+        }
+        for prefix in prefixes {
+            self.policy.public_prefix(*prefix);
+        }
+        self.http = std::mem::take(&mut self.http).merge(router);
+        self
+    }
+
     /// Where callers' roles come from: every user request is then checked against the stored
     /// membership (see [`crate::access`]). The first source set serves the whole process.
     pub fn memberships(&mut self, source: Arc<dyn crate::access::Memberships>) -> &mut Self {

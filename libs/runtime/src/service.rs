@@ -81,6 +81,12 @@ impl Routes<'_> {
         self.server.add_http_routes(prefix, router);
     }
 
+    /// Public plain HTTP routes (a browser app's page and assets): `router` serves the exact
+    /// `paths` and everything under `prefixes` without a token.
+    pub fn public_http(&mut self, paths: &[&str], prefixes: &[&str], router: axum::Router) {
+        self.server.add_public_http_routes(paths, prefixes, router);
+    }
+
     /// A `/package.Service/Method` path callable only with a service identity.
     pub fn internal(&mut self, path: &str) {
         self.server.internal_method(path);

@@ -253,6 +253,18 @@ mod tests {
             coded.set_section("grading", serde_json::json!({ "workers": 9 }));
             let grading: Section = coded.section("grading").map_err(|e| *e)?;
             assert_eq!(grading.workers, 9);
+            // A value set in code wins over the sources and keeps the section's other keys
+            // (`salestrainer up` turns config's own console off this way).
+            let mut loaded = s.clone();
+            loaded.set_section("call", serde_json::json!({ "workers": 1 }));
+            let call: Section = loaded.section("call").map_err(|e| *e)?;
+            assert_eq!(
+                call,
+                Section {
+                    workers: 1,
+                    name: "env".into()
+                }
+            );
             Ok(())
         });
     }

@@ -517,9 +517,15 @@ async fn watch_session_pushes_grading_states(s: Suite) {
         last == pb::SessionState::Graded as i32 || last == pb::SessionState::Failed as i32,
         "{states:?}"
     );
+    // Two producers (these events and the real grader) race: the stored state may move on
+    // after the stream ended, but only between terminal grading states.
     let got = s.session(&session.name).await;
-    assert_eq!(got.state, last);
-    if last == pb::SessionState::Graded as i32 {
+    assert!(
+        got.state == pb::SessionState::Graded as i32
+            || got.state == pb::SessionState::Failed as i32,
+        "{got:?}"
+    );
+    if got.state == pb::SessionState::Graded as i32 {
         assert!(!got.evaluation.is_empty());
     }
 }

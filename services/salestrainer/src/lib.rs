@@ -1,6 +1,9 @@
 //! The whole suite in one process: all four services on one server and one port, each with
 //! its own database, going through the same gRPC contracts as in distributed mode.
 
+pub mod console;
+pub mod demo;
+
 use salestrainer_runtime::{Context, Settings, app::Starter, server::ServerBuilder};
 
 /// The demo organization created on first start of embedded mode.

@@ -191,7 +191,19 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
+async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
+    // A newcomer needs the banner below, not every migration applied: unless a filter was
+    // chosen, start-up chatter is kept to warnings.
+    if settings.telemetry.log_filter == "info" {
+        settings.telemetry.log_filter =
+            "info,sea_orm_migration=warn,salestrainer_runtime::db=warn,salestrainer_config::app::keys=warn".into();
+    }
+    // `up` serves the console itself, with development sign-in (below); the config service's
+    // own copy (`[config] serve_console`, for the gateway) would claim the same paths.
+    settings.set_section(
+        salestrainer_config::SERVICE,
+        serde_json::json!({ "serve_console": false }),
+    );
     let boot = app::bootstrap_with("salestrainer", settings)?;
     let settings = boot.settings;
     let mut server = ServerBuilder::new(settings.server.clone(), boot.verifier.clone()).await;
@@ -199,6 +211,29 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let ctx = Context::new(settings.clone(), boot.minter.clone(), address)?;
     let starters = app::gate_on_redis(salestrainer::mount_all(&mut server, &ctx).await, &ctx);
+    // Reach ourselves on loopback even when listening on every interface.
+    let local = if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    // Development sign-in only while no production identity provider is configured.
+    let dev_sign_in =
+        settings
+            .auth
+            .rs256_public_keys
+            .is_empty()
+            .then(|| salestrainer::console::DevSignIn {
+                minter: boot.minter.clone(),
+                organization: salestrainer::DEMO_ORGANIZATION.into(),
+                config_uri: format!("http://{local}"),
+            });
+    let dev_on = dev_sign_in.is_some();
+    server.add_public_http_routes(
+        salestrainer::console::PUBLIC_PATHS,
+        salestrainer::console::PUBLIC_PREFIXES,
+        salestrainer::console::router(dev_sign_in),
+    );
     if let Some(admin) = settings.admin_listen {
         let admin = salestrainer_runtime::metrics::serve_admin(admin, shutdown_signal()).await?;
         tracing::info!(%admin, "metrics at http://{admin}/metrics");
@@ -219,6 +254,12 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
                 Ok(false) => {}
                 Err(err) => tracing::error!(error = %err, "could not create the demo organization"),
             }
+            match salestrainer::demo::ensure_demo_content(&format!("http://{local}"), &minter).await
+            {
+                Ok(true) => tracing::info!("created the demo content"),
+                Ok(false) => {}
+                Err(err) => tracing::error!(error = %err, "could not create the demo content"),
+            }
             let token = minter
                 .mint(
                     salestrainer::DEMO_ADMIN_SUBJECT,
@@ -229,19 +270,39 @@ async fn up(settings: Settings, started: Instant) -> anyhow::Result<()> {
                 .ok();
             println!();
             println!(
-                "Salestrainer is SERVING on {address} (all four services) after {} ms",
+                "Salestrainer is ready after {} ms: open http://{local}/",
                 started.elapsed().as_millis()
             );
+            if dev_on {
+                let users: Vec<String> = salestrainer::demo::DEMO_USERS
+                    .iter()
+                    .map(|(subject, _, role)| {
+                        format!(
+                            "{subject} ({})",
+                            role.as_str_name()
+                                .trim_start_matches("ROLE_")
+                                .to_lowercase()
+                        )
+                    })
+                    .collect();
+                println!(
+                    "  sign in as     : {} (admin), {} — pick one on the page, no password",
+                    salestrainer::DEMO_ADMIN_SUBJECT,
+                    users.join(", ")
+                );
+            } else {
+                println!("  sign in with   : a bearer token from your identity provider");
+            }
             println!("  data directory : {}", settings.data_dir.display());
             println!(
-                "  organization   : organizations/{}",
+                "  organization   : organizations/{} (a persona, a rubric, a scenario, an assignment)",
                 salestrainer::DEMO_ORGANIZATION
             );
             if let Some(token) = token {
                 println!("  admin token    : {token}");
             }
             println!(
-                "  reflection     : on — any gRPC client can list and call the services at {address}"
+                "  gRPC           : {address} (gRPC, gRPC-Web and reflection, for any gRPC client)"
             );
             println!();
         }

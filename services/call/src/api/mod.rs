@@ -33,6 +33,7 @@ impl CallServiceApi {
 impl pb::call_service_server::CallService for CallServiceApi {
     type ConverseStream = BoxStream<pb::ConverseResponse>;
     type WatchSessionStream = BoxStream<pb::WatchSessionResponse>;
+    type SendTurnStream = BoxStream<pb::SendTurnResponse>;
 
     async fn start_session(
         &self,
@@ -117,6 +118,16 @@ impl pb::call_service_server::CallService for CallServiceApi {
         let (p, inbound) = request(req)?;
         Ok(Response::new(
             app::roleplay::open(self.core.clone(), p, inbound).await?,
+        ))
+    }
+
+    async fn send_turn(
+        &self,
+        req: Request<pb::SendTurnRequest>,
+    ) -> Result<Response<Self::SendTurnStream>, Status> {
+        let (p, r) = request(req)?;
+        Ok(Response::new(
+            app::send_turn::open(self.core.clone(), p, r).await?,
         ))
     }
 

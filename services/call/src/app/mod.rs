@@ -3,7 +3,8 @@
 //! thin adapter in `api/` or run as a background task.
 //!
 //! - `sessions`: start, get, list, end, cancel; `watch`: a session's state changes;
-//! - `roleplay`: the text roleplay (Converse), with `persona_engine` (scripted or LLM),
+//! - `roleplay`: the text roleplay (Converse) and `send_turn` (SendTurn, one turn per server
+//!   stream for browsers, on the same conversation), with `persona_engine` (scripted or LLM),
 //!   `llm_persona` (the OpenAI-compatible streaming client) and `threads` (thread storage);
 //! - `transcripts`: voice transcript segments and reading a transcript;
 //! - `webhooks`: applying verified voice-provider webhooks;
@@ -14,6 +15,7 @@ pub mod grading_events;
 pub mod llm_persona;
 pub mod persona_engine;
 pub mod roleplay;
+pub mod send_turn;
 pub mod sessions;
 pub mod settings;
 pub mod sweeper;

@@ -1,4 +1,5 @@
-//! Converse: the text roleplay stream, and the cap on concurrent streams per trainee.
+//! Converse: the text roleplay stream, and the cap on concurrent streams per trainee. The
+//! same [`Conversation`] serves SendTurn (`send_turn`), one turn per server stream.
 //!
 //! The conversation speaks the contract's stream messages directly (each turn interleaves
 //! reads, writes and streamed chunks); its only protobuf encoding is `api::convert`'s.
@@ -33,12 +34,22 @@ use crate::{
     store::{self, Ending, NewTurn, TurnUsage, segment, session},
 };
 
-const MAX_CLIENT_TURN_ID: usize = 128;
+/// The longest `client_turn_id` a turn may carry (Converse and SendTurn).
+pub(super) const MAX_CLIENT_TURN_ID: usize = 128;
 
-type Tx = mpsc::Sender<Result<pb::ConverseResponse, Status>>;
+pub(super) type Tx = mpsc::Sender<Result<pb::ConverseResponse, Status>>;
 
 /// The client went away; stop quietly.
 struct Gone;
+
+async fn next_message(
+    inbound: &mut Option<&mut Streaming<pb::ConverseRequest>>,
+) -> Result<Option<pb::ConverseRequest>, Status> {
+    match inbound {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
+    }
+}
 
 pub async fn open(
     core: Arc<CallApp>,
@@ -56,40 +67,13 @@ pub async fn open(
             "the first message must be start",
         ));
     };
-    let m = load_visible(&core, &p, &start.session, "start.session").await?;
-    if p.is_service() || m.trainee != member_name(&p) {
-        return Err(ApiError::PermissionDenied(
-            "only the session's trainee can converse in it".into(),
-        ));
-    }
-    if m.mode != pb::SessionMode::Text as i32 {
-        return Err(ApiError::FailedPrecondition {
-            reason: "NOT_A_TEXT_SESSION",
-            message: "Converse is for TEXT sessions; voice sessions use the voice provider".into(),
-        });
-    }
-    if !store::state_of(m.state).is_some_and(|s| s.accepts_transcript()) {
-        return Err(write_error(store::WriteError::NotActive(m.state)));
-    }
-    let permit = core.streams.acquire(&m.trainee)?;
-    let setup = core.persona_setup(&m.organization, &m.scenario).await?;
-    let endpoint = core.llm_endpoint(&m.organization).await?;
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let conv = Conversation {
-            core,
-            session: m,
-            setup,
-            endpoint,
-            tx,
-            _permit: permit,
-        };
-        conv.run(inbound).await;
-    });
+    let conv = Conversation::prepare(core, &p, &start.session, "start.session", tx).await?;
+    tokio::spawn(conv.run(inbound));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
-struct Conversation {
+pub(super) struct Conversation {
     core: Arc<CallApp>,
     session: session::Model,
     setup: PersonaSetup,
@@ -104,6 +88,68 @@ enum Next {
 }
 
 impl Conversation {
+    /// Checks that the caller may converse in `session` now and gathers its persona setup.
+    /// Shared with SendTurn, so both hold the same checks and the same per-trainee limit.
+    pub(super) async fn prepare(
+        core: Arc<CallApp>,
+        p: &Principal,
+        session: &str,
+        field: &str,
+        tx: Tx,
+    ) -> ApiResult<Self> {
+        let m = load_visible(&core, p, session, field).await?;
+        if p.is_service() || m.trainee != member_name(p) {
+            return Err(ApiError::PermissionDenied(
+                "only the session's trainee can converse in it".into(),
+            ));
+        }
+        if m.mode != pb::SessionMode::Text as i32 {
+            return Err(ApiError::FailedPrecondition {
+                reason: "NOT_A_TEXT_SESSION",
+                message: "Converse is for TEXT sessions; voice sessions use the voice provider"
+                    .into(),
+            });
+        }
+        if !store::state_of(m.state).is_some_and(|s| s.accepts_transcript()) {
+            return Err(write_error(store::WriteError::NotActive(m.state)));
+        }
+        let permit = core.streams.acquire(&m.trainee)?;
+        let setup = core.persona_setup(&m.organization, &m.scenario).await?;
+        let endpoint = core.llm_endpoint(&m.organization).await?;
+        Ok(Self {
+            core,
+            session: m,
+            setup,
+            endpoint,
+            tx,
+            _permit: permit,
+        })
+    }
+
+    /// The session's id.
+    pub(super) fn session_id(&self) -> &str {
+        &self.session.id
+    }
+
+    /// SendTurn's whole conversation: the opening message if the persona has not spoken yet,
+    /// then the answer to `turn` (if any). A status ends the stream; a gone client just stops.
+    pub(super) async fn one_turn(self, turn: Option<pb::TraineeTurn>) {
+        let result: Result<(), Result<Status, Gone>> = async {
+            let mut thread = self.load_thread().await.map_err(|e| Ok(e.into()))?;
+            if thread.answered() == 0 {
+                thread = self.greet().await?;
+            }
+            if let Some(turn) = turn {
+                self.turn(&mut thread, turn, None).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(Ok(status)) = result {
+            let _ = self.tx.send(Err(status)).await;
+        }
+    }
+
     async fn run(self, mut inbound: Streaming<pb::ConverseRequest>) {
         let result = self.run_inner(&mut inbound).await;
         match result {
@@ -150,7 +196,7 @@ impl Conversation {
             };
             match msg.payload {
                 Some(pb::converse_request::Payload::Turn(turn)) => {
-                    match self.turn(&mut thread, turn, inbound).await? {
+                    match self.turn(&mut thread, turn, Some(&mut *inbound)).await? {
                         Next::Continue => {}
                         Next::End => return self.end(pb::EndReason::TraineeEnded, "").await,
                     }
@@ -261,7 +307,7 @@ impl Conversation {
         &self,
         thread: &mut Thread,
         turn: pb::TraineeTurn,
-        inbound: &mut Streaming<pb::ConverseRequest>,
+        inbound: Option<&mut Streaming<pb::ConverseRequest>>,
     ) -> Result<Next, Result<Status, Gone>> {
         let text = turn.text.trim().to_owned();
         let max = self.core.settings.max_turn_chars;
@@ -409,7 +455,7 @@ impl Conversation {
         endpoint: &Endpoint,
         messages: &[ChatMessage],
         reply_id: &str,
-        inbound: &mut Streaming<pb::ConverseRequest>,
+        mut inbound: Option<&mut Streaming<pb::ConverseRequest>>,
     ) -> Result<(String, TurnUsage, Next), Result<Status, Gone>> {
         let failed = |e: LlmError| {
             tracing::warn!(session = %self.session.id, error = %e, "persona reply failed");
@@ -431,7 +477,8 @@ impl Conversation {
         };
         let mut index = 0;
         let mut next = Next::Continue;
-        let mut inbound_open = true;
+        // SendTurn has no inbound stream: nothing can arrive while its reply streams.
+        let mut inbound_open = inbound.is_some();
         loop {
             tokio::select! {
                 d = stream.next() => match d {
@@ -453,7 +500,7 @@ impl Conversation {
                         index += 1;
                     }
                 },
-                m = inbound.message(), if inbound_open => match m {
+                m = next_message(&mut inbound), if inbound_open => match m {
                     Err(_) => return Err(Err(Gone)),
                     Ok(None) => {
                         inbound_open = false;

@@ -42,6 +42,8 @@ pub struct ConfigApp {
     notifier: RelayNotifier,
     /// Memberships and content rows read per request; every write path invalidates it.
     cache: Arc<ReadCache>,
+    /// Whether [`Service::routes`] adds the browser console (`[config] serve_console`).
+    serve_console: bool,
 }
 
 impl ConfigApp {
@@ -65,6 +67,7 @@ impl ConfigApp {
             http,
             notifier,
             cache,
+            serve_console: false,
         }
     }
 
@@ -97,7 +100,9 @@ impl Service for ConfigApp {
             .map_err(|err| tracing::error!(error = %err, "no key-encryption key: provider credentials are unavailable"))
             .ok();
         let cache = Arc::new(ReadCache::with_ttl_ms(settings.cache_ttl_ms));
-        Ok(Arc::new(Self::new(db, kek, RelayNotifier::new(), cache)))
+        let mut app = Self::new(db, kek, RelayNotifier::new(), cache);
+        app.serve_console = settings.serve_console;
+        Ok(Arc::new(app))
     }
 
     async fn routes(self: &Arc<Self>, routes: &mut Routes<'_>) {
@@ -106,6 +111,10 @@ impl Service for ConfigApp {
             .grpc(ConfigServiceServer::new(api).max_decoding_message_size(routes.decoding_limit()))
             .await;
         routes.internal("/salestrainer.config.v1.ConfigService/ResolveProviderCredential");
+        if self.serve_console {
+            // Behind the gateway the console comes from here (Envoy routes `/` to config).
+            salestrainer_console::mount(routes);
+        }
     }
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {

@@ -13,6 +13,10 @@ pub struct ConfigSettings {
     /// How long the read cache (memberships, content rows) trusts an entry when no
     /// ConfigChanged says otherwise, in milliseconds; 0 turns the cache off.
     pub cache_ttl_ms: u64,
+    /// Serve the browser console (`salestrainer-console`) at `/` beside the gRPC API, public,
+    /// without development sign-in: on where the gateway routes `/` to this service
+    /// (distributed mode). `salestrainer up` serves its own console and keeps this off.
+    pub serve_console: bool,
 }
 
 impl Default for ConfigSettings {
@@ -20,6 +24,7 @@ impl Default for ConfigSettings {
         Self {
             credential_kek: String::new(),
             cache_ttl_ms: 30_000,
+            serve_console: false,
         }
     }
 }
@@ -33,6 +38,7 @@ impl std::fmt::Debug for ConfigSettings {
                 &!self.credential_kek.trim().is_empty(),
             )
             .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("serve_console", &self.serve_console)
             .finish()
     }
 }

@@ -1,0 +1,223 @@
+// End-to-end test of the console in real headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core) against a running `salestrainer up`:
+//   an admin creates a rubric (after seeing a validation error on its field) and a scenario;
+//   a trainee practises it by text, ends the call, watches it get graded and sees the grade
+//   with its evidence; a manager sees it on the dashboard; another trainee cannot open it.
+// Fails on any browser console error. Usage:
+//   CONSOLE_URL=http://127.0.0.1:50051 [SCREENSHOTS=dir] [CHROMIUM=/usr/bin/chromium] node e2e/console.mjs
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.CONSOLE_URL ?? "http://127.0.0.1:50051";
+const SHOTS = process.env.SCREENSHOTS ?? "";
+const EXE = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const T = 30_000;
+// Behind the gateway there is no development sign-in: CONSOLE_TOKENS maps each user's subject
+// to a bearer token, pasted on the sign-in page as a user of an identity provider would.
+const TOKENS = process.env.CONSOLE_TOKENS ? JSON.parse(process.env.CONSOLE_TOKENS) : null;
+
+const step = (s) => console.log(`[console e2e] ${s}`);
+const fail = (s) => {
+  throw new Error(s);
+};
+
+const profile = mkdtempSync(join(tmpdir(), "salestrainer-chromium-"));
+// A fresh profile per run; each page has its own sessionStorage, so its own signed-in user.
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: EXE,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const problems = [];
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+
+async function newPage(width = 1280, height = 860) {
+  const page = await browser.newPage();
+  await page.setViewportSize({ width, height });
+  page.setDefaultTimeout(T);
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error on ${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
+  return page;
+}
+
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page, subject) {
+  await page.goto(`${BASE}/`);
+  if (TOKENS) {
+    await page.getByLabel("Bearer token from your identity provider").fill(TOKENS[subject]);
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  } else {
+    await page.locator(`button[data-subject="${subject}"]`).click();
+  }
+  await page.locator("header.top").waitFor();
+}
+
+try {
+  // ---- admin: rubric (with a validation error shown on its field) and scenario ----
+  step("admin signs in");
+  const admin = await newPage();
+  await admin.goto(`${BASE}/`);
+  if (!TOKENS) {
+    await admin.getByRole("heading", { name: "Development sign-in" }).waitFor();
+    await shot(admin, "sign-in");
+  } else {
+    await admin.getByRole("heading", { name: "Sign in with a token" }).waitFor();
+    if ((await admin.getByRole("heading", { name: "Development sign-in" }).count()) > 0)
+      fail("development sign-in must not exist behind the gateway");
+  }
+  await signIn(admin, "demo-admin");
+  await admin.getByRole("heading", { name: "Dashboard" }).waitFor();
+
+  step("admin creates a rubric; a zero weight is refused on its field");
+  await admin.goto(`${BASE}/#/admin/rubrics/new`);
+  await admin.getByLabel("Id", { exact: true }).first().fill("e2e-rubric");
+  await admin.getByLabel("Name", { exact: true }).fill("E2E rubric");
+  await admin.locator('[name="rubric.criteria[0].id"]').fill("discovery");
+  await admin.locator('[name="rubric.criteria[0].skill"]').fill("Discovery");
+  await admin.locator('[name="rubric.criteria[0].weight"]').fill("0");
+  await admin.locator('[name="rubric.criteria[0].signal_phrases"]').fill("how do you, tell me about");
+  await admin.getByRole("button", { name: "Create rubric" }).click();
+  const weight = admin.locator('[name="rubric.criteria[0].weight"][aria-invalid="true"]');
+  await weight.waitFor();
+  const msg = await admin.locator(".field.invalid .field-error").first().textContent();
+  if (!/greater than 0/.test(msg ?? "")) fail(`weight violation not shown on its field: ${msg}`);
+  await shot(admin, "admin-rubric-validation");
+  await admin.locator('[name="rubric.criteria[0].weight"]').fill("2");
+  await admin.getByRole("button", { name: "Add criterion" }).click();
+  await admin.locator('[name="rubric.criteria[1].id"]').fill("next-step");
+  await admin.locator('[name="rubric.criteria[1].skill"]').fill("Next step");
+  await admin.locator('[name="rubric.criteria[1].levels"]').fill("1: No next step\n5: A concrete meeting booked");
+  await admin.locator('[name="rubric.criteria[1].signal_phrases"]').fill("schedule, demo, next week");
+  await admin.getByRole("button", { name: "Create rubric" }).click();
+  await admin.waitForURL(/#\/admin\/rubrics\/e2e-rubric$/);
+  await admin.getByRole("heading", { name: "Edit E2E rubric" }).waitFor();
+  await shot(admin, "admin-rubric");
+
+  step("admin creates a scenario with that rubric");
+  await admin.goto(`${BASE}/#/admin/scenarios`);
+  await admin.getByRole("heading", { name: "New scenario" }).waitFor();
+  await admin.getByLabel("Id", { exact: true }).fill("e2e-scenario");
+  await admin.getByLabel("Name", { exact: true }).fill("E2E discovery call");
+  await admin.getByLabel("Rubric", { exact: true }).selectOption("organizations/demo/rubrics/e2e-rubric");
+  await admin.getByLabel("Product brief").fill("RouteWise plans delivery routes automatically every morning.");
+  await admin.getByRole("button", { name: "Create scenario" }).click();
+  await admin.getByRole("cell", { name: "E2E discovery call" }).waitFor();
+  await shot(admin, "admin-scenarios");
+
+  // ---- trainee: practise, end, watch it graded, see the result with evidence ----
+  step("trainee tom practises the new scenario");
+  const tom = await newPage();
+  await signIn(tom, "tom");
+  await tom.getByRole("heading", { name: "Practice" }).waitFor();
+  await shot(tom, "trainee-practice-home");
+  await tom
+    .locator(".card", { has: tom.getByRole("heading", { name: "E2E discovery call" }) })
+    .getByRole("button", { name: "Practise by text" })
+    .click();
+  await tom.waitForURL(/#\/practice\/[^/]+$/);
+  const sessionId = tom.url().split("/").pop();
+  await tom.locator('.bubble[data-speaker="persona"]').first().waitFor();
+  const turns = [
+    "How do you plan your routes today?",
+    "RouteWise plans the routes automatically every morning and sends them to a driver app.",
+    "I understand, price matters. Most customers your size recover the cost within three months.",
+    "Can we schedule a 30 minute demo next week?",
+  ];
+  for (const [i, t] of turns.entries()) {
+    await tom.getByLabel("What you say").fill(t);
+    await tom.getByRole("button", { name: "Send" }).click();
+    // The reply has arrived once the persona has i + 2 lines (greeting + one per turn) and
+    // the composer is usable again.
+    await tom.locator('.bubble[data-speaker="persona"]').nth(i + 1).waitFor();
+    await tom.locator(".bubble .cursor").waitFor({ state: "detached" });
+    await tom.getByLabel("What you say").waitFor();
+  }
+  await shot(tom, "trainee-practice");
+  await tom.getByRole("button", { name: "End call" }).click();
+  await tom.getByRole("link", { name: "See your result" }).waitFor({ timeout: 60_000 });
+  const steps = await tom.locator(".steps li.done").allTextContents();
+  if (!steps.includes("graded")) fail(`status steps: ${steps}`);
+  await shot(tom, "trainee-graded");
+  await tom.getByRole("link", { name: "See your result" }).click();
+  await tom.getByText("Overall").waitFor();
+  await tom.locator(".criteria li").first().waitFor();
+  const crits = await tom.locator(".criteria li strong").allTextContents();
+  if (!crits.includes("Discovery") || !crits.includes("Next step")) fail(`criteria shown: ${crits}`);
+  await tom.locator(".transcript mark").first().waitFor();
+  const marked = await tom.locator(".transcript mark").count();
+  if (marked < 1) fail("no evidence highlighted in the transcript");
+  await tom.getByRole("cell", { name: "Talk ratio (you / total)" }).waitFor();
+  await shot(tom, "trainee-result");
+  step(`result shown with ${marked} highlighted quote(s)`);
+  await tom.goto(`${BASE}/#/progress`);
+  await tom.getByRole("heading", { name: "Weakest skills" }).waitFor();
+  await tom.getByRole("heading", { name: "Score trend" }).waitFor();
+  await shot(tom, "trainee-progress");
+
+  // ---- manager: the dashboard shows it ----
+  step("manager maria sees it on the dashboard");
+  const maria = await newPage();
+  await signIn(maria, "maria");
+  let seen = false;
+  for (let i = 0; i < 30 && !seen; i++) {
+    await maria.goto(`${BASE}/#/dashboard`);
+    await maria.reload();
+    await maria.getByRole("heading", { name: "Leaderboard" }).waitFor();
+    const sessions = Number(await maria.getByTestId("org-sessions").textContent());
+    seen = sessions >= 1 && (await maria.getByRole("cell", { name: /tom|Tom Trainee/ }).count()) > 0;
+    if (!seen) await maria.waitForTimeout(1000);
+  }
+  if (!seen) fail("the manager's dashboard never showed tom's graded session");
+  await shot(maria, "manager-dashboard");
+  await maria.goto(`${BASE}/#/sessions/tom`);
+  await maria.getByRole("link", { name: "Open" }).first().waitFor();
+  await maria.goto(`${BASE}/#/jobs`);
+  await maria.getByRole("columnheader", { name: "Attempts" }).waitFor();
+  await shot(maria, "manager-jobs");
+
+  // ---- another trainee cannot open tom's result ----
+  step("trainee tina cannot open tom's result");
+  const tina = await newPage(390, 844);
+  await signIn(tina, "tina");
+  await tina.goto(`${BASE}/#/results/${sessionId}`);
+  const alert = tina.getByRole("alert");
+  await alert.waitFor();
+  const text = (await alert.textContent()) ?? "";
+  if (!/Not allowed|Not found/.test(text)) fail(`tina saw: ${text}`);
+  if ((await tina.getByText("Overall").count()) > 0) fail("tina saw tom's scores");
+  await shot(tina, "trainee-denied-phone");
+  await tina.goto(`${BASE}/#/practice`);
+  await tina.getByRole("heading", { name: "Scenarios" }).waitFor();
+  await shot(tina, "trainee-practice-phone");
+
+  // The keyboard reaches the main navigation from the top of the page.
+  await tina.keyboard.press("Tab");
+  const focused = await tina.evaluate(() => document.activeElement?.textContent ?? "");
+  if (!/Skip to content/.test(focused)) fail(`first Tab stop is ${focused}`);
+
+  if (problems.length) fail(`browser reported errors:\n${problems.join("\n")}`);
+  step("all passed");
+} catch (e) {
+  console.error(`[console e2e] FAILED: ${e instanceof Error ? e.stack : e}`);
+  if (problems.length) console.error(problems.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}

@@ -1,0 +1,195 @@
+// A session's result: overall and per-criterion scores, strengths and improvements, each
+// criterion's evidence highlighted in the transcript, and conversation metrics against the
+// ranges top performers show.
+import { useEffect, useState } from "preact/hooks";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { SessionState, Speaker } from "../gen/salestrainer/call/v1/resources_pb.js";
+import type { Evaluation } from "../gen/salestrainer/grading/v1/resources_pb.js";
+import { call, config, fmtDate, grading, org } from "../api";
+import { Bar, ErrorBox, Loading, Page, Score, Table, useLoad } from "../ui";
+
+const secs = (d?: Duration) => (d ? Number(d.seconds) + d.nanos / 1e9 : 0);
+
+/** Guidance ranges typical of strong discovery calls, shown next to the trainee's figures. */
+const TARGETS = {
+  talk: [0.4, 0.6] as const,
+  monologue: 90,
+  questions: 6,
+  fillers: 0.02,
+};
+
+export function Result({ id }: { id: string }) {
+  const name = `${org()}/sessions/${id}`;
+  const state = useLoad(async () => {
+    const s = (await call.getSession({ name })).session;
+    if (!s) throw new Error("no session");
+    const [t, ev, sc] = await Promise.all([
+      call.getTranscript({ name: `${name}/transcript` }),
+      s.evaluation ? grading.getEvaluation({ name: s.evaluation }) : Promise.resolve(undefined),
+      config.getScenario({ name: s.scenario }).catch(() => undefined),
+    ]);
+    return { session: s, transcript: t.transcript, evaluation: ev?.evaluation, scenario: sc?.scenario };
+  }, [id]);
+  const [focus, setFocus] = useState<string | null>(null);
+  // Not graded yet: WatchSession pushes the change; reload once it is final.
+  const pending = state.data && [SessionState.ENDED, SessionState.GRADING].includes(state.data.session.state);
+  useEffect(() => {
+    if (!pending) return;
+    const abort = new AbortController();
+    (async () => {
+      try {
+        for await (const w of call.watchSession({ name }, { signal: abort.signal })) {
+          if (w.state === SessionState.GRADED || w.state === SessionState.FAILED) state.reload();
+        }
+      } catch {
+        // Leaving the page aborts the stream; nothing to report.
+      }
+    })();
+    return () => abort.abort();
+  }, [pending, name]);
+
+  if (state.error && !state.data) {
+    return (
+      <Page title="Result">
+        <ErrorBox text={state.error} />
+        <p>
+          <a href="#/sessions">Back to sessions</a>
+        </p>
+      </Page>
+    );
+  }
+  return (
+    <Page title="Result">
+      <Loading state={state}>
+        {({ session, transcript, evaluation, scenario }) => {
+          const ev = evaluation as Evaluation | undefined;
+          const quotes = new Map<string, { text: string; criteria: string[] }[]>();
+          for (const c of ev?.criterionScores ?? []) {
+            for (const q of c.evidence) {
+              const list = quotes.get(q.segmentId) ?? [];
+              list.push({ text: q.text, criteria: [c.criterionId] });
+              quotes.set(q.segmentId, list);
+            }
+          }
+          const m = ev?.metrics;
+          return (
+            <>
+              <p class="muted">
+                {scenario?.displayName ?? session.scenario} · {session.trainee.split("/").pop()} ·{" "}
+                {fmtDate(session.startTime)}
+              </p>
+              {!ev ? (
+                <p class="notice" role="status">
+                  {session.state === SessionState.FAILED
+                    ? "Grading failed for this session."
+                    : "Not graded yet: the result appears here once grading finishes."}
+                </p>
+              ) : (
+                <>
+                  <div class="summary-grid">
+                    <div class="stat big">
+                      <span class="label">Overall</span>
+                      <Score value={ev.overallScore} passed={ev.passed} />
+                      <span>{ev.passed ? "Passed" : "Not passed"}</span>
+                    </div>
+                    <div class="stat">
+                      <span class="label">Next step agreed</span>
+                      <strong>{ev.closed ? "Yes" : "No"}</strong>
+                    </div>
+                    <div class="stat wide">
+                      <span class="label">Summary</span>
+                      <p>{ev.summary}</p>
+                    </div>
+                  </div>
+                  <div class="two-col">
+                    <section>
+                      <h2>Strengths</h2>
+                      <ul>{ev.strengths.map((s) => <li>{s}</li>)}</ul>
+                    </section>
+                    <section>
+                      <h2>To improve</h2>
+                      <ul>{ev.improvements.map((s) => <li>{s}</li>)}</ul>
+                    </section>
+                  </div>
+                  <h2>Criteria</h2>
+                  <ul class="criteria">
+                    {ev.criterionScores.map((c) => (
+                      <li class={focus === c.criterionId ? "focused" : ""}>
+                        <div class="crit-head">
+                          <strong>{c.skill}</strong>
+                          <span>
+                            {c.score.toFixed(1)} / {c.scaleMax}
+                          </span>
+                        </div>
+                        <Bar value={c.normalizedScore * (c.normalizedScore <= 1 ? 100 : 1)} label={c.skill} />
+                        <p class="muted">{c.rationale}</p>
+                        {c.evidence.length > 0 && (
+                          <button
+                            type="button"
+                            class="link"
+                            aria-pressed={focus === c.criterionId}
+                            onClick={() => setFocus(focus === c.criterionId ? null : c.criterionId)}
+                          >
+                            {focus === c.criterionId ? "Hide" : "Show"} {c.evidence.length} quote(s) in the transcript
+                          </button>
+                        )}
+                      </li>
+                    ))}
+                  </ul>
+                  {m && (
+                    <>
+                      <h2>Conversation metrics</h2>
+                      <Table
+                        head={["Metric", "You", "Top performers"]}
+                        rows={[
+                          [
+                            "Talk ratio (you / total)",
+                            `${(m.talkListenRatio * 100).toFixed(0)}%`,
+                            `${TARGETS.talk[0] * 100}–${TARGETS.talk[1] * 100}%`,
+                          ],
+                          ["Longest monologue", `${secs(m.longestMonologue).toFixed(0)} s`, `under ${TARGETS.monologue} s`],
+                          ["Questions asked", String(m.questionsAskedTrainee), `${TARGETS.questions} or more`],
+                          ["Filler words", `${(m.fillerWordRate * 100).toFixed(1)}% of words`, `under ${TARGETS.fillers * 100}%`],
+                          ["Next step set", m.nextStepSet ? "yes" : "no", "yes"],
+                        ]}
+                      />
+                    </>
+                  )}
+                </>
+              )}
+              <h2>Transcript</h2>
+              <ol class="chat transcript" aria-label="Transcript">
+                {(transcript?.segments ?? []).map((g) => {
+                  const qs = quotes.get(g.segmentId) ?? [];
+                  const hit = qs.some((q) => focus === null || q.criteria.includes(focus));
+                  return (
+                    <li
+                      class={`bubble ${g.speaker === Speaker.TRAINEE ? "trainee" : "persona"}${qs.length && hit ? " evidence" : ""}`}
+                      data-evidence={qs.length ? "true" : undefined}
+                    >
+                      {qs.length && hit ? <Highlight text={g.text} quotes={qs.map((q) => q.text)} /> : g.text}
+                    </li>
+                  );
+                })}
+              </ol>
+            </>
+          );
+        }}
+      </Loading>
+    </Page>
+  );
+}
+
+/** Marks each quoted span inside a line (the whole line when the quote is not verbatim). */
+function Highlight({ text, quotes }: { text: string; quotes: string[] }) {
+  const q = quotes.find((x) => x && text.includes(x));
+  if (!q) return <mark>{text}</mark>;
+  const i = text.indexOf(q);
+  return (
+    <>
+      {text.slice(0, i)}
+      <mark>{q}</mark>
+      {text.slice(i + q.length)}
+    </>
+  );
+}
