@@ -515,6 +515,23 @@ pub const TIME_PHRASES: &[&str] = &[
     "within the hour",
 ];
 
+/// The variables a persona prompt template may use: the config service accepts exactly these
+/// when a template is saved, and the call service fills every one of them when it renders.
+pub const PERSONA_PROMPT_VARIABLES: &[&str] = &[
+    "persona_name",
+    "persona_role",
+    "company",
+    "background",
+    "personality",
+    "objections",
+    "difficulty",
+    "goal",
+    "scenario_name",
+    "product_brief",
+    "first_message",
+    "agreement_rule",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -205,33 +205,6 @@ fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
     gates.entry(file).or_default().clone()
 }
 
-/// The former per-service gate; [`begin_write`] now takes the gate itself. Kept until every
-/// store has moved to it.
-pub struct WriteGate(tokio::sync::Mutex<()>);
-
-impl WriteGate {
-    pub const fn new() -> Self {
-        Self(tokio::sync::Mutex::const_new(()))
-    }
-
-    pub async fn enter<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if conn.get_database_backend() == DbBackend::Sqlite {
-            Some(self.0.lock().await)
-        } else {
-            None
-        }
-    }
-}
-
-impl Default for WriteGate {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Connects and applies every pending migration.
 pub async fn connect_and_migrate<M: MigratorTrait>(
     url: &str,

@@ -54,7 +54,8 @@ impl PersonaSetup {
             },
             description: goal.description,
         };
-        let vars = PromptVars::new(&profile, &goal, &scenario.product_brief);
+        let mut vars = PromptVars::new(&profile, &goal, &scenario.product_brief);
+        vars.scenario_name = scenario.display_name.clone();
         // An organisation template that no longer renders must not take calls down: fall back.
         let system_prompt = template
             .and_then(|t| render(t, &vars).ok())

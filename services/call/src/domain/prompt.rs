@@ -6,20 +6,8 @@ use std::fmt;
 
 use super::persona::{PersonaProfile, ScenarioGoal};
 
-/// Variables a template may use.
-pub const VARIABLES: &[&str] = &[
-    "persona_name",
-    "persona_role",
-    "company",
-    "background",
-    "personality",
-    "objections",
-    "difficulty",
-    "goal",
-    "product_brief",
-    "first_message",
-    "agreement_rule",
-];
+/// Variables a template may use (the list the config service validates templates against).
+pub use salestrainer_conversation::PERSONA_PROMPT_VARIABLES as VARIABLES;
 
 /// The built-in persona template, used when the organisation has not configured its own.
 pub const DEFAULT_PERSONA_TEMPLATE: &str = "\
@@ -89,6 +77,7 @@ pub struct PromptVars {
     pub objections: String,
     pub difficulty: String,
     pub goal: String,
+    pub scenario_name: String,
     pub product_brief: String,
     pub first_message: String,
     pub agreement_rule: String,
@@ -130,6 +119,7 @@ impl PromptVars {
             objections,
             difficulty: profile.difficulty.as_str().to_owned(),
             goal: goal.summary(),
+            scenario_name: String::new(),
             product_brief: or(product_brief, "(not specified)"),
             first_message,
             agreement_rule,
@@ -146,6 +136,7 @@ impl PromptVars {
             "objections" => &self.objections,
             "difficulty" => &self.difficulty,
             "goal" => &self.goal,
+            "scenario_name" => &self.scenario_name,
             "product_brief" => &self.product_brief,
             "first_message" => &self.first_message,
             "agreement_rule" => &self.agreement_rule,

@@ -36,19 +36,8 @@ pub fn builtin_id(p: PromptPurpose) -> String {
 /// Variables the caller of each purpose fills in.
 pub fn allowed_variables(p: PromptPurpose) -> &'static [&'static str] {
     match p {
-        PromptPurpose::Persona => &[
-            "persona_name",
-            "persona_role",
-            "company",
-            "background",
-            "personality",
-            "objections",
-            "difficulty",
-            "first_message",
-            "scenario_name",
-            "product_brief",
-            "goal",
-        ],
+        // Shared with the call service, which renders them.
+        PromptPurpose::Persona => salestrainer_conversation::PERSONA_PROMPT_VARIABLES,
         PromptPurpose::Cleanup => &["transcript"],
         PromptPurpose::Summary => &[
             "transcript",

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::inputs::ScenarioInputs;
 use crate::domain::close::decide;
+use crate::domain::conversation_metrics::{Metrics, compute};
 use crate::domain::grader::{self, GradeInput, overall_score, skill_scores};
 use crate::domain::llm::LlmAnswer;
-use crate::domain::metrics::{Metrics, compute};
 use crate::domain::text::{questions, word_count};
 use crate::domain::types::{CriterionScore, GoalKind, Rubric, Speaker, Turn};
 use salestrainer_proto::grading as pb;
@@ -316,7 +316,7 @@ pub fn close_decision(goal: &GoalKind, transcript: &[Turn], grade: &GradeDto) ->
 }
 
 /// Untimed spans are estimated at 150 words per minute.
-fn span_ms(s: Option<&crate::domain::metrics::Span>) -> u64 {
+fn span_ms(s: Option<&crate::domain::conversation_metrics::Span>) -> u64 {
     s.map_or(0, |s| s.ms.unwrap_or(u64::from(s.words) * 400))
 }
 

@@ -14,7 +14,7 @@
 //! done well lands in the top levels; the rationale quotes the level description it matched.
 
 use super::close::{CloseDecision, agreement, decide};
-use super::metrics::{Metrics, compute};
+use super::conversation_metrics::{Metrics, compute};
 use super::text::{
     DEFERRALS, contains_any, content_stems, filler_count, find_any, find_phrase,
     find_specific_time, find_time_expr, is_open_question, is_question, keywords, number_tokens,
@@ -1216,7 +1216,9 @@ fn communication(a: &Analysis<'_>, s: &mut Signals) {
     let mono = m.longest_monologue.as_ref();
     let mono_value = match mono {
         Some(sp) => match (sp.ms, m.talk_basis) {
-            (Some(ms), super::metrics::TalkBasis::Time) => (150_000.0 - ms as f64) / 105_000.0,
+            (Some(ms), super::conversation_metrics::TalkBasis::Time) => {
+                (150_000.0 - ms as f64) / 105_000.0
+            }
             _ => (160.0 - f64::from(sp.words)) / 100.0,
         },
         None => 0.0,

@@ -2,11 +2,11 @@
 
 pub mod clean;
 pub mod close;
+pub mod conversation_metrics;
 pub mod eval;
 pub mod grader;
 pub mod limiter;
 pub mod llm;
-pub mod metrics;
 pub mod prompt;
 pub mod retry;
 pub mod text;
