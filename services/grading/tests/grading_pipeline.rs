@@ -11,6 +11,7 @@ use common::*;
 use salestrainer_grading::app::pipeline::Checkpoint;
 use salestrainer_grading::store::{self, usage};
 use salestrainer_proto::grading::{DeadReason, GraderKind, JobState};
+use salestrainer_runtime::time::now_us;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 const T: Duration = Duration::from_secs(20);
@@ -465,7 +466,7 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
     let finish = |j: &store::job::Model, token: &str, eval_id: &str| WriteOp::Finish {
         job: Box::new(j.clone()),
         token: token.to_owned(),
-        attempt_start_ms: store::now_ms(),
+        attempt_start_us: now_us(),
         step: PipelineStep::Metrics,
         outcome: Outcome::Succeeded {
             evaluation: Box::new(evaluation::Model {
@@ -482,7 +483,7 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
                 supersedes: None,
                 superseded_by: None,
                 body: Vec::new(),
-                create_ms: store::now_ms(),
+                create_us: now_us(),
             }),
             event: Box::new(salestrainer_runtime::events::new_event(
                 &j.organization,
@@ -609,7 +610,7 @@ async fn job_that_keeps_losing_its_worker_goes_dead() {
         state: Set(JobState::Running as i32),
         attempts: Set(3),
         lease_token: Set(Some("a-lost-worker".into())),
-        lease_until: Set(Some(store::now_ms() - 1)),
+        lease_until_us: Set(Some(now_us() - 1)),
         ..Default::default()
     }
     .update(&d.db)

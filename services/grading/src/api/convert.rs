@@ -2,6 +2,7 @@
 
 use prost::Message;
 use salestrainer_proto::grading as pb;
+use salestrainer_runtime::time::timestamp;
 
 use crate::app::jobs::job_etag;
 use crate::store::{self, evaluation, job};
@@ -15,7 +16,7 @@ pub fn job_pb(j: &job::Model) -> pb::GradingJob {
         state: j.state,
         attempts: j.attempts,
         max_attempts: j.max_attempts,
-        next_attempt_time: waiting.then(|| store::timestamp_ms(j.next_attempt_at)),
+        next_attempt_time: waiting.then(|| timestamp(j.next_attempt_at_us)),
         current_step: j.current_step,
         dead_reason: if j.state == pb::JobState::Dead as i32 {
             j.dead_reason
@@ -33,15 +34,15 @@ pub fn job_pb(j: &job::Model) -> pb::GradingJob {
             .into_iter()
             .map(|a| pb::GradingAttempt {
                 attempt: a.attempt,
-                start_time: Some(store::timestamp_ms(a.start_ms)),
-                end_time: Some(store::timestamp_ms(a.end_ms)),
+                start_time: Some(timestamp(a.start_us)),
+                end_time: Some(timestamp(a.end_us)),
                 step: a.step,
                 error: a.error,
                 retryable: a.retryable,
             })
             .collect(),
-        create_time: Some(store::timestamp_ms(j.create_ms)),
-        update_time: Some(store::timestamp_ms(j.update_ms)),
+        create_time: Some(timestamp(j.create_us)),
+        update_time: Some(timestamp(j.update_us)),
         etag: job_etag(j),
     }
 }
@@ -59,7 +60,7 @@ pub fn evaluation_pb(e: &evaluation::Model) -> pb::Evaluation {
         .as_ref()
         .map(|s| store::evaluation_name(&e.organization, s))
         .unwrap_or_default();
-    out.create_time = Some(store::timestamp_ms(e.create_ms));
+    out.create_time = Some(timestamp(e.create_us));
     out.etag = format!("W/\"{}\"", e.id);
     out
 }
@@ -67,6 +68,6 @@ pub fn evaluation_pb(e: &evaluation::Model) -> pb::Evaluation {
 pub fn watch_pb(j: &job::Model) -> pb::WatchGradingJobResponse {
     pb::WatchGradingJobResponse {
         grading_job: Some(job_pb(j)),
-        change_time: Some(store::timestamp_ms(j.update_ms)),
+        change_time: Some(timestamp(j.update_us)),
     }
 }

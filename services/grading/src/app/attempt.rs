@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use salestrainer_proto::events as ev;
 use salestrainer_proto::grading::{DeadReason, PipelineStep};
+use salestrainer_runtime::time::now_us;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Engine, lease_ms};
@@ -19,7 +20,7 @@ use crate::domain::llm::{parse_llm_answer, response_format};
 use crate::domain::prompt::{PromptInputs, grading_messages};
 use crate::domain::retry::{LocalFailure, RetryDecision};
 use crate::domain::types::Speaker;
-use crate::store::{self, evaluation, job, now_ms};
+use crate::store::{self, evaluation, job};
 use serde_json::Value;
 
 /// How an attempt failed.
@@ -49,7 +50,7 @@ impl Engine {
     }
 
     async fn run_attempt(&self, j: job::Model, token: String, stop: &CancellationToken) {
-        let started = now_ms();
+        let started = now_us();
         let clock = Instant::now();
         self.changed(&j.id);
         metrics::counter!("grading_attempts_total").increment(1);

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use salestrainer_bus::{Envelope, RelayNotifier, SubscribeOptions, Transport};
 use salestrainer_proto::grading::JobState;
+use salestrainer_runtime::time::now_us;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,7 @@ use super::llm_provider::LlmClient;
 use super::rate_limit::RateLimit;
 use super::settings::EngineConfig;
 use crate::domain::retry::RetryPolicy;
-use crate::store::{self, now_ms};
+use crate::store;
 
 /// The Redis stream of job ids (distributed mode) and its consumer group.
 pub const JOBS_STREAM: &str = "salestrainer.grading.jobs";
@@ -255,16 +256,21 @@ impl Engine {
     /// Distributed mode: puts due jobs on the stream (new ones missed at creation, retries
     /// whose time came, jobs whose worker died).
     async fn scheduler(&self, q: WorkQueue, stop: CancellationToken) {
-        let republish_after = lease_ms(self.cfg.lease);
+        let republish_after_us = lease_ms(self.cfg.lease).saturating_mul(1000);
         while !stop.is_cancelled() {
-            let now = now_ms();
+            let now = now_us();
             match store::due_job_ids(&self.db, now, 500).await {
                 Ok(ids) => {
-                    let fresh: Vec<String> =
-                        match store::enqueued_before(&self.db, &ids, now - republish_after).await {
-                            Ok(f) => f,
-                            Err(_) => ids,
-                        };
+                    let fresh: Vec<String> = match store::enqueued_before(
+                        &self.db,
+                        &ids,
+                        now - republish_after_us,
+                    )
+                    .await
+                    {
+                        Ok(f) => f,
+                        Err(_) => ids,
+                    };
                     let mut sent = Vec::new();
                     for id in fresh {
                         if publish_job(&q, &self.cfg.jobs_stream, &id).await.is_ok() {
@@ -307,7 +313,7 @@ impl Engine {
                     .await
                     .map(|d| d.total())
                     .unwrap_or(0),
-                None => store::count_due(&self.db, now_ms()).await.unwrap_or(0),
+                None => store::count_due(&self.db, now_us()).await.unwrap_or(0),
             };
             metrics::gauge!("grading_queue_depth").set(depth as f64);
             tokio::select! {

@@ -58,7 +58,11 @@ fn check_parent(parent: &str) -> ApiResult<&str> {
         .ok_or_else(|| ApiError::invalid("parent", "must be organizations/{org}"))
 }
 
-/// A page's position: the (create_ms, id) of the last row of the previous page.
+/// Part of every page token's fingerprint: the unit of its key. Tokens made while the store
+/// kept milliseconds fingerprint without it and are refused (INVALID_ARGUMENT), not misread.
+const KEY_UNIT: &str = "create_us";
+
+/// A page's position: the (create_us, id) of the last row of the previous page.
 fn page_after(token: &str, query: u64) -> ApiResult<Option<(i64, String)>> {
     paging::decode(token, query)?
         .map(|k| {
@@ -183,7 +187,7 @@ impl Grading {
             scenario: req.scenario.clone(),
             assignment: req.assignment.clone(),
             rubric: req.rubric.clone(),
-            session_start_ms: None,
+            session_start_us: None,
             session_duration_ms: None,
             max_attempts: engine.cfg.max_attempts,
             trace_context: Default::default(),
@@ -211,7 +215,7 @@ impl Grading {
         no_filter(&r.filter)?;
         let size = paging::page_size(r.page_size)?;
         let state = r.state.to_string();
-        let query = paging::fingerprint(&[&r.parent, &state, &r.session]);
+        let query = paging::fingerprint(&[KEY_UNIT, &r.parent, &state, &r.session]);
         let after = page_after(&r.page_token, query)?;
         let db = self.db.get()?;
         let q = JobQuery {
@@ -221,7 +225,7 @@ impl Grading {
             trainee: (!is_staff(p)).then(|| own_trainee(p, org)),
         };
         let rows = store::list_jobs(db, &q, after, size).await?;
-        let mut found = page(rows, size, query, |j| (j.create_ms, &j.id));
+        let mut found = page(rows, size, query, |j| (j.create_us, &j.id));
         found.items = found.items.into_iter().map(|j| shown_to(p, j)).collect();
         Ok(found)
     }
@@ -280,11 +284,11 @@ impl Grading {
         check_org(p, org, "organization")?;
         no_filter(&r.filter)?;
         let size = paging::page_size(r.page_size)?;
-        // The store keeps milliseconds: converted at its boundary.
         let from_us = parse_timestamp_opt("start_time", r.start_time.as_ref())?;
         let before_us = parse_timestamp_opt("end_time", r.end_time.as_ref())?;
         let bounds = format!("{from_us:?}/{before_us:?}/{}", r.show_superseded);
         let query = paging::fingerprint(&[
+            KEY_UNIT,
             &r.parent,
             &r.session,
             &r.trainee,
@@ -303,12 +307,12 @@ impl Grading {
             trainee: nonempty(&r.trainee),
             scenario: nonempty(&r.scenario),
             assignment: nonempty(&r.assignment),
-            created_from_ms: from_us.map(|us| us.div_euclid(1000)),
-            created_before_ms: before_us.map(|us| us.div_euclid(1000)),
+            created_from_us: from_us,
+            created_before_us: before_us,
             show_superseded: r.show_superseded,
         };
         let rows = store::list_evaluations(db, &q, after, size).await?;
-        Ok(page(rows, size, query, |e| (e.create_ms, &e.id)))
+        Ok(page(rows, size, query, |e| (e.create_us, &e.id)))
     }
 
     pub async fn regrade(
@@ -364,7 +368,7 @@ impl Grading {
             scenario: last.scenario.clone(),
             assignment: last.assignment.clone(),
             rubric: r.rubric.clone(),
-            session_start_ms: last.session_start_ms,
+            session_start_us: last.session_start_us,
             session_duration_ms: last.session_duration_ms,
             max_attempts: engine.cfg.max_attempts,
             trace_context: Default::default(),

@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::Failure;
 use super::dispatch::Engine;
 use super::pipeline::{self, Checkpoint, ms_i64};
-use crate::store::{self, Outcome, evaluation, job, now_ms, usage};
-use salestrainer_runtime::{redact, time::duration};
+use crate::store::{self, Outcome, evaluation, job, usage};
+use salestrainer_runtime::{
+    redact,
+    time::{duration, now_us, timestamp},
+};
 
 impl Engine {
     /// Records how an attempt ended (unless shutdown cut it short or the lease was lost).
@@ -36,7 +39,8 @@ impl Engine {
             // Errors are stored on the job, in its attempt log and in GradingFailed: scrubbed
             // of anything key-like first (provider text quotes keys).
             Err(Failure::Retry { after, error }) => Outcome::Retry {
-                at_ms: now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2),
+                at_us: now_us()
+                    .saturating_add(i64::try_from(after.as_micros()).unwrap_or(i64::MAX / 2)),
                 error: redact::scrub_patterns(&error),
             },
             Err(Failure::Dead { reason, error }) => Outcome::Dead {
@@ -59,7 +63,7 @@ impl Engine {
         let op = store::WriteOp::Finish {
             job: Box::new(j),
             token,
-            attempt_start_ms: started,
+            attempt_start_us: started,
             step,
             outcome,
         };
@@ -118,7 +122,7 @@ impl Engine {
         body.scenario = j.scenario.clone();
         body.assignment = j.assignment.clone();
         body.grading_job = store::job_name(&j.organization, &j.id);
-        let now = now_ms();
+        let now = now_us();
         let model = evaluation::Model {
             id: id.clone(),
             organization: j.organization.clone(),
@@ -133,7 +137,7 @@ impl Engine {
             supersedes: None,
             superseded_by: None,
             body: body.encode_to_vec(),
-            create_ms: now,
+            create_us: now,
         };
         let event = salestrainer_runtime::events::new_event(
             &j.organization,
@@ -144,7 +148,7 @@ impl Engine {
                 trainee: j.trainee.clone(),
                 scenario: j.scenario.clone(),
                 assignment: j.assignment.clone(),
-                session_start_time: j.session_start_ms.map(store::timestamp_ms),
+                session_start_time: j.session_start_us.map(timestamp),
                 session_duration: j.session_duration_ms.filter(|d| *d >= 0).map(duration),
                 overall_score: g.overall,
                 passed: g.passed,
@@ -212,7 +216,7 @@ impl UsageRow {
             cost_micros: Set(self.cost_micros),
             latency_ms: Set(self.latency_ms),
             outcome: Set(self.outcome),
-            create_ms: Set(now_ms()),
+            create_us: Set(now_us()),
             ..Default::default()
         }
     }

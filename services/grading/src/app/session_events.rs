@@ -109,12 +109,7 @@ fn new_job(
         scenario: ended.scenario.clone(),
         assignment: ended.assignment.clone(),
         rubric: String::new(),
-        // The store keeps milliseconds (see `store`): converted at its boundary.
-        session_start_ms: ended
-            .start_time
-            .as_ref()
-            .and_then(micros)
-            .map(|us| us / 1000),
+        session_start_us: ended.start_time.as_ref().and_then(micros),
         session_duration_ms: ended.duration.as_ref().and_then(duration_ms),
         max_attempts,
         trace_context: trace.clone(),

@@ -25,7 +25,7 @@ use salestrainer_grading::app::inputs::Credential;
 use salestrainer_grading::app::rate_limit::LocalRateLimit;
 use salestrainer_grading::app::session_events::{handle_session_ended, handle_session_ended_batch};
 use salestrainer_grading::app::{Engine, EngineConfig, GradingSettings};
-use salestrainer_grading::store::{self, Migrator, evaluation, job};
+use salestrainer_grading::store::{Migrator, evaluation, job};
 use salestrainer_proto::grading::JobState;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
@@ -144,7 +144,7 @@ async fn burst(e: &Arc<Engine>, prefix: &str, n: usize) -> anyhow::Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Steady arrivals at `rate`/s for `secs`; p50/p99 of job creation → evaluation commit.
+/// Steady arrivals at `rate`/s for `secs`; p50/p99 of job creation → evaluation commit, in ms.
 async fn latency(e: &Arc<Engine>, rate: f64, secs: u64) -> anyhow::Result<(f64, f64, usize)> {
     let n = (rate * secs as f64) as usize;
     let gap = Duration::from_secs_f64(1.0 / rate);
@@ -166,7 +166,7 @@ async fn latency(e: &Arc<Engine>, rate: f64, secs: u64) -> anyhow::Result<(f64, 
     let jobs: Vec<(String, i64)> = job::Entity::find()
         .select_only()
         .column(job::Column::Id)
-        .column(job::Column::CreateMs)
+        .column(job::Column::CreateUs)
         .filter(job::Column::Id.is_in(ids.clone()))
         .into_tuple()
         .all(&e.db)
@@ -174,12 +174,13 @@ async fn latency(e: &Arc<Engine>, rate: f64, secs: u64) -> anyhow::Result<(f64, 
     let evals: Vec<(String, i64)> = evaluation::Entity::find()
         .select_only()
         .column(evaluation::Column::JobId)
-        .column(evaluation::Column::CreateMs)
+        .column(evaluation::Column::CreateUs)
         .filter(evaluation::Column::JobId.is_in(ids.clone()))
         .into_tuple()
         .all(&e.db)
         .await?;
     let created: std::collections::HashMap<String, i64> = jobs.into_iter().collect();
+    // Microseconds (the stored instants).
     let mut lat: Vec<i64> = evals
         .iter()
         .filter_map(|(j, t)| created.get(j).map(|c| t - c))
@@ -190,7 +191,7 @@ async fn latency(e: &Arc<Engine>, rate: f64, secs: u64) -> anyhow::Result<(f64, 
             return f64::NAN;
         }
         let idx = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[idx] as f64
+        lat[idx] as f64 / 1000.0
     };
     Ok((pct(0.50), pct(0.99), lat.len()))
 }
@@ -293,6 +294,5 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     stop.cancel();
-    let _ = store::now_ms();
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! sea-orm entities of the grading tables. Times are epoch milliseconds: portable across
+//! sea-orm entities of the grading tables. Instants are epoch microseconds (`_us`, the suite's
+//! one unit, see `salestrainer_runtime::time`), durations milliseconds (`_ms`): portable across
 //! SQLite and PostgreSQL and cheap to compare in the claim query.
 
 pub mod job {
@@ -23,17 +24,17 @@ pub mod job {
         pub assignment: String,
         /// Rubric override; empty = the scenario's rubric.
         pub rubric: String,
-        pub session_start_ms: Option<i64>,
+        pub session_start_us: Option<i64>,
         pub session_duration_ms: Option<i64>,
         /// `JobState` value.
         pub state: i32,
         pub attempts: i32,
         pub max_attempts: i32,
-        pub next_attempt_at: i64,
+        pub next_attempt_at_us: i64,
         /// Fencing token of the worker holding the job; writes of a worker whose lease was
         /// taken over match no row.
         pub lease_token: Option<String>,
-        pub lease_until: Option<i64>,
+        pub lease_until_us: Option<i64>,
         /// `PipelineStep` value.
         pub current_step: i32,
         /// JSON: the outputs of the steps done so far (see `pipeline::Checkpoint`).
@@ -53,10 +54,10 @@ pub mod job {
         /// GradingStarted was emitted (on the first RUNNING).
         pub started: bool,
         /// Last time the job id was put on the Redis work stream (distributed mode).
-        pub enqueued_at: Option<i64>,
+        pub enqueued_at_us: Option<i64>,
         pub version: i32,
-        pub create_ms: i64,
-        pub update_ms: i64,
+        pub create_us: i64,
+        pub update_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -89,7 +90,7 @@ pub mod evaluation {
         /// The encoded `salestrainer.grading.v1.Evaluation` (name-independent fields).
         #[sea_orm(column_type = "Blob")]
         pub body: Vec<u8>,
-        pub create_ms: i64,
+        pub create_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -119,7 +120,7 @@ pub mod usage {
         pub latency_ms: i64,
         /// "ok", or the failure ("http 429", "timeout", "invalid answer", ...).
         pub outcome: String,
-        pub create_ms: i64,
+        pub create_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

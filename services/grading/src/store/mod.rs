@@ -2,8 +2,12 @@
 //!
 //! Every write a worker makes after claiming a job is fenced by its lease token: once another
 //! worker has taken an expired lease over, the old worker's writes match no row.
+//!
+//! Instants are microseconds since the Unix epoch (`salestrainer_runtime::time::now_us`, in
+//! columns ending in `_us`); durations, the lease included (`lease_ms`), are milliseconds.
 
 pub mod entities;
+mod m0003_instants_us;
 mod migration;
 mod reads;
 
@@ -11,7 +15,7 @@ pub use reads::*;
 
 use salestrainer_proto::events as ev;
 use salestrainer_proto::grading::{DeadReason, JobState, PipelineStep};
-use salestrainer_runtime::{db::begin_write, names, time};
+use salestrainer_runtime::{db::begin_write, names, time::now_us};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
@@ -30,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(migration::CreateGradingTables),
+            Box::new(m0003_instants_us::GradingInstantsInMicros),
         ]
     }
 }
@@ -55,17 +60,6 @@ pub fn evaluation_name(organization: &str, id: &str) -> String {
 /// The inbox consumer name of the SessionEnded handler.
 pub const INBOX_CONSUMER: &str = "grading";
 
-/// Now, in milliseconds. This store keeps instants in milliseconds (the other services keep
-/// microseconds): it converts at its boundary, here and in [`timestamp_ms`].
-pub fn now_ms() -> i64 {
-    time::now_us() / 1000
-}
-
-/// A stored instant (milliseconds) as a protobuf timestamp.
-pub fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
-    time::timestamp(ms.saturating_mul(1000))
-}
-
 /// What a new job is created from (a SessionEnded event, SubmitSession or RegradeSession).
 #[derive(Clone, Debug, Default)]
 pub struct NewJob {
@@ -76,7 +70,7 @@ pub struct NewJob {
     pub scenario: String,
     pub assignment: String,
     pub rubric: String,
-    pub session_start_ms: Option<i64>,
+    pub session_start_us: Option<i64>,
     pub session_duration_ms: Option<i64>,
     pub max_attempts: i32,
     /// W3C trace context the job's attempts continue (empty: the current span's).
@@ -84,7 +78,7 @@ pub struct NewJob {
 }
 
 fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
-    let now = now_ms();
+    let now = now_us();
     job::ActiveModel {
         id: Set(uuid::Uuid::now_v7().simple().to_string()),
         organization: Set(n.organization.clone()),
@@ -96,14 +90,14 @@ fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
         scenario: Set(n.scenario.clone()),
         assignment: Set(n.assignment.clone()),
         rubric: Set(n.rubric.clone()),
-        session_start_ms: Set(n.session_start_ms),
+        session_start_us: Set(n.session_start_us),
         session_duration_ms: Set(n.session_duration_ms),
         state: Set(JobState::Queued as i32),
         attempts: Set(0),
         max_attempts: Set(Ord::max(n.max_attempts, 1)),
-        next_attempt_at: Set(now),
+        next_attempt_at_us: Set(now),
         lease_token: Set(None),
-        lease_until: Set(None),
+        lease_until_us: Set(None),
         current_step: Set(PipelineStep::Unspecified as i32),
         checkpoint: Set("{}".into()),
         dead_reason: Set(DeadReason::Unspecified as i32),
@@ -119,10 +113,10 @@ fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
         }),
         evaluation: Set(None),
         started: Set(false),
-        enqueued_at: Set(None),
+        enqueued_at_us: Set(None),
         version: Set(1),
-        create_ms: Set(now),
-        update_ms: Set(now),
+        create_us: Set(now),
+        update_us: Set(now),
     }
 }
 
@@ -216,7 +210,7 @@ pub async fn due_job_ids(
         .select_only()
         .column(job::Column::Id)
         .filter(due_condition(now))
-        .order_by_asc(job::Column::NextAttemptAt)
+        .order_by_asc(job::Column::NextAttemptAtUs)
         .limit(limit)
         .into_tuple::<String>()
         .all(db)
@@ -236,12 +230,12 @@ fn due_condition(now: i64) -> Condition {
         .add(
             Condition::all()
                 .add(job::Column::State.is_in([JobState::Queued as i32, JobState::Retrying as i32]))
-                .add(job::Column::NextAttemptAt.lte(now)),
+                .add(job::Column::NextAttemptAtUs.lte(now)),
         )
         .add(
             Condition::all()
                 .add(job::Column::State.eq(JobState::Running as i32))
-                .add(job::Column::LeaseUntil.lt(now)),
+                .add(job::Column::LeaseUntilUs.lt(now)),
         )
 }
 
@@ -254,7 +248,7 @@ async fn take_lease<C: ConnectionTrait>(
     token: &str,
     lease_ms: i64,
 ) -> Result<Vec<job::Model>, DbErr> {
-    let now = now_ms();
+    let now = now_us();
     job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(JobState::Running as i32))
         .col_expr(
@@ -262,9 +256,12 @@ async fn take_lease<C: ConnectionTrait>(
             Expr::col(job::Column::Attempts).add(1),
         )
         .col_expr(job::Column::LeaseToken, Expr::value(token.to_owned()))
-        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
+        .col_expr(
+            job::Column::LeaseUntilUs,
+            Expr::value(now.saturating_add(lease_ms.saturating_mul(1000))),
+        )
         .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .col_expr(job::Column::UpdateUs, Expr::value(now))
         .filter(job::Column::Id.is_in(ids.iter().cloned()))
         .filter(due_condition(now))
         .exec(txn)
@@ -272,7 +269,7 @@ async fn take_lease<C: ConnectionTrait>(
     let mut claimed = job::Entity::find()
         .filter(job::Column::Id.is_in(ids.iter().cloned()))
         .filter(job::Column::LeaseToken.eq(token))
-        .order_by_asc(job::Column::NextAttemptAt)
+        .order_by_asc(job::Column::NextAttemptAtUs)
         .all(txn)
         .await?;
     let mut first = Vec::new();
@@ -324,8 +321,8 @@ pub async fn claim_due(
     let ids: Vec<String> = job::Entity::find()
         .select_only()
         .column(job::Column::Id)
-        .filter(due_condition(now_ms()))
-        .order_by_asc(job::Column::NextAttemptAt)
+        .filter(due_condition(now_us()))
+        .order_by_asc(job::Column::NextAttemptAtUs)
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .into_tuple::<String>()
@@ -361,7 +358,10 @@ pub async fn heartbeat(
 ) -> Result<bool, DbErr> {
     let txn = begin_write(db).await?;
     let res = job::Entity::update_many()
-        .col_expr(job::Column::LeaseUntil, Expr::value(now_ms() + lease_ms))
+        .col_expr(
+            job::Column::LeaseUntilUs,
+            Expr::value(now_us().saturating_add(lease_ms.saturating_mul(1000))),
+        )
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::LeaseToken.eq(token))
         .filter(job::Column::State.eq(JobState::Running as i32))
@@ -391,8 +391,8 @@ pub async fn record_usage(
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AttemptRecord {
     pub attempt: i32,
-    pub start_ms: i64,
-    pub end_ms: i64,
+    pub start_us: i64,
+    pub end_us: i64,
     pub step: i32,
     pub error: String,
     pub retryable: bool,
@@ -417,7 +417,7 @@ pub enum Outcome {
         event: Box<ev::Event>,
     },
     Retry {
-        at_ms: i64,
+        at_us: i64,
         error: String,
     },
     Dead {
@@ -440,7 +440,7 @@ pub enum WriteOp {
     Finish {
         job: Box<job::Model>,
         token: String,
-        attempt_start_ms: i64,
+        attempt_start_us: i64,
         step: PipelineStep,
         outcome: Outcome,
     },
@@ -491,12 +491,12 @@ async fn write_in_one_transaction(
             WriteOp::Finish {
                 job,
                 token,
-                attempt_start_ms,
+                attempt_start_us,
                 step,
                 outcome,
             } => {
                 let applied =
-                    apply_finish(&txn, job, token, *attempt_start_ms, *step, outcome).await?;
+                    apply_finish(&txn, job, token, *attempt_start_us, *step, outcome).await?;
                 if applied && let Outcome::Succeeded { evaluation, .. } = outcome {
                     graded.push(evaluation.as_ref());
                 }
@@ -550,7 +550,7 @@ async fn insert_evaluations<C: ConnectionTrait>(
         .column(evaluation::Column::Id)
         .filter(evaluation::Column::Session.is_in(sessions))
         .filter(evaluation::Column::SupersededBy.is_null())
-        .order_by_asc(evaluation::Column::CreateMs)
+        .order_by_asc(evaluation::Column::CreateUs)
         .into_tuple::<(String, String)>()
         .all(txn)
         .await?
@@ -611,7 +611,7 @@ async fn apply_checkpoint<C: ConnectionTrait>(
         .col_expr(job::Column::Checkpoint, Expr::value(checkpoint.to_owned()))
         .col_expr(job::Column::CurrentStep, Expr::value(step as i32))
         .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now_ms()))
+        .col_expr(job::Column::UpdateUs, Expr::value(now_us()))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::LeaseToken.eq(token))
         .filter(job::Column::State.eq(JobState::Running as i32))
@@ -634,17 +634,17 @@ async fn apply_finish<C: ConnectionTrait>(
     txn: &C,
     j: &job::Model,
     token: &str,
-    attempt_start_ms: i64,
+    attempt_start_us: i64,
     step: PipelineStep,
     outcome: &Outcome,
 ) -> Result<bool, DbErr> {
-    let now = now_ms();
+    let now = now_us();
     let mut upd = job::Entity::update_many()
         .col_expr(job::Column::LeaseToken, Expr::value(Option::<String>::None))
-        .col_expr(job::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::LeaseUntilUs, Expr::value(Option::<i64>::None))
         .col_expr(job::Column::CurrentStep, Expr::value(step as i32))
         .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .col_expr(job::Column::UpdateUs, Expr::value(now))
         .filter(job::Column::Id.eq(j.id.as_str()))
         .filter(job::Column::LeaseToken.eq(token))
         .filter(job::Column::State.eq(JobState::Running as i32));
@@ -660,8 +660,8 @@ async fn apply_finish<C: ConnectionTrait>(
         &j.attempt_log,
         AttemptRecord {
             attempt: j.attempts,
-            start_ms: attempt_start_ms,
-            end_ms: now,
+            start_us: attempt_start_us,
+            end_us: now,
             step: step as i32,
             error,
             retryable,
@@ -676,11 +676,11 @@ async fn apply_finish<C: ConnectionTrait>(
                 Expr::value(Some(evaluation.id.clone())),
             )
             .col_expr(job::Column::LastError, Expr::value(Option::<String>::None)),
-        Outcome::Retry { at_ms, error } => upd
+        Outcome::Retry { at_us, error } => upd
             .col_expr(job::Column::State, Expr::value(JobState::Retrying as i32))
-            .col_expr(job::Column::NextAttemptAt, Expr::value(*at_ms))
-            // Due again at `at_ms`: the scheduler must put it on the stream then.
-            .col_expr(job::Column::EnqueuedAt, Expr::value(Option::<i64>::None))
+            .col_expr(job::Column::NextAttemptAtUs, Expr::value(*at_us))
+            // Due again at `at_us`: the scheduler must put it on the stream then.
+            .col_expr(job::Column::EnqueuedAtUs, Expr::value(Option::<i64>::None))
             .col_expr(job::Column::LastError, Expr::value(Some(error.clone()))),
         Outcome::Dead { reason, error } => upd
             .col_expr(job::Column::State, Expr::value(JobState::Dead as i32))
@@ -695,15 +695,15 @@ async fn apply_finish<C: ConnectionTrait>(
 /// Returns None when the job is in another state.
 pub async fn requeue(db: &DatabaseConnection, id: &str) -> Result<Option<job::Model>, DbErr> {
     let txn = begin_write(db).await?;
-    let now = now_ms();
+    let now = now_us();
     let res = job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(JobState::Queued as i32))
-        .col_expr(job::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(job::Column::NextAttemptAtUs, Expr::value(now))
         .col_expr(
             job::Column::DeadReason,
             Expr::value(DeadReason::Unspecified as i32),
         )
-        .col_expr(job::Column::EnqueuedAt, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::EnqueuedAtUs, Expr::value(Option::<i64>::None))
         .col_expr(
             job::Column::Attempts,
             Expr::case(job::Column::State.eq(JobState::Dead as i32), Expr::value(0))
@@ -711,7 +711,7 @@ pub async fn requeue(db: &DatabaseConnection, id: &str) -> Result<Option<job::Mo
                 .into(),
         )
         .col_expr(job::Column::Version, Expr::col(job::Column::Version).add(1))
-        .col_expr(job::Column::UpdateMs, Expr::value(now))
+        .col_expr(job::Column::UpdateUs, Expr::value(now))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::State.is_in([JobState::Dead as i32, JobState::Retrying as i32]))
         .exec(&txn)
@@ -730,7 +730,7 @@ pub async fn mark_enqueued(db: &DatabaseConnection, ids: &[String]) -> Result<()
         return Ok(());
     }
     job::Entity::update_many()
-        .col_expr(job::Column::EnqueuedAt, Expr::value(now_ms()))
+        .col_expr(job::Column::EnqueuedAtUs, Expr::value(now_us()))
         .filter(job::Column::Id.is_in(ids.iter().cloned()))
         .exec(&txn)
         .await?;
@@ -750,7 +750,7 @@ pub async fn count_by_state(db: &DatabaseConnection) -> Result<Vec<(i32, i64)>, 
         .await
 }
 
-/// Of `ids`, those never put on the work stream or put there before `cutoff`.
+/// Of `ids`, those never put on the work stream or put there before `cutoff` (microseconds).
 pub async fn enqueued_before(
     db: &DatabaseConnection,
     ids: &[String],
@@ -765,8 +765,8 @@ pub async fn enqueued_before(
         .filter(job::Column::Id.is_in(ids.iter().cloned()))
         .filter(
             Condition::any()
-                .add(job::Column::EnqueuedAt.is_null())
-                .add(job::Column::EnqueuedAt.lt(cutoff)),
+                .add(job::Column::EnqueuedAtUs.is_null())
+                .add(job::Column::EnqueuedAtUs.lt(cutoff)),
         )
         .into_tuple::<String>()
         .all(db)

@@ -37,8 +37,8 @@ pub struct EvaluationQuery {
     pub trainee: Option<String>,
     pub scenario: Option<String>,
     pub assignment: Option<String>,
-    pub created_from_ms: Option<i64>,
-    pub created_before_ms: Option<i64>,
+    pub created_from_us: Option<i64>,
+    pub created_before_us: Option<i64>,
     pub show_superseded: bool,
 }
 
@@ -67,15 +67,15 @@ pub async fn list_jobs<C: ConnectionTrait>(
     if let Some((at, id)) = after {
         // Newest first: the rows after (at, id) are older, or as old with a smaller id.
         q = q.filter(
-            Condition::any().add(job::Column::CreateMs.lt(at)).add(
+            Condition::any().add(job::Column::CreateUs.lt(at)).add(
                 Condition::all()
-                    .add(job::Column::CreateMs.eq(at))
+                    .add(job::Column::CreateUs.eq(at))
                     .add(job::Column::Id.lt(id)),
             ),
         );
     }
     let rows = q
-        .order_by_desc(job::Column::CreateMs)
+        .order_by_desc(job::Column::CreateUs)
         .order_by_desc(job::Column::Id)
         .limit(size + 1)
         .all(db)
@@ -110,11 +110,11 @@ pub async fn list_evaluations<C: ConnectionTrait>(
     if let Some(a) = &f.assignment {
         q = q.filter(evaluation::Column::Assignment.eq(a.as_str()));
     }
-    if let Some(t) = f.created_from_ms {
-        q = q.filter(evaluation::Column::CreateMs.gte(t));
+    if let Some(t) = f.created_from_us {
+        q = q.filter(evaluation::Column::CreateUs.gte(t));
     }
-    if let Some(t) = f.created_before_ms {
-        q = q.filter(evaluation::Column::CreateMs.lt(t));
+    if let Some(t) = f.created_before_us {
+        q = q.filter(evaluation::Column::CreateUs.lt(t));
     }
     if !f.show_superseded {
         q = q.filter(evaluation::Column::SupersededBy.is_null());
@@ -124,16 +124,16 @@ pub async fn list_evaluations<C: ConnectionTrait>(
         // Newest first: the rows after (at, id) are older, or as old with a smaller id.
         q = q.filter(
             Condition::any()
-                .add(evaluation::Column::CreateMs.lt(at))
+                .add(evaluation::Column::CreateUs.lt(at))
                 .add(
                     Condition::all()
-                        .add(evaluation::Column::CreateMs.eq(at))
+                        .add(evaluation::Column::CreateUs.eq(at))
                         .add(evaluation::Column::Id.lt(id)),
                 ),
         );
     }
     let rows = q
-        .order_by_desc(evaluation::Column::CreateMs)
+        .order_by_desc(evaluation::Column::CreateUs)
         .order_by_desc(evaluation::Column::Id)
         .limit(size + 1)
         .all(db)
