@@ -5,6 +5,7 @@
 //! nothing written; bodies over 1 MiB are 413 (axum's body limit); repeats are recognised by
 //! the receipt's idempotency key and answered 200 without effect.
 
+use salestrainer_config_client::ResolvedCredential;
 use salestrainer_proto::{call as pb, config as cfg};
 use salestrainer_runtime::{db::begin_write, names, time::now_us};
 
@@ -41,27 +42,15 @@ pub enum Answer {
 /// `POST /webhooks/vapi`: verified with the organisation's VAPI secret, then applied.
 pub async fn vapi(core: &CallApp, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
     // Parsed only to locate the session; acted on only after verification below.
-    let peek = match webhook::parse_vapi(body) {
-        Ok(e) => e,
-        Err(e) => return Answer::BadRequest(e.to_string()),
-    };
-    let session = match locate(core, &peek).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Answer::Unauthorized("cannot authenticate: unknown session");
-        }
-        Err(a) => return a,
-    };
-    let cred = match core
-        .config
-        .credential(
-            &names::organization_name(&session.organization),
-            cfg::ProviderKind::Vapi,
-        )
-        .await
+    let (session, cred) = match session_and_credential(
+        core,
+        webhook::parse_vapi(body),
+        cfg::ProviderKind::Vapi,
+    )
+    .await
     {
-        Ok(c) => c,
-        Err(_) => return Answer::Unavailable("config unavailable"),
+        Ok(found) => found,
+        Err(a) => return a,
     };
     let secret = cred.map(|c| c.webhook_secret).unwrap_or_default();
     // Whichever scheme the request uses, it needs the organization's secret.
@@ -139,28 +128,13 @@ const DEFAULT_VOICE_MODEL: &str = "gpt-4o-mini";
 
 /// `POST /webhooks/retell`: verified with the organisation's Retell key, then applied.
 pub async fn retell(core: &CallApp, signature: Option<&str>, body: &[u8]) -> Answer {
-    let peek = match webhook::parse_retell(body) {
-        Ok(e) => e,
-        Err(e) => return Answer::BadRequest(e.to_string()),
-    };
-    let session = match locate(core, &peek).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Answer::Unauthorized("cannot authenticate: unknown session");
-        }
-        Err(a) => return a,
-    };
-    let cred = match core
-        .config
-        .credential(
-            &names::organization_name(&session.organization),
-            cfg::ProviderKind::Retell,
-        )
-        .await
-    {
-        Ok(c) => c,
-        Err(_) => return Answer::Unavailable("config unavailable"),
-    };
+    let (session, cred) =
+        match session_and_credential(core, webhook::parse_retell(body), cfg::ProviderKind::Retell)
+            .await
+        {
+            Ok(found) => found,
+            Err(a) => return a,
+        };
     // Retell signs with the API key; a separately stored webhook secret takes precedence.
     let key = cred
         .map(|c| {
@@ -190,6 +164,25 @@ fn refused(e: WebhookError) -> Answer {
 
 /// The session a webhook is about: by the session name in the call metadata, else by the
 /// provider call id recorded earlier.
+/// The session a delivery names (parsed only to find it; nothing is acted on before the
+/// signature is verified) and its organization's credential of `kind`.
+async fn session_and_credential(
+    core: &CallApp,
+    peek: Result<WebhookEvent, webhook::ParseError>,
+    kind: cfg::ProviderKind,
+) -> Result<(session::Model, Option<ResolvedCredential>), Answer> {
+    let peek = peek.map_err(|e| Answer::BadRequest(e.to_string()))?;
+    let session = locate(core, &peek)
+        .await?
+        .ok_or(Answer::Unauthorized("cannot authenticate: unknown session"))?;
+    let cred = core
+        .config
+        .credential(&names::organization_name(&session.organization), kind)
+        .await
+        .map_err(|_| Answer::Unavailable("config unavailable"))?;
+    Ok((session, cred))
+}
+
 async fn locate(core: &CallApp, e: &WebhookEvent) -> Result<Option<session::Model>, Answer> {
     let db = core.db().map_err(|_| Answer::Unavailable("starting"))?;
     let unavailable = |_| Answer::Unavailable("database unavailable");
