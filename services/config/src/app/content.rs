@@ -11,7 +11,7 @@ use super::{
     access::{ADMIN, ANYONE, Caller, STAFF},
 };
 use crate::{
-    domain::{self, fields, stored_values::Time, validate},
+    domain::{self, fields, validate},
     store::{
         self, Change,
         content::{self as sc, Filter},
@@ -73,8 +73,8 @@ fn row_to<K: ContentKind>(row: &resource::Model) -> ApiResult<K> {
     msg.set_meta(
         names::child_name(&row.organization_id, K::COLLECTION, &row.id),
         row.etag.clone(),
-        Some(time::timestamp(row.create_time.timestamp_micros())),
-        Some(time::timestamp(row.update_time.timestamp_micros())),
+        Some(time::timestamp(row.create_us)),
+        Some(time::timestamp(row.update_us)),
     );
     Ok(msg)
 }
@@ -84,8 +84,8 @@ fn to_row<K: ContentKind>(
     id: &str,
     msg: &K,
     etag: &str,
-    create: Time,
-    update: Time,
+    create_us: i64,
+    update_us: i64,
 ) -> resource::Model {
     let mut spec = msg.clone();
     spec.set_meta(String::new(), String::new(), None, None);
@@ -103,8 +103,8 @@ fn to_row<K: ContentKind>(
         difficulty: c.difficulty,
         state: c.state,
         etag: etag.to_owned(),
-        create_time: create,
-        update_time: update,
+        create_us,
+        update_us,
     }
 }
 
@@ -227,7 +227,7 @@ pub async fn create<K: ContentKind>(
     };
     let name = names::child_name(&org, K::COLLECTION, &id);
     let etag = domain::new_etag();
-    let now = crate::store::now();
+    let now = time::now_us();
     let row = to_row(&org, &id, &msg, &etag, now, now);
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     if sc::get(&txn, &org, K::COLLECTION, &id).await?.is_some() {
@@ -474,7 +474,7 @@ pub async fn update<K: ContentKind>(
     v.into_result()?;
 
     let etag = domain::new_etag();
-    let updated = to_row(&org, &id, &msg, &etag, row.create_time, crate::store::now());
+    let updated = to_row(&org, &id, &msg, &etag, row.create_us, time::now_us());
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     // Compare-and-swap on the etag read above: a concurrent writer makes this fail.
     if !store::compare_and_swap(
@@ -799,7 +799,7 @@ impl ContentKind for pb::Assignment {
         // A due time must be in the future when it is set, not every time the assignment
         // is touched afterwards.
         let check_due = creating || paths.contains(&"due_time");
-        validate::assignment(self, crate::store::now(), check_due, v);
+        validate::assignment(self, time::now_us(), check_due, v);
         if self.required_attempts == 0 {
             self.required_attempts = 1;
         }

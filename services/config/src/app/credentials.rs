@@ -35,9 +35,7 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
             http_status: m.last_test_http_status.unwrap_or_default(),
             // Scrubbed again on the way out: rows written before scrubbing existed.
             detail: redact::scrub_patterns(m.last_test_detail.as_deref().unwrap_or_default()),
-            test_time: m
-                .last_test_time
-                .map(|t| time::timestamp(t.timestamp_micros())),
+            test_time: m.last_test_us.map(time::timestamp),
             latency: m.last_test_latency_ms.map(|ms| prost_types::Duration {
                 seconds: ms / 1000,
                 nanos: ((ms % 1000) * 1_000_000) as i32,
@@ -58,8 +56,8 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
             tokens_per_minute: m.tokens_per_minute,
         }),
         last_test_result,
-        create_time: Some(time::timestamp(m.create_time.timestamp_micros())),
-        update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
+        create_time: Some(time::timestamp(m.create_us)),
+        update_time: Some(time::timestamp(m.update_us)),
         etag: m.etag.clone(),
     }
 }
@@ -130,7 +128,7 @@ pub async fn create(
     };
     let name = names::child_name(&org, COLLECTION, &id);
     let kind = pb::ProviderKind::try_from(c.kind).unwrap_or_default();
-    let now = crate::store::now();
+    let now = time::now_us();
     let limits = c.limits.unwrap_or_default();
     let model = cred::Model {
         organization_id: org.clone(),
@@ -153,11 +151,11 @@ pub async fn create(
         last_test_outcome: None,
         last_test_http_status: None,
         last_test_detail: None,
-        last_test_time: None,
+        last_test_us: None,
         last_test_latency_ms: None,
         etag: domain::new_etag(),
-        create_time: now,
-        update_time: now,
+        create_us: now,
+        update_us: now,
     };
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     if scr::get(&txn, &org, &id).await?.is_some() {
@@ -310,7 +308,7 @@ pub async fn update(
         requests_per_minute: check.limits.unwrap_or_default().requests_per_minute,
         tokens_per_minute: check.limits.unwrap_or_default().tokens_per_minute,
         etag: domain::new_etag(),
-        update_time: crate::store::now(),
+        update_us: time::now_us(),
         ..current.clone()
     };
     if paths.contains(&"api_key") {
@@ -320,7 +318,7 @@ pub async fn update(
         model.last_test_outcome = None;
         model.last_test_http_status = None;
         model.last_test_detail = None;
-        model.last_test_time = None;
+        model.last_test_us = None;
         model.last_test_latency_ms = None;
     }
     // The key was sent for the old endpoint: a new endpoint gets it only when the same
@@ -340,7 +338,7 @@ pub async fn update(
         model.last_test_outcome = None;
         model.last_test_http_status = None;
         model.last_test_detail = None;
-        model.last_test_time = None;
+        model.last_test_us = None;
         model.last_test_latency_ms = None;
     }
     if paths.contains(&"webhook_secret") {
@@ -499,7 +497,7 @@ async fn probe(
         outcome: outcome as i32,
         http_status: i32::from(status),
         detail,
-        test_time: Some(time::timestamp(crate::store::now().timestamp_micros())),
+        test_time: Some(time::timestamp(time::now_us())),
         latency: Some(prost_types::Duration {
             seconds: latency.as_secs() as i64,
             nanos: latency.subsec_nanos() as i32,
@@ -593,7 +591,7 @@ async fn record_test(
         ),
         last_test_http_status: Some(r.http_status),
         last_test_detail: Some(redact::scrub_patterns(&r.detail)),
-        last_test_time: Some(crate::store::now()),
+        last_test_us: Some(time::now_us()),
         last_test_latency_ms: latency_ms,
         ..current.clone()
     };

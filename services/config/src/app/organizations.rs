@@ -50,8 +50,8 @@ fn org_to_pb(m: &organization::Model) -> pb::Organization {
         name: names::organization_name(&m.id),
         display_name: m.display_name.clone(),
         settings: Some(settings_from_json(&m.settings)),
-        create_time: Some(time::timestamp(m.create_time.timestamp_micros())),
-        update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
+        create_time: Some(time::timestamp(m.create_us)),
+        update_time: Some(time::timestamp(m.update_us)),
         etag: m.etag.clone(),
     }
 }
@@ -63,8 +63,8 @@ fn member_to_pb(m: &member::Model) -> pb::Member {
         display_name: m.display_name.clone(),
         email: m.email.clone(),
         role: values::role_from_key(&m.role) as i32,
-        create_time: Some(time::timestamp(m.create_time.timestamp_micros())),
-        update_time: Some(time::timestamp(m.update_time.timestamp_micros())),
+        create_time: Some(time::timestamp(m.create_us)),
+        update_time: Some(time::timestamp(m.update_us)),
         etag: m.etag.clone(),
     }
 }
@@ -115,14 +115,14 @@ pub async fn create_organization(
     check_settings_org(&id, org.settings.as_ref(), &mut v);
     v.into_result()?;
     let name = names::organization_name(&id);
-    let now = crate::store::now();
+    let now = time::now_us();
     let model = organization::Model {
         id: id.clone(),
         display_name: org.display_name.clone(),
         settings: settings_to_json(&org.settings.unwrap_or_default()),
         etag: domain::new_etag(),
-        create_time: now,
-        update_time: now,
+        create_us: now,
+        update_us: now,
     };
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     if so::get(&txn, &id).await?.is_some() {
@@ -272,7 +272,7 @@ pub async fn update_organization(
         display_name: org.display_name.clone(),
         settings: settings_to_json(&settings),
         etag: domain::new_etag(),
-        update_time: crate::store::now(),
+        update_us: time::now_us(),
         ..current.clone()
     };
     let txn = salestrainer_runtime::db::begin_write(db).await?;
@@ -327,7 +327,7 @@ pub async fn create_member(
         req.member_id.clone()
     };
     let name = names::child_name(&org, MEMBERS, &id);
-    let now = crate::store::now();
+    let now = time::now_us();
     let model = member::Model {
         id: id.clone(),
         organization_id: org.clone(),
@@ -338,8 +338,8 @@ pub async fn create_member(
             .unwrap_or("trainee")
             .to_owned(),
         etag: domain::new_etag(),
-        create_time: now,
-        update_time: now,
+        create_us: now,
+        update_us: now,
     };
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     if so::get_member(&txn, &org, &id).await?.is_some() {
@@ -494,7 +494,7 @@ pub async fn update_member(
         email: m.email.clone(),
         role: role.to_owned(),
         etag: domain::new_etag(),
-        update_time: crate::store::now(),
+        update_us: time::now_us(),
         ..current.clone()
     };
     if !store::compare_and_swap(

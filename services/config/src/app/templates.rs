@@ -28,8 +28,8 @@ fn to_pb(t: &tpl::Model, r: &rev::Model) -> pb::PromptTemplate {
         variables: dt::extract_variables(&r.body).unwrap_or_default(),
         revision: r.revision,
         builtin: t.builtin,
-        create_time: Some(time::timestamp(t.create_time.timestamp_micros())),
-        update_time: Some(time::timestamp(r.create_time.timestamp_micros())),
+        create_time: Some(time::timestamp(t.create_us)),
+        update_time: Some(time::timestamp(r.create_us)),
         etag: r.etag.clone(),
     }
 }
@@ -65,7 +65,7 @@ pub async fn create(
         req.prompt_template_id.clone()
     };
     let name = names::child_name(&org, COLLECTION, &id);
-    let now = crate::store::now();
+    let now = time::now_us();
     let etag = domain::new_etag();
     let purpose = dt::purpose_key(pb::PromptPurpose::try_from(t.purpose).unwrap_or_default());
     let template = tpl::Model {
@@ -76,8 +76,8 @@ pub async fn create(
         builtin: false,
         revision: 1,
         etag: etag.clone(),
-        create_time: now,
-        update_time: now,
+        create_us: now,
+        update_us: now,
     };
     let revision = rev::Model {
         organization_id: org.clone(),
@@ -86,7 +86,7 @@ pub async fn create(
         display_name: t.display_name.clone(),
         body: t.body.clone(),
         etag: etag.clone(),
-        create_time: now,
+        create_us: now,
     };
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     if st::get(&txn, &org, &id).await?.is_some() {
@@ -264,13 +264,13 @@ pub async fn update(
     let mut v = Violations::new();
     validate::prompt_template(&merged, &mut v);
     v.into_result()?;
-    let now = crate::store::now();
+    let now = time::now_us();
     let etag = domain::new_etag();
     let template = tpl::Model {
         display_name: merged.display_name.clone(),
         revision: t.revision + 1,
         etag: etag.clone(),
-        update_time: now,
+        update_us: now,
         ..t.clone()
     };
     let revision = rev::Model {
@@ -280,7 +280,7 @@ pub async fn update(
         display_name: merged.display_name.clone(),
         body: merged.body.clone(),
         etag: etag.clone(),
-        create_time: now,
+        create_us: now,
     };
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     let swapped = match st::add_revision(&txn, template.clone(), revision.clone(), &t.etag).await {

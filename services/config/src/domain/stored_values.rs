@@ -3,8 +3,6 @@
 
 use salestrainer_proto::config as pb;
 
-pub type Time = chrono::DateTime<chrono::Utc>;
-
 pub fn role_key(r: pb::Role) -> Option<&'static str> {
     match r {
         pb::Role::Admin => Some("admin"),

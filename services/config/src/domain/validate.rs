@@ -311,12 +311,7 @@ pub fn normalise(r: &mut pb::Rubric) {
     }
 }
 
-pub fn assignment(
-    a: &pb::Assignment,
-    now: chrono::DateTime<chrono::Utc>,
-    check_due_in_future: bool,
-    v: &mut Violations,
-) {
+pub fn assignment(a: &pb::Assignment, now_us: i64, check_due_in_future: bool, v: &mut Violations) {
     if a.scenario.is_empty() {
         v.add("assignment.scenario", "is required");
     } else if names::parse_child(&a.scenario, "scenarios").is_none() {
@@ -349,7 +344,7 @@ pub fn assignment(
         // The protobuf contract's range (years 1 to 9999), never an overflow.
         match salestrainer_runtime::time::micros(due) {
             None => v.add("assignment.due_time", "is not a valid timestamp"),
-            Some(us) if check_due_in_future && us <= now.timestamp_micros() => {
+            Some(us) if check_due_in_future && us <= now_us => {
                 v.add("assignment.due_time", "must be in the future")
             }
             Some(_) => {}

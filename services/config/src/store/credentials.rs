@@ -30,7 +30,7 @@ pub async fn first_of_kind<C: ConnectionTrait>(
     cred::Entity::find()
         .filter(cred::Column::OrganizationId.eq(org))
         .filter(cred::Column::Kind.eq(kind))
-        .order_by_asc(cred::Column::CreateTime)
+        .order_by_asc(cred::Column::CreateUs)
         .order_by_asc(cred::Column::Id)
         .one(conn)
         .await

@@ -1,4 +1,5 @@
-//! sea-orm entities of the config service.
+//! sea-orm entities of the config service. Instants are microseconds since the Unix epoch
+//! (`*_us`, see `salestrainer_runtime::time`).
 
 pub mod organization {
     use sea_orm::entity::prelude::*;
@@ -11,8 +12,8 @@ pub mod organization {
         pub display_name: String,
         pub settings: Json,
         pub etag: String,
-        pub create_time: ChronoDateTimeUtc,
-        pub update_time: ChronoDateTimeUtc,
+        pub create_us: i64,
+        pub update_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -36,8 +37,8 @@ pub mod member {
         pub email: String,
         pub role: String,
         pub etag: String,
-        pub create_time: ChronoDateTimeUtc,
-        pub update_time: ChronoDateTimeUtc,
+        pub create_us: i64,
+        pub update_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -71,8 +72,8 @@ pub mod resource {
         pub difficulty: Option<String>,
         pub state: Option<String>,
         pub etag: String,
-        pub create_time: ChronoDateTimeUtc,
-        pub update_time: ChronoDateTimeUtc,
+        pub create_us: i64,
+        pub update_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -117,8 +118,8 @@ pub mod prompt_template {
         /// The latest revision.
         pub revision: i64,
         pub etag: String,
-        pub create_time: ChronoDateTimeUtc,
-        pub update_time: ChronoDateTimeUtc,
+        pub create_us: i64,
+        pub update_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -143,7 +144,7 @@ pub mod prompt_template_revision {
         #[sea_orm(column_type = "Text")]
         pub body: String,
         pub etag: String,
-        pub create_time: ChronoDateTimeUtc,
+        pub create_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -177,11 +178,11 @@ pub mod provider_credential {
         pub last_test_outcome: Option<String>,
         pub last_test_http_status: Option<i32>,
         pub last_test_detail: Option<String>,
-        pub last_test_time: Option<ChronoDateTimeUtc>,
+        pub last_test_us: Option<i64>,
         pub last_test_latency_ms: Option<i64>,
         pub etag: String,
-        pub create_time: ChronoDateTimeUtc,
-        pub update_time: ChronoDateTimeUtc,
+        pub create_us: i64,
+        pub update_us: i64,
     }
 
     // Debug is written by hand so a logged row never shows even the ciphertext.

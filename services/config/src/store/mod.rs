@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod entities;
 mod m0001_organizations;
 mod m0002_content;
+mod m0003_time_micros;
 pub mod organizations;
 pub mod templates;
 
@@ -22,15 +23,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_organizations::Migration),
             Box::new(m0002_content::Migration),
             Box::new(salestrainer_bus::CreateOutbox),
+            Box::new(m0003_time_micros::Migration),
         ]
     }
-}
-
-/// The current time at the precision both databases keep (microseconds), so a resource
-/// returned by a write equals the same resource read back.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
 }
 
 /// One change to a config resource, written to the outbox with the change itself.
@@ -87,15 +82,15 @@ pub async fn ensure_organization(
     {
         return Ok(false);
     }
-    let now = now();
+    let now = salestrainer_runtime::time::now_us();
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     let org = organization::ActiveModel {
         id: Set(id.to_owned()),
         display_name: Set(display_name.to_owned()),
         settings: Set(serde_json::json!({})),
         etag: Set(uuid::Uuid::new_v4().simple().to_string()),
-        create_time: Set(now),
-        update_time: Set(now),
+        create_us: Set(now),
+        update_us: Set(now),
     }
     .insert(&txn)
     .await?;
@@ -107,8 +102,8 @@ pub async fn ensure_organization(
         email: Set(String::new()),
         role: Set("admin".to_owned()),
         etag: Set(uuid::Uuid::new_v4().simple().to_string()),
-        create_time: Set(now),
-        update_time: Set(now),
+        create_us: Set(now),
+        update_us: Set(now),
     }
     .insert(&txn)
     .await?;

@@ -15,7 +15,7 @@ use crate::domain::templates as dt;
 pub async fn seed_builtins<C: ConnectionTrait>(
     conn: &C,
     org: &str,
-    now: chrono::DateTime<chrono::Utc>,
+    now_us: i64,
 ) -> Result<(), DbErr> {
     for purpose in dt::PURPOSES {
         let etag = crate::domain::new_etag();
@@ -30,8 +30,8 @@ pub async fn seed_builtins<C: ConnectionTrait>(
                 builtin: true,
                 revision: 1,
                 etag: etag.clone(),
-                create_time: now,
-                update_time: now,
+                create_us: now_us,
+                update_us: now_us,
             },
             rev::Model {
                 organization_id: org.to_owned(),
@@ -40,7 +40,7 @@ pub async fn seed_builtins<C: ConnectionTrait>(
                 display_name: dt::builtin_display_name(purpose).to_owned(),
                 body: dt::builtin_body(purpose).to_owned(),
                 etag,
-                create_time: now,
+                create_us: now_us,
             },
         )
         .await?;
