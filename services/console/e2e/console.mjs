@@ -1,6 +1,7 @@
 // End-to-end test of the console in real headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core) against a running `salestrainer up`:
-//   an admin creates a rubric (after seeing a validation error on its field) and a scenario;
+//   an admin creates a rubric (after seeing a validation error on its field) and a scenario,
+//   renames the scenario, and creates and deletes a persona that nothing uses;
 //   a trainee practises it by text, ends the call, watches it get graded and sees the grade
 //   with its evidence; a manager sees it on the dashboard; another trainee cannot open it.
 // Fails on any browser console error. Usage:
@@ -113,12 +114,36 @@ try {
   await admin.goto(`${BASE}/#/admin/scenarios`);
   await admin.getByRole("heading", { name: "New scenario" }).waitFor();
   await admin.getByLabel("Id", { exact: true }).fill("e2e-scenario");
-  await admin.getByLabel("Name", { exact: true }).fill("E2E discovery call");
+  await admin.getByLabel("Name", { exact: true }).fill("E2E discovery draft");
   await admin.getByLabel("Rubric", { exact: true }).selectOption("organizations/demo/rubrics/e2e-rubric");
   await admin.getByLabel("Product brief").fill("RouteWise plans delivery routes automatically every morning.");
   await admin.getByRole("button", { name: "Create scenario" }).click();
-  await admin.getByRole("cell", { name: "E2E discovery call" }).waitFor();
+  await admin.getByRole("cell", { name: "E2E discovery draft", exact: true }).waitFor();
+
+  step("admin renames the scenario and sees the new name in the list");
+  await admin.getByRole("button", { name: "Edit E2E discovery draft" }).click();
+  await admin.getByRole("heading", { name: "Edit scenario E2E discovery draft" }).waitFor();
+  await admin.getByLabel("Name", { exact: true }).fill("E2E discovery call");
+  await shot(admin, "admin-scenario-edit");
+  await admin.getByRole("button", { name: "Save changes" }).click();
+  await admin.getByRole("status").filter({ hasText: "Scenario saved." }).waitFor();
+  await admin.getByRole("cell", { name: "E2E discovery call", exact: true }).waitFor();
+  if ((await admin.getByRole("cell", { name: "E2E discovery draft", exact: true }).count()) > 0) fail("the old scenario name is still listed");
+  await admin.getByRole("heading", { name: "New scenario" }).waitFor();
   await shot(admin, "admin-scenarios");
+
+  step("admin deletes a persona that no scenario uses");
+  await admin.goto(`${BASE}/#/admin/personas`);
+  await admin.getByRole("heading", { name: "New persona" }).waitFor();
+  await admin.getByLabel("Id", { exact: true }).fill("e2e-spare");
+  await admin.getByLabel("Name", { exact: true }).fill("E2E spare persona");
+  await admin.getByRole("button", { name: "Create persona" }).click();
+  await admin.getByRole("cell", { name: "E2E spare persona", exact: true }).waitFor();
+  admin.once("dialog", (d) => d.accept());
+  await admin.getByRole("button", { name: "Delete E2E spare persona" }).click();
+  await admin.getByRole("status").filter({ hasText: "Deleted persona E2E spare persona." }).waitFor();
+  await admin.getByRole("cell", { name: "E2E spare persona", exact: true }).waitFor({ state: "detached" });
+  await shot(admin, "admin-personas");
 
   // ---- trainee: practise, end, watch it graded, see the result with evidence ----
   step("trainee tom practises the new scenario");

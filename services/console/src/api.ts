@@ -92,6 +92,10 @@ export function errorText(e: unknown): string {
       return "Your sign-in has expired or is invalid: sign in again.";
     case Code.Unavailable:
       return `Unavailable: ${err.rawMessage}`;
+    case Code.Aborted:
+      return "This was changed by someone else since you loaded it: reload to see the latest version, then try again.";
+    case Code.FailedPrecondition:
+      return `Cannot do that: ${err.rawMessage}`;
     default:
       return err.rawMessage || String(e);
   }

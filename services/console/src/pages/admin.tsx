@@ -1,10 +1,11 @@
 // Admin: members and roles, personas, scenarios, the rubric editor, provider credentials
 // (Test, masked key), prompt templates with revisions, assignments. Validation errors come
 // back as google.rpc.BadRequest field violations and are shown on their field.
-import { useState } from "preact/hooks";
-import { Difficulty, GoalKind, ProviderKind, Role, TestOutcome } from "../gen/salestrainer/config/v1/resources_pb.js";
+import { useRef, useState } from "preact/hooks";
+import { ConnectError } from "@connectrpc/connect";
+import { Difficulty, GoalKind, PromptPurpose, ProviderKind, Role, TestOutcome } from "../gen/salestrainer/config/v1/resources_pb.js";
 import type { Criterion, Rubric } from "../gen/salestrainer/config/v1/resources_pb.js";
-import { config, errorText, fieldErrors, fmtDate, fmtDay, lastSegment, org, ts } from "../api";
+import { Code, config, errorText, fieldErrors, fmtDate, fmtDay, isCode, lastSegment, org, toDate, ts } from "../api";
 import { ErrorBox, Field, Loading, OtherErrors, Page, Table, Tabs, go, useLoad } from "../ui";
 
 const TABS: [string, string][] = [
@@ -48,17 +49,25 @@ export function Admin({ section, id }: { section: string; id?: string }) {
   );
 }
 
-/** Form state plus the submit that maps errors onto fields. */
+/** Form state plus the submit that maps errors onto fields, and the resource being edited
+ * (its name, its etag and the values it was loaded with) when the form edits one. */
 function useForm<T extends Record<string, string>>(init: T) {
   const [v, setV] = useState(init);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState("");
   const [ok, setOk] = useState("");
+  const [stale, setStale] = useState(false);
+  const [editing, setEditing] = useState<{ name: string; etag: string; init: T } | null>(null);
+  const ref = useRef<HTMLFormElement>(null);
   const set = (k: keyof T) => (x: string) => setV((s) => ({ ...s, [k]: x }));
-  const submit = async (f: () => Promise<unknown>, done = "Saved.") => {
+  const clear = () => {
     setErrors({});
     setError("");
     setOk("");
+    setStale(false);
+  };
+  const submit = async (f: () => Promise<unknown>, done = "Saved.") => {
+    clear();
     try {
       await f();
       setOk(done);
@@ -66,24 +75,118 @@ function useForm<T extends Record<string, string>>(init: T) {
     } catch (e) {
       const fe = fieldErrors(e);
       setErrors(fe);
+      setStale(isCode(e, Code.Aborted));
       if (!Object.keys(fe).length) setError(errorText(e));
       else setError("Please correct the highlighted fields.");
       return false;
     }
   };
-  return { v, setV, set, errors, error, ok, submit };
+  /** Loads a resource into the form and moves the focus there. */
+  const edit = (name: string, etag: string, values: T) => {
+    clear();
+    setEditing({ name, etag, init: values });
+    setV(values);
+    setTimeout(() => {
+      ref.current?.scrollIntoView({ block: "start" });
+      ref.current?.querySelector<HTMLElement>("input, select, textarea")?.focus();
+    });
+  };
+  const cancel = () => {
+    setEditing(null);
+    setV(init);
+  };
+  /** The update_mask paths of the fields whose value differs from the loaded one. */
+  const changed = (paths: Partial<Record<keyof T, string>>) => {
+    const out: string[] = [];
+    for (const k of Object.keys(paths) as (keyof T)[]) {
+      const p = paths[k] as string;
+      if (editing && editing.init[k] !== v[k] && !out.includes(p)) out.push(p);
+    }
+    return out;
+  };
+  return { v, setV, set, errors, error, ok, stale, submit, editing, edit, cancel, changed, ref, setOk, clear };
 }
 
-function Status({ error, ok }: { error: string; ok: string }) {
+function Status({ error, ok, stale, onReload }: { error: string; ok: string; stale?: boolean; onReload?: () => void }) {
   return (
     <>
       <ErrorBox text={error} />
+      {stale && onReload && (
+        <button type="button" class="secondary" onClick={onReload}>
+          Reload
+        </button>
+      )}
       {ok && (
         <p class="ok" role="status">
           {ok}
         </p>
       )}
     </>
+  );
+}
+
+/** Edit and Delete buttons for one row of a list. */
+function RowActions(props: { label: string; onEdit: () => void; onDelete: () => void }) {
+  return (
+    <span class="row">
+      <button type="button" class="link" aria-label={`Edit ${props.label}`} onClick={props.onEdit}>
+        Edit
+      </button>
+      <button type="button" class="link danger" aria-label={`Delete ${props.label}`} onClick={props.onDelete}>
+        Delete
+      </button>
+    </span>
+  );
+}
+
+/** Deletes after a confirmation; an in-use resource (FAILED_PRECONDITION) or a stale etag
+ * (ABORTED) is explained in the row status. */
+function useDelete(reload: () => void) {
+  const [error, setError] = useState("");
+  const [ok, setOk] = useState("");
+  const [stale, setStale] = useState(false);
+  const run = async (what: string, del: () => Promise<unknown>) => {
+    setError("");
+    setOk("");
+    setStale(false);
+    if (!confirm(`Delete ${what}? This cannot be undone.`)) return false;
+    try {
+      await del();
+      setOk(`Deleted ${what}.`);
+      reload();
+      return true;
+    } catch (e) {
+      setStale(isCode(e, Code.Aborted));
+      setError(isCode(e, Code.FailedPrecondition) ? `Cannot delete ${what}: ${ConnectError.from(e).rawMessage}` : errorText(e));
+      return false;
+    }
+  };
+  const status = (
+    <Status
+      error={error}
+      ok={ok}
+      stale={stale}
+      onReload={() => {
+        setError("");
+        setStale(false);
+        reload();
+      }}
+    />
+  );
+  return { run, status };
+}
+
+/** The Submit and Cancel buttons of a create-or-edit form. */
+function FormButtons({ editing, create, onCancel }: { editing: boolean; create: string; onCancel: () => void }) {
+  return (
+    <div class="row">
+      <button type="submit">{editing ? "Save changes" : create}</button>
+      {editing && (
+        <button type="button" class="secondary" onClick={onCancel}>
+          Cancel
+        </button>
+      )}
+    </div>
   );
 }
 
@@ -176,6 +279,17 @@ const DIFFICULTY: [string, string][] = [
   [String(Difficulty.HARD), "hard"],
 ];
 
+const PERSONA_PATHS = {
+  displayName: "display_name",
+  role: "role",
+  company: "company",
+  background: "background",
+  personality: "personality",
+  objections: "objections",
+  difficulty: "difficulty",
+  firstMessage: "first_message",
+};
+
 function Personas() {
   const list = useLoad(async () => (await config.listPersonas({ parent: org(), pageSize: 100 })).personas);
   const f = useForm({
@@ -189,52 +303,86 @@ function Personas() {
     difficulty: String(Difficulty.MEDIUM),
     firstMessage: "",
   });
+  const del = useDelete(list.reload);
+  const reload = () => {
+    f.clear();
+    f.cancel();
+    list.reload();
+  };
   return (
     <>
       <Loading state={list}>
         {(ps) => (
           <Table
             caption="Personas"
-            head={["Name", "Role", "Company", "Difficulty", "Objections"]}
+            head={["Name", "Role", "Company", "Difficulty", "Objections", ""]}
             rows={ps.map((p) => [
               p.displayName,
               p.role,
               p.company,
               DIFFICULTY.find(([v]) => v === String(p.difficulty))?.[1] ?? "—",
               p.objections.length,
+              <RowActions
+                label={p.displayName}
+                onEdit={() =>
+                  f.edit(p.name, p.etag, {
+                    id: lastSegment(p.name),
+                    displayName: p.displayName,
+                    role: p.role,
+                    company: p.company,
+                    background: p.background,
+                    personality: p.personality,
+                    objections: p.objections.join("\n"),
+                    difficulty: String(p.difficulty),
+                    firstMessage: p.firstMessage,
+                  })
+                }
+                onDelete={async () => {
+                  if (await del.run(`persona ${p.displayName}`, () => config.deletePersona({ name: p.name, etag: p.etag })))
+                    if (f.editing?.name === p.name) f.cancel();
+                }}
+              />,
             ])}
           />
         )}
       </Loading>
+      {del.status}
       <form
         class="panel"
+        ref={f.ref}
         onSubmit={async (e) => {
           e.preventDefault();
           const v = f.v;
-          if (
-            await f.submit(() =>
-              config.createPersona({
-                parent: org(),
-                personaId: v.id,
-                persona: {
-                  displayName: v.displayName,
-                  role: v.role,
-                  company: v.company,
-                  background: v.background,
-                  personality: v.personality,
-                  objections: v.objections.split("\n").map((x) => x.trim()).filter(Boolean),
-                  difficulty: Number(v.difficulty),
-                  firstMessage: v.firstMessage,
-                },
-              }),
-            )
-          )
+          const persona = {
+            displayName: v.displayName,
+            role: v.role,
+            company: v.company,
+            background: v.background,
+            personality: v.personality,
+            objections: v.objections.split("\n").map((x) => x.trim()).filter(Boolean),
+            difficulty: Number(v.difficulty),
+            firstMessage: v.firstMessage,
+          };
+          const ed = f.editing;
+          if (ed) {
+            const paths = f.changed(PERSONA_PATHS);
+            if (!paths.length) return f.setOk("Nothing changed.");
+            if (
+              await f.submit(
+                () => config.updatePersona({ persona: { ...persona, name: ed.name, etag: ed.etag }, updateMask: { paths } }),
+                "Persona saved.",
+              )
+            ) {
+              f.cancel();
+              list.reload();
+            }
+          } else if (await f.submit(() => config.createPersona({ parent: org(), personaId: v.id, persona }), "Persona created."))
             list.reload();
         }}
       >
-        <h2>New persona</h2>
+        <h2>{f.editing ? `Edit persona ${f.editing.init.displayName}` : "New persona"}</h2>
         <div class="grid">
-          <Field label="Id" path="persona_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional, e.g. dana" />
+          {!f.editing && <Field label="Id" path="persona_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional, e.g. dana" />}
           <Field label="Name" path="persona.display_name" errors={f.errors} value={f.v.displayName} onInput={f.set("displayName")} />
           <Field label="Job title" path="persona.role" errors={f.errors} value={f.v.role} onInput={f.set("role")} />
           <Field label="Company" path="persona.company" errors={f.errors} value={f.v.company} onInput={f.set("company")} />
@@ -245,12 +393,23 @@ function Personas() {
         <Field label="Objections (one a line)" path="persona.objections" multiline errors={f.errors} value={f.v.objections} onInput={f.set("objections")} />
         <Field label="First message" path="persona.first_message" errors={f.errors} value={f.v.firstMessage} onInput={f.set("firstMessage")} />
         <OtherErrors errors={f.errors} shown={(p) => p.startsWith("persona.") || p === "persona_id"} />
-        <button type="submit">Create persona</button>
-        <Status error={f.error} ok={f.ok} />
+        <FormButtons editing={!!f.editing} create="Create persona" onCancel={f.cancel} />
+        <Status error={f.error} ok={f.ok} stale={f.stale} onReload={reload} />
       </form>
     </>
   );
 }
+
+const SCENARIO_PATHS = {
+  displayName: "display_name",
+  persona: "persona",
+  rubric: "rubric",
+  productBrief: "product_brief",
+  goalKind: "goal",
+  goal: "goal",
+  openToAll: "open_to_all",
+  minutes: "time_limit",
+};
 
 function Scenarios() {
   const list = useLoad(async () => {
@@ -272,43 +431,82 @@ function Scenarios() {
     openToAll: "true",
     minutes: "10",
   });
+  const del = useDelete(list.reload);
+  const reload = () => {
+    f.clear();
+    f.cancel();
+    list.reload();
+  };
   return (
     <Loading state={list}>
       {({ scenarios, personas, rubrics }) => (
         <>
           <Table
             caption="Scenarios"
-            head={["Name", "Persona", "Rubric", "Open to all"]}
-            rows={scenarios.map((s) => [s.displayName, lastSegment(s.persona), lastSegment(s.rubric), s.openToAll ? "yes" : "no"])}
+            head={["Name", "Persona", "Rubric", "Open to all", ""]}
+            rows={scenarios.map((s) => [
+              s.displayName,
+              lastSegment(s.persona),
+              lastSegment(s.rubric),
+              s.openToAll ? "yes" : "no",
+              <RowActions
+                label={s.displayName}
+                onEdit={() =>
+                  f.edit(s.name, s.etag, {
+                    id: lastSegment(s.name),
+                    displayName: s.displayName,
+                    persona: s.persona,
+                    rubric: s.rubric,
+                    productBrief: s.productBrief,
+                    goalKind: String(s.goal?.kind ?? GoalKind.BOOK_MEETING),
+                    goal: s.goal?.description ?? "",
+                    openToAll: String(s.openToAll),
+                    minutes: String(Number(s.timeLimit?.seconds ?? 0n) / 60),
+                  })
+                }
+                onDelete={async () => {
+                  if (await del.run(`scenario ${s.displayName}`, () => config.deleteScenario({ name: s.name, etag: s.etag })))
+                    if (f.editing?.name === s.name) f.cancel();
+                }}
+              />,
+            ])}
           />
+          {del.status}
           <form
             class="panel"
+            ref={f.ref}
             onSubmit={async (e) => {
               e.preventDefault();
               const v = f.v;
-              if (
-                await f.submit(() =>
-                  config.createScenario({
-                    parent: org(),
-                    scenarioId: v.id,
-                    scenario: {
-                      displayName: v.displayName,
-                      persona: v.persona || personas[0]?.name || "",
-                      rubric: v.rubric || rubrics[0]?.name || "",
-                      productBrief: v.productBrief,
-                      goal: { kind: Number(v.goalKind), description: v.goal },
-                      openToAll: v.openToAll === "true",
-                      timeLimit: { seconds: BigInt(Math.round(Number(v.minutes || "0") * 60)) },
-                    },
-                  }),
-                )
-              )
+              const scenario = {
+                displayName: v.displayName,
+                persona: v.persona || personas[0]?.name || "",
+                rubric: v.rubric || rubrics[0]?.name || "",
+                productBrief: v.productBrief,
+                goal: { kind: Number(v.goalKind), description: v.goal },
+                openToAll: v.openToAll === "true",
+                timeLimit: { seconds: BigInt(Math.round(Number(v.minutes || "0") * 60)) },
+              };
+              const ed = f.editing;
+              if (ed) {
+                const paths = f.changed(SCENARIO_PATHS);
+                if (!paths.length) return f.setOk("Nothing changed.");
+                if (
+                  await f.submit(
+                    () => config.updateScenario({ scenario: { ...scenario, name: ed.name, etag: ed.etag }, updateMask: { paths } }),
+                    "Scenario saved.",
+                  )
+                ) {
+                  f.cancel();
+                  list.reload();
+                }
+              } else if (await f.submit(() => config.createScenario({ parent: org(), scenarioId: v.id, scenario }), "Scenario created."))
                 list.reload();
             }}
           >
-            <h2>New scenario</h2>
+            <h2>{f.editing ? `Edit scenario ${f.editing.init.displayName}` : "New scenario"}</h2>
             <div class="grid">
-              <Field label="Id" path="scenario_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />
+              {!f.editing && <Field label="Id" path="scenario_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />}
               <Field label="Name" path="scenario.display_name" errors={f.errors} value={f.v.displayName} onInput={f.set("displayName")} />
               <Field
                 label="Persona"
@@ -354,8 +552,8 @@ function Scenarios() {
             </div>
             <Field label="Product brief" path="scenario.product_brief" multiline errors={f.errors} value={f.v.productBrief} onInput={f.set("productBrief")} />
             <OtherErrors errors={f.errors} shown={(p) => p.startsWith("scenario.") || p === "scenario_id"} />
-            <button type="submit">Create scenario</button>
-            <Status error={f.error} ok={f.ok} />
+            <FormButtons editing={!!f.editing} create="Create scenario" onCancel={f.cancel} />
+            <Status error={f.error} ok={f.ok} stale={f.stale} onReload={reload} />
           </form>
         </>
       )}
@@ -576,13 +774,22 @@ function Credentials() {
   const f = useForm({ id: "", kind: String(ProviderKind.OPENAI_COMPATIBLE), displayName: "", baseUrl: "", model: "", apiKey: "", webhookSecret: "" });
   const [testing, setTesting] = useState("");
   const [rowError, setRowError] = useState("");
+  const del = useDelete(list.reload);
+  const reload = () => {
+    f.clear();
+    f.cancel();
+    list.reload();
+  };
+  // The server clears the stored key (and a webhook secret) when the base URL changes
+  // without a new key in the same request.
+  const clearsKey = !!f.editing && f.v.baseUrl !== f.editing.init.baseUrl && !f.v.apiKey.trim();
   return (
     <>
       <Loading state={list}>
         {(cs) => (
           <Table
             caption="Provider credentials"
-            head={["Name", "Kind", "Base URL / model", "Key", "Last test", ""]}
+            head={["Name", "Kind", "Base URL / model", "Key", "Last test", "", ""]}
             rows={cs.map((c) => [
               c.displayName || lastSegment(c.name),
               KINDS.find(([v]) => v === String(c.kind))?.[1] ?? "?",
@@ -608,17 +815,69 @@ function Credentials() {
               >
                 {testing === c.name ? "Testing…" : "Test"}
               </button>,
+              <RowActions
+                label={c.displayName || lastSegment(c.name)}
+                onEdit={() =>
+                  f.edit(c.name, c.etag, {
+                    id: lastSegment(c.name),
+                    kind: String(c.kind),
+                    displayName: c.displayName,
+                    baseUrl: c.baseUrl,
+                    model: c.model,
+                    apiKey: "",
+                    webhookSecret: "",
+                  })
+                }
+                onDelete={async () => {
+                  const what = `credential ${c.displayName || lastSegment(c.name)}`;
+                  if (await del.run(what, () => config.deleteProviderCredential({ name: c.name, etag: c.etag })))
+                    if (f.editing?.name === c.name) f.cancel();
+                }}
+              />,
             ])}
           />
         )}
       </Loading>
       <ErrorBox text={rowError} />
+      {del.status}
       <form
         class="panel"
         autocomplete="off"
+        ref={f.ref}
         onSubmit={async (e) => {
           e.preventDefault();
           const v = f.v;
+          const ed = f.editing;
+          if (ed) {
+            // Secrets change only when typed in: a blank key keeps the stored one.
+            const paths = f.changed({ displayName: "display_name", baseUrl: "base_url", model: "model" });
+            if (v.apiKey) paths.push("api_key");
+            if (v.webhookSecret) paths.push("webhook_secret");
+            if (!paths.length) return f.setOk("Nothing changed.");
+            if (clearsKey && !confirm("The base URL changed and no new API key was entered: the stored key will be cleared. Save anyway?")) return;
+            if (
+              await f.submit(
+                () =>
+                  config.updateProviderCredential({
+                    providerCredential: {
+                      name: ed.name,
+                      etag: ed.etag,
+                      displayName: v.displayName,
+                      baseUrl: v.baseUrl,
+                      model: v.model,
+                      apiKey: v.apiKey,
+                      webhookSecret: v.webhookSecret,
+                    },
+                    updateMask: { paths },
+                  }),
+                clearsKey ? "Credential saved; its stored key was cleared: enter a new API key before using it." : "Credential saved.",
+              )
+            ) {
+              f.cancel();
+              list.reload();
+            }
+            return;
+          }
           if (
             await f.submit(() =>
               config.createProviderCredential({
@@ -640,19 +899,45 @@ function Credentials() {
           }
         }}
       >
-        <h2>New credential</h2>
+        <h2>{f.editing ? `Edit credential ${f.editing.init.displayName || f.editing.init.id}` : "New credential"}</h2>
         <div class="grid">
-          <Field label="Id" path="provider_credential_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />
-          <Field label="Kind" path="provider_credential.kind" errors={f.errors} value={f.v.kind} onInput={f.set("kind")} options={KINDS} />
+          {!f.editing && (
+            <>
+              <Field label="Id" path="provider_credential_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />
+              <Field label="Kind" path="provider_credential.kind" errors={f.errors} value={f.v.kind} onInput={f.set("kind")} options={KINDS} />
+            </>
+          )}
           <Field label="Name" path="provider_credential.display_name" errors={f.errors} value={f.v.displayName} onInput={f.set("displayName")} />
           <Field label="Base URL" path="provider_credential.base_url" errors={f.errors} value={f.v.baseUrl} onInput={f.set("baseUrl")} />
           <Field label="Model" path="provider_credential.model" errors={f.errors} value={f.v.model} onInput={f.set("model")} />
-          <Field label="API key" path="provider_credential.api_key" type="password" errors={f.errors} value={f.v.apiKey} onInput={f.set("apiKey")} />
-          <Field label="Webhook secret" path="provider_credential.webhook_secret" type="password" errors={f.errors} value={f.v.webhookSecret} onInput={f.set("webhookSecret")} />
+          <Field
+            label={f.editing ? "New API key" : "API key"}
+            path="provider_credential.api_key"
+            type="password"
+            errors={f.errors}
+            value={f.v.apiKey}
+            onInput={f.set("apiKey")}
+            hint={f.editing ? "Leave blank to keep the stored key" : undefined}
+          />
+          <Field
+            label={f.editing ? "New webhook secret" : "Webhook secret"}
+            path="provider_credential.webhook_secret"
+            type="password"
+            errors={f.errors}
+            value={f.v.webhookSecret}
+            onInput={f.set("webhookSecret")}
+            hint={f.editing ? "Leave blank to keep the stored secret" : undefined}
+          />
         </div>
+        {clearsKey && (
+          <p class="notice" role="status">
+            You changed the base URL without entering a new API key: saving will clear the stored key (and a Retell
+            webhook secret), so the credential cannot be used until you enter a new key.
+          </p>
+        )}
         <OtherErrors errors={f.errors} shown={(p) => p.startsWith("provider_credential.") || p === "provider_credential_id"} />
-        <button type="submit">Save credential</button>
-        <Status error={f.error} ok={f.ok} />
+        <FormButtons editing={!!f.editing} create="Save credential" onCancel={f.cancel} />
+        <Status error={f.error} ok={f.ok} stale={f.stale} onReload={reload} />
       </form>
     </>
   );
@@ -678,6 +963,7 @@ function Templates() {
             ])}
           />
           {sel && <TemplateEditor key={sel} name={sel} onSaved={list.reload} />}
+          <NewTemplate onCreated={list.reload} />
         </>
       )}
     </Loading>
@@ -738,6 +1024,62 @@ function TemplateEditor({ name, onSaved }: { name: string; onSaved: () => void }
   );
 }
 
+const PURPOSES: [string, string][] = [
+  [String(PromptPurpose.PERSONA), "persona (system prompt)"],
+  [String(PromptPurpose.CLEANUP), "transcript clean-up"],
+  [String(PromptPurpose.SUMMARY), "call summary"],
+  [String(PromptPurpose.GRADING), "grading"],
+];
+
+function NewTemplate({ onCreated }: { onCreated: () => void }) {
+  const f = useForm({ id: "", purpose: String(PromptPurpose.PERSONA), displayName: "", body: "" });
+  return (
+    <form
+      class="panel"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        const v = f.v;
+        if (
+          await f.submit(
+            () =>
+              config.createPromptTemplate({
+                parent: org(),
+                promptTemplateId: v.id,
+                promptTemplate: { purpose: Number(v.purpose), displayName: v.displayName, body: v.body },
+              }),
+            "Prompt template created.",
+          )
+        ) {
+          f.setV((s) => ({ ...s, id: "", displayName: "", body: "" }));
+          onCreated();
+        }
+      }}
+    >
+      <h2>New prompt template</h2>
+      <div class="grid">
+        <Field label="Id" path="prompt_template_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />
+        <Field label="Purpose" path="prompt_template.purpose" errors={f.errors} value={f.v.purpose} onInput={f.set("purpose")} options={PURPOSES} />
+        <Field label="Name" path="prompt_template.display_name" errors={f.errors} value={f.v.displayName} onInput={f.set("displayName")} />
+      </div>
+      <Field label="Template body" path="prompt_template.body" multiline errors={f.errors} value={f.v.body} onInput={f.set("body")} hint="Variables in {{braces}}" />
+      <OtherErrors errors={f.errors} shown={(p) => p.startsWith("prompt_template.") || p === "prompt_template_id"} />
+      <button type="submit">Create template</button>
+      <Status error={f.error} ok={f.ok} />
+    </form>
+  );
+}
+
+const ASSIGNMENT_PATHS = {
+  scenario: "scenario",
+  due: "due_time",
+  attempts: "required_attempts",
+  passing: "passing_score",
+  assignees: "assignees",
+};
+
+const dayInput = (d?: Date) =>
+  d ? `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}` : "";
+
 function Assignments() {
   const list = useLoad(async () => {
     const [a, s, m] = await Promise.all([
@@ -747,15 +1089,23 @@ function Assignments() {
     ]);
     return { assignments: a.assignments, scenarios: s.scenarios, trainees: m.members.filter((x) => x.role === Role.TRAINEE) };
   });
-  const f = useForm({ id: "", scenario: "", due: "", attempts: "1", passing: "70" });
-  const [who, setWho] = useState<string[]>([]);
+  // assignees: the chosen trainees' names, joined by newlines (so the form can tell a change).
+  const f = useForm({ id: "", scenario: "", due: "", attempts: "1", passing: "70", assignees: "" });
+  const who = f.v.assignees ? f.v.assignees.split("\n") : [];
+  const setWho = (g: (w: string[]) => string[]) => f.set("assignees")(g(who).join("\n"));
+  const del = useDelete(list.reload);
+  const reload = () => {
+    f.clear();
+    f.cancel();
+    list.reload();
+  };
   return (
     <Loading state={list}>
       {({ assignments, scenarios, trainees }) => (
         <>
           <Table
             caption="Assignments"
-            head={["Id", "Scenario", "Assignees", "Due", "Attempts", "Pass at"]}
+            head={["Id", "Scenario", "Assignees", "Due", "Attempts", "Pass at", ""]}
             rows={assignments.map((a) => [
               lastSegment(a.name),
               lastSegment(a.scenario),
@@ -763,34 +1113,62 @@ function Assignments() {
               fmtDay(a.dueTime),
               a.requiredAttempts,
               a.passingScore,
+              <RowActions
+                label={`assignment ${lastSegment(a.name)}`}
+                onEdit={() =>
+                  f.edit(a.name, a.etag, {
+                    id: lastSegment(a.name),
+                    scenario: a.scenario,
+                    due: dayInput(toDate(a.dueTime)),
+                    attempts: String(a.requiredAttempts),
+                    passing: String(a.passingScore),
+                    assignees: a.assignees.join("\n"),
+                  })
+                }
+                onDelete={async () => {
+                  if (await del.run(`assignment ${lastSegment(a.name)}`, () => config.deleteAssignment({ name: a.name, etag: a.etag })))
+                    if (f.editing?.name === a.name) f.cancel();
+                }}
+              />,
             ])}
           />
+          {del.status}
           <form
             class="panel"
+            ref={f.ref}
             onSubmit={async (e) => {
               e.preventDefault();
               const v = f.v;
-              if (
-                await f.submit(() =>
-                  config.createAssignment({
-                    parent: org(),
-                    assignmentId: v.id,
-                    assignment: {
-                      scenario: v.scenario || scenarios[0]?.name || "",
-                      assignees: who,
-                      dueTime: v.due ? ts(new Date(`${v.due}T23:59:00`)) : undefined,
-                      requiredAttempts: Number(v.attempts),
-                      passingScore: Number(v.passing),
-                    },
-                  }),
-                )
+              const assignment = {
+                scenario: v.scenario || scenarios[0]?.name || "",
+                assignees: who,
+                dueTime: v.due ? ts(new Date(`${v.due}T23:59:00`)) : undefined,
+                requiredAttempts: Number(v.attempts),
+                passingScore: Number(v.passing),
+              };
+              const ed = f.editing;
+              if (ed) {
+                const paths = f.changed(ASSIGNMENT_PATHS);
+                if (!paths.length) return f.setOk("Nothing changed.");
+                if (
+                  await f.submit(
+                    () =>
+                      config.updateAssignment({ assignment: { ...assignment, name: ed.name, etag: ed.etag }, updateMask: { paths } }),
+                    "Assignment saved.",
+                  )
+                ) {
+                  f.cancel();
+                  list.reload();
+                }
+              } else if (
+                await f.submit(() => config.createAssignment({ parent: org(), assignmentId: v.id, assignment }), "Assignment created.")
               )
                 list.reload();
             }}
           >
-            <h2>New assignment</h2>
+            <h2>{f.editing ? `Edit assignment ${f.editing.init.id}` : "New assignment"}</h2>
             <div class="grid">
-              <Field label="Id" path="assignment_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />
+              {!f.editing && <Field label="Id" path="assignment_id" errors={f.errors} value={f.v.id} onInput={f.set("id")} hint="Optional" />}
               <Field
                 label="Scenario"
                 path="assignment.scenario"
@@ -820,8 +1198,8 @@ function Assignments() {
               {f.errors["assignment.assignees"] && <small class="field-error">{f.errors["assignment.assignees"]}</small>}
             </fieldset>
             <OtherErrors errors={f.errors} shown={(p) => p.startsWith("assignment.") || p === "assignment_id"} />
-            <button type="submit">Create assignment</button>
-            <Status error={f.error} ok={f.ok} />
+            <FormButtons editing={!!f.editing} create="Create assignment" onCancel={f.cancel} />
+            <Status error={f.error} ok={f.ok} stale={f.stale} onReload={reload} />
           </form>
         </>
       )}
