@@ -49,6 +49,23 @@ pub async fn start(
         ));
     }
     let org = p.organization.clone();
+    // Another organization's names do not exist for this caller, like everywhere else.
+    let foreign = |name: &str, collection: Option<&str>| {
+        let of = match collection {
+            None => names::parse_organization(name),
+            Some(c) => names::parse_child(name, c).map(|(o, _)| o),
+        };
+        of.is_some_and(|o| o != org)
+    };
+    for (name, collection) in [
+        (&r.parent, None),
+        (&r.scenario, Some("scenarios")),
+        (&r.assignment, Some("assignments")),
+    ] {
+        if foreign(name, collection) {
+            return Err(ApiError::NotFound(name.clone()));
+        }
+    }
     let mut v = Violations::new();
     let parent = names::parse_organization(&r.parent);
     v.check(
