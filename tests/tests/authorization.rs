@@ -782,6 +782,19 @@ fn call_rows(w: &World) -> Vec<Row> {
                 ..Default::default()
             }
         ),
+        // The assistant carries the persona's prompt: its own trainee only, not even staff
+        // (tom's session is a graded TEXT one, so tom gets FAILED_PRECONDITION, past access).
+        unary!(
+            "call",
+            "GetVoiceSetup",
+            SessionTrainee,
+            true,
+            c(),
+            get_voice_setup,
+            call::GetVoiceSetupRequest {
+                name: format!("{session}/voiceSetup")
+            }
+        ),
         unary!(
             "call",
             "EndSession",

@@ -26,6 +26,8 @@ pub struct ResolvedCredential {
     pub model: String,
     pub api_key: String,
     pub webhook_secret: String,
+    /// The provider's public web key (not a secret), if any.
+    pub public_key: String,
     pub requests_per_minute: i32,
     pub tokens_per_minute: i64,
 }
@@ -242,6 +244,7 @@ impl ConfigClient {
                     model: r.model,
                     api_key: r.api_key,
                     webhook_secret: r.webhook_secret,
+                    public_key: r.public_key,
                     requests_per_minute: limits.requests_per_minute,
                     tokens_per_minute: limits.tokens_per_minute,
                 })

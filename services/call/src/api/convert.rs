@@ -124,3 +124,70 @@ pub fn voice_to_pb(
         ..Default::default()
     }
 }
+
+/// A session's voice setup; the assistant's JSON becomes a `google.protobuf.Struct`.
+pub fn voice_setup_to_pb(v: crate::app::voice::VoiceSetup) -> pb::VoiceSetup {
+    let assistant = match json_to_value(v.assistant).kind {
+        Some(prost_types::value::Kind::StructValue(s)) => Some(s),
+        _ => None,
+    };
+    pb::VoiceSetup {
+        name: v.name,
+        provider: pb::VoiceProvider::Vapi as i32,
+        public_key: v.public_key,
+        api_base_url: v.api_base_url,
+        assistant,
+    }
+}
+
+fn json_to_value(v: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.into_iter().map(|(k, v)| (k, json_to_value(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod voice_setup_tests {
+    use super::*;
+
+    #[test]
+    fn the_assistant_json_becomes_a_struct() {
+        let v = crate::app::voice::VoiceSetup {
+            name: "organizations/o/sessions/s/voiceSetup".into(),
+            public_key: "pk".into(),
+            api_base_url: "https://api.vapi.ai".into(),
+            assistant: serde_json::json!({
+                "firstMessage": "Hi",
+                "maxDurationSeconds": 300,
+                "model": {"messages": [{"role": "system"}]},
+                "metadata": {"session": "organizations/o/sessions/s"},
+                "none": null,
+            }),
+        };
+        let pb = voice_setup_to_pb(v);
+        let a = pb.assistant.expect("a struct");
+        let field = |k: &str| a.fields.get(k).and_then(|v| v.kind.clone());
+        use prost_types::value::Kind;
+        assert_eq!(field("firstMessage"), Some(Kind::StringValue("Hi".into())));
+        assert_eq!(field("maxDurationSeconds"), Some(Kind::NumberValue(300.0)));
+        assert_eq!(field("none"), Some(Kind::NullValue(0)));
+        let Some(Kind::StructValue(model)) = field("model") else {
+            panic!("model is a struct")
+        };
+        assert!(matches!(
+            model.fields.get("messages").and_then(|v| v.kind.clone()),
+            Some(Kind::ListValue(l)) if l.values.len() == 1
+        ));
+    }
+}

@@ -156,6 +156,20 @@ impl pb::call_service_server::CallService for CallServiceApi {
         }))
     }
 
+    async fn get_voice_setup(
+        &self,
+        req: Request<pb::GetVoiceSetupRequest>,
+    ) -> Result<Response<pb::GetVoiceSetupResponse>, Status> {
+        let (p, r) = request(req)?;
+        reply(
+            app::voice::get(&self.core, &p, &r.name)
+                .await
+                .map(|v| pb::GetVoiceSetupResponse {
+                    voice_setup: Some(convert::voice_setup_to_pb(v)),
+                }),
+        )
+    }
+
     async fn get_transcript(
         &self,
         req: Request<pb::GetTranscriptRequest>,

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod sweeper;
 pub mod threads;
 pub mod transcripts;
+pub mod voice;
 pub mod watch;
 pub mod webhooks;
 

@@ -68,8 +68,8 @@ pub async fn vapi(core: &CallApp, h: VapiHeaders<'_>, body: &[u8]) -> Answer {
 }
 
 /// The answer to VAPI's `assistant-request` (verified like every webhook): the session's
-/// persona as a VAPI assistant. This is the only way the persona's system prompt leaves the
-/// server for a voice call; StartSession hands the trainee's client the session name only.
+/// persona as a VAPI assistant. A phone call gets the persona this way only; a web call gets
+/// the same assistant through GetVoiceSetup (`app::voice`), for its own trainee.
 async fn assistant(core: &CallApp, s: &session::Model) -> Answer {
     if !store::state_of(s.state).is_some_and(|st| st.accepts_transcript()) {
         // VAPI reads `error` as "do not start the call" and says it to the caller.
@@ -77,13 +77,23 @@ async fn assistant(core: &CallApp, s: &session::Model) -> Answer {
             "error": "This practice session is no longer active. Start a new one."
         }));
     }
-    let setup = match core.persona_setup(&s.organization, &s.scenario).await {
-        Ok(setup) => setup,
+    match vapi_assistant(core, s).await {
+        Ok(assistant) => Answer::Json(serde_json::json!({ "assistant": assistant })),
         Err(e) => {
             tracing::warn!(session = %s.id, error = %e, "assistant-request: persona unavailable");
-            return Answer::Unavailable("persona unavailable");
+            Answer::Unavailable("persona unavailable")
         }
-    };
+    }
+}
+
+/// The session's persona as a VAPI assistant (CreateAssistantDTO): first message, model with
+/// the persona's system prompt, voice, time limit, this server's webhook URL and the session
+/// name in `metadata.session` (how every later webhook finds the session).
+pub async fn vapi_assistant(
+    core: &CallApp,
+    s: &session::Model,
+) -> salestrainer_runtime::ApiResult<serde_json::Value> {
+    let setup = core.persona_setup(&s.organization, &s.scenario).await?;
     // The organization's model is a nicety; a config hiccup must not fail the call start.
     let model = core
         .llm_endpoint(&s.organization)
@@ -120,7 +130,7 @@ async fn assistant(core: &CallApp, s: &session::Model) -> Answer {
     {
         assistant["maxDurationSeconds"] = secs.into();
     }
-    Answer::Json(serde_json::json!({ "assistant": assistant }))
+    Ok(assistant)
 }
 
 /// The model VAPI runs the persona on when the organization configured none.

@@ -59,6 +59,7 @@ fn to_pb(m: &cred::Model) -> pb::ProviderCredential {
         create_time: Some(time::timestamp(m.create_us)),
         update_time: Some(time::timestamp(m.update_us)),
         etag: m.etag.clone(),
+        public_key: m.public_key.clone(),
     }
 }
 
@@ -146,6 +147,7 @@ pub async fn create(
             .then(|| kek.seal(&c.webhook_secret, &crypto::aad(&name, "webhook_secret"))),
         key_id: kek.id().to_owned(),
         masked_api_key: crypto::mask_key(&c.api_key),
+        public_key: c.public_key.trim().to_owned(),
         requests_per_minute: limits.requests_per_minute,
         tokens_per_minute: limits.tokens_per_minute,
         last_test_outcome: None,
@@ -244,6 +246,7 @@ pub async fn update(
         "api_key",
         "webhook_secret",
         "limits",
+        "public_key",
     ];
     // Secrets change only when named explicitly: "*" must not blank a key the client never saw.
     let explicit: Vec<String> = req
@@ -273,6 +276,7 @@ pub async fn update(
             "api_key" => check.api_key = patch.api_key.clone(),
             "webhook_secret" => check.webhook_secret = patch.webhook_secret.clone(),
             "limits" => check.limits = patch.limits,
+            "public_key" => check.public_key = patch.public_key.clone(),
             _ => {}
         }
     }
@@ -305,6 +309,7 @@ pub async fn update(
             check.base_url.trim_end_matches('/').to_owned()
         },
         model: check.model.clone(),
+        public_key: check.public_key.trim().to_owned(),
         requests_per_minute: check.limits.unwrap_or_default().requests_per_minute,
         tokens_per_minute: check.limits.unwrap_or_default().tokens_per_minute,
         etag: domain::new_etag(),
@@ -692,5 +697,6 @@ pub async fn resolve(
             tokens_per_minute: current.tokens_per_minute,
         }),
         etag: current.etag.clone(),
+        public_key: current.public_key.clone(),
     })
 }

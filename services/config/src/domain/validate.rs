@@ -472,6 +472,7 @@ pub fn credential(c: &pb::ProviderCredential, creating: bool, v: &mut Violations
             "only voice providers have a webhook secret",
         );
     }
+    public_key(c, kind, v);
     if let Some(l) = &c.limits {
         if l.requests_per_minute < 0 {
             v.add(
@@ -488,9 +489,52 @@ pub fn credential(c: &pb::ProviderCredential, creating: bool, v: &mut Violations
     }
 }
 
+/// The longest public web key accepted (VAPI's are UUIDs).
+const MAX_PUBLIC_KEY: usize = 256;
+
+/// A public web key: voice providers only, printable, no spaces (it travels in a header).
+fn public_key(c: &pb::ProviderCredential, kind: pb::ProviderKind, v: &mut Violations) {
+    let key = c.public_key.trim();
+    if key.is_empty() {
+        return;
+    }
+    if kind == pb::ProviderKind::OpenaiCompatible {
+        v.add(
+            "provider_credential.public_key",
+            "only voice providers have a public web key",
+        );
+    } else if key.len() > MAX_PUBLIC_KEY || !key.chars().all(|ch| ch.is_ascii_graphic()) {
+        v.add(
+            "provider_credential.public_key",
+            "must be at most 256 printable ASCII characters without spaces",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_keys_are_for_voice_providers_and_printable() {
+        let check = |kind: pb::ProviderKind, key: &str| {
+            let mut v = Violations::new();
+            let c = pb::ProviderCredential {
+                kind: kind as i32,
+                public_key: key.into(),
+                ..Default::default()
+            };
+            public_key(&c, kind, &mut v);
+            v.into_result().is_ok()
+        };
+        assert!(check(pb::ProviderKind::Vapi, "0b7c2a4e-1111-4222-8333-444455556666"));
+        assert!(check(pb::ProviderKind::Vapi, ""));
+        assert!(check(pb::ProviderKind::OpenaiCompatible, ""));
+        assert!(!check(pb::ProviderKind::OpenaiCompatible, "pk"));
+        assert!(!check(pb::ProviderKind::Vapi, "has space"));
+        assert!(!check(pb::ProviderKind::Vapi, "line\nbreak"));
+        assert!(!check(pb::ProviderKind::Vapi, &"k".repeat(257)));
+    }
 
     fn criterion(id: &str, weight: f64) -> pb::Criterion {
         pb::Criterion {

@@ -173,6 +173,8 @@ pub mod provider_credential {
         pub webhook_secret_ciphertext: Option<Vec<u8>>,
         pub key_id: String,
         pub masked_api_key: String,
+        /// The provider's public web key (VAPI); not a secret, stored in clear.
+        pub public_key: String,
         pub requests_per_minute: i32,
         pub tokens_per_minute: i64,
         pub last_test_outcome: Option<String>,

@@ -6,6 +6,7 @@ pub mod entities;
 mod m0001_organizations;
 mod m0002_content;
 mod m0003_time_micros;
+mod m0004_credential_public_key;
 pub mod organizations;
 pub mod templates;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_content::Migration),
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(m0003_time_micros::Migration),
+            Box::new(m0004_credential_public_key::Migration),
         ]
     }
 }
