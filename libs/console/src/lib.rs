@@ -4,47 +4,65 @@
 //! distributed mode. The app speaks gRPC-Web to the same origin with a bearer token like any
 //! client.
 
+mod settings;
+
+use std::sync::Arc;
+
 use axum::{
-    Router,
-    extract::Path,
+    Json, Router,
+    extract::{Path, State},
     response::{IntoResponse, Response},
     routing::get,
 };
 use http::{HeaderValue, StatusCode, header};
 use include_dir::{Dir, include_dir};
 use salestrainer_runtime::service::Routes;
+pub use settings::{ConsoleSettings, Oidc};
 
 static DIST: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../services/console/dist");
-
-/// Scripts, styles and calls only to this origin, no framing: the app needs nothing else.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Exact paths of [`router`] that need no token (a prefix `/` would open every RPC).
 pub const PUBLIC_PATHS: &[&str] = &["/", "/index.html"];
 /// Path prefixes of [`router`] that need no token.
 pub const PUBLIC_PREFIXES: &[&str] = &["/assets/"];
 
-/// The page at `/` and its hashed assets under `/assets/`.
-pub fn router() -> Router {
+/// What `/console/info` tells the app before anyone signs in: whether this server has
+/// development sign-in (and for which organization) and the identity provider to redirect to.
+/// Nothing secret: the app is a public OIDC client (authorization code + PKCE).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Info {
+    pub dev_sign_in: bool,
+    pub organization: String,
+    pub oidc: Option<Oidc>,
+}
+
+/// The page at `/` and its hashed assets under `/assets/`, served with the content-security
+/// policy of `settings` (see [`ConsoleSettings::csp`]).
+pub fn router(settings: &ConsoleSettings) -> Router {
+    let csp = HeaderValue::from_str(&settings.csp())
+        .unwrap_or_else(|_| HeaderValue::from_static(settings::BASE_CSP));
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
         .route("/assets/{*path}", get(asset))
+        .with_state(Arc::new(csp))
 }
 
 /// Mounts [`router`] on a service's routes, public, with `/console/info` saying that this
-/// server has no development sign-in (the app then asks for a token; `salestrainer up` answers
-/// it itself). The config service does this behind the gateway when its `serve_console` is on.
-pub fn mount(routes: &mut Routes<'_>) {
-    let router = router().route(
+/// server has no development sign-in (the app then offers the identity provider of
+/// `settings`, or asks for a token; `salestrainer up` answers it itself). The config service
+/// does this behind the gateway when its `serve_console` is on.
+pub fn mount(routes: &mut Routes<'_>, settings: &ConsoleSettings) {
+    let info = Info {
+        dev_sign_in: false,
+        organization: String::new(),
+        oidc: settings.oidc(),
+    };
+    let router = router(settings).route(
         "/console/info",
-        get(|| async {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                r#"{"dev_sign_in":false,"organization":""}"#,
-            )
+        get(move || {
+            let info = info.clone();
+            async move { Json(info) }
         }),
     );
     let paths: Vec<&str> = PUBLIC_PATHS
@@ -69,7 +87,7 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn file(path: &str, cache: &'static str) -> Response {
+fn file(path: &str, cache: &'static str, csp: &HeaderValue) -> Response {
     let Some(f) = DIST.get_file(path) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
@@ -79,24 +97,25 @@ fn file(path: &str, cache: &'static str) -> Response {
         (header::CONTENT_TYPE, content_type(path)),
         (header::CACHE_CONTROL, cache),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::CONTENT_SECURITY_POLICY, CSP),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
+    h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     res
 }
 
-async fn index() -> Response {
+async fn index(State(csp): State<Arc<HeaderValue>>) -> Response {
     // Always revalidated: it names the current hashed assets.
-    file("index.html", "no-cache")
+    file("index.html", "no-cache", &csp)
 }
 
-async fn asset(Path(path): Path<String>) -> Response {
+async fn asset(State(csp): State<Arc<HeaderValue>>, Path(path): Path<String>) -> Response {
     // Asset names carry their content hash, so a name never changes meaning.
     file(
         &format!("assets/{path}"),
         "public, max-age=31536000, immutable",
+        &csp,
     )
 }
 

@@ -1,7 +1,8 @@
 //! The console on `salestrainer up`: the embedded app (`salestrainer-console`) plus
 //! development sign-in, which exists on `up` alone and is off when production (RS256) keys are
 //! configured. It mints an ordinary token for a member of the demo organization that the user
-//! picks; the browser then sends it as a bearer token like any client.
+//! picks; the browser then sends it as a bearer token like any client. Redirect sign-in with
+//! the identity provider of `[console]` (OIDC) is offered beside it where configured.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use axum::{
     routing::{get, post},
 };
 use http::StatusCode;
+use salestrainer_console::{ConsoleSettings, Info};
 use salestrainer_proto::config as cfg;
 use salestrainer_runtime::{Role, auth::TokenMinter};
 use serde::{Deserialize, Serialize};
@@ -25,12 +27,26 @@ pub struct DevSignIn {
 }
 
 /// The console's page and assets, plus `/console/*`: whether development sign-in is on,
-/// the demo users and the sign-in itself.
-pub fn router(dev: Option<DevSignIn>) -> Router {
+/// the identity provider (if any), the demo users and the sign-in itself.
+pub fn router(dev: Option<DevSignIn>, settings: &ConsoleSettings) -> Router {
+    let info = Info {
+        dev_sign_in: dev.is_some(),
+        organization: dev
+            .as_ref()
+            .map(|d| d.organization.clone())
+            .unwrap_or_default(),
+        oidc: settings.oidc(),
+    };
     let dev = dev.map(Arc::new);
-    salestrainer_console::router().merge(
+    salestrainer_console::router(settings).merge(
         Router::new()
-            .route("/console/info", get(info))
+            .route(
+                "/console/info",
+                get(move || {
+                    let info = info.clone();
+                    async move { Json(info) }
+                }),
+            )
             .route("/console/dev/users", get(dev_users))
             .route("/console/dev/sign-in", post(dev_sign_in))
             .with_state(dev),
@@ -41,19 +57,6 @@ pub fn router(dev: Option<DevSignIn>) -> Router {
 pub const PUBLIC_PATHS: &[&str] = salestrainer_console::PUBLIC_PATHS;
 /// Path prefixes of [`router`] that need no token.
 pub const PUBLIC_PREFIXES: &[&str] = &["/assets/", "/console/"];
-
-#[derive(Serialize)]
-struct Info {
-    dev_sign_in: bool,
-    organization: String,
-}
-
-async fn info(State(dev): State<Option<Arc<DevSignIn>>>) -> Json<Info> {
-    Json(Info {
-        dev_sign_in: dev.is_some(),
-        organization: dev.map(|d| d.organization.clone()).unwrap_or_default(),
-    })
-}
 
 #[derive(Serialize)]
 struct DemoUser {

@@ -206,6 +206,8 @@ async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
     );
     let boot = app::bootstrap_with("salestrainer", settings)?;
     let settings = boot.settings;
+    let console = settings.section::<salestrainer_console::ConsoleSettings>("console")?;
+    console.check()?;
     let mut server = ServerBuilder::new(settings.server.clone(), boot.verifier.clone()).await;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let address = listener.local_addr()?;
@@ -232,7 +234,7 @@ async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
     server.add_public_http_routes(
         salestrainer::console::PUBLIC_PATHS,
         salestrainer::console::PUBLIC_PREFIXES,
-        salestrainer::console::router(dev_sign_in),
+        salestrainer::console::router(dev_sign_in, &console),
     );
     if let Some(admin) = settings.admin_listen {
         let admin = salestrainer_runtime::metrics::serve_admin(admin, shutdown_signal()).await?;

@@ -42,8 +42,9 @@ pub struct ConfigApp {
     notifier: RelayNotifier,
     /// Memberships and content rows read per request; every write path invalidates it.
     cache: Arc<ReadCache>,
-    /// Whether [`Service::routes`] adds the browser console (`[config] serve_console`).
-    serve_console: bool,
+    /// The browser console's settings where [`Service::routes`] adds it
+    /// (`[config] serve_console`).
+    console: Option<salestrainer_console::ConsoleSettings>,
 }
 
 impl ConfigApp {
@@ -67,7 +68,7 @@ impl ConfigApp {
             http,
             notifier,
             cache,
-            serve_console: false,
+            console: None,
         }
     }
 
@@ -101,7 +102,13 @@ impl Service for ConfigApp {
             .ok();
         let cache = Arc::new(ReadCache::with_ttl_ms(settings.cache_ttl_ms));
         let mut app = Self::new(db, kek, RelayNotifier::new(), cache);
-        app.serve_console = settings.serve_console;
+        if settings.serve_console {
+            let console = ctx
+                .settings
+                .section::<salestrainer_console::ConsoleSettings>("console")?;
+            console.check()?;
+            app.console = Some(console);
+        }
         Ok(Arc::new(app))
     }
 
@@ -111,9 +118,9 @@ impl Service for ConfigApp {
             .grpc(ConfigServiceServer::new(api).max_decoding_message_size(routes.decoding_limit()))
             .await;
         routes.internal("/salestrainer.config.v1.ConfigService/ResolveProviderCredential");
-        if self.serve_console {
+        if let Some(console) = &self.console {
             // Behind the gateway the console comes from here (Envoy routes `/` to config).
-            salestrainer_console::mount(routes);
+            salestrainer_console::mount(routes, console);
         }
     }
 

@@ -527,7 +527,10 @@ mod tests {
             public_key(&c, kind, &mut v);
             v.into_result().is_ok()
         };
-        assert!(check(pb::ProviderKind::Vapi, "0b7c2a4e-1111-4222-8333-444455556666"));
+        assert!(check(
+            pb::ProviderKind::Vapi,
+            "0b7c2a4e-1111-4222-8333-444455556666"
+        ));
         assert!(check(pb::ProviderKind::Vapi, ""));
         assert!(check(pb::ProviderKind::OpenaiCompatible, ""));
         assert!(!check(pb::ProviderKind::OpenaiCompatible, "pk"));

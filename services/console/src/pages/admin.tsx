@@ -771,7 +771,7 @@ const OUTCOME: Record<number, string> = {
 
 function Credentials() {
   const list = useLoad(async () => (await config.listProviderCredentials({ parent: org(), pageSize: 100 })).providerCredentials);
-  const f = useForm({ id: "", kind: String(ProviderKind.OPENAI_COMPATIBLE), displayName: "", baseUrl: "", model: "", apiKey: "", webhookSecret: "" });
+  const f = useForm({ id: "", kind: String(ProviderKind.OPENAI_COMPATIBLE), displayName: "", baseUrl: "", model: "", apiKey: "", webhookSecret: "", publicKey: "" });
   const [testing, setTesting] = useState("");
   const [rowError, setRowError] = useState("");
   const del = useDelete(list.reload);
@@ -826,6 +826,7 @@ function Credentials() {
                     model: c.model,
                     apiKey: "",
                     webhookSecret: "",
+                    publicKey: c.publicKey,
                   })
                 }
                 onDelete={async () => {
@@ -850,7 +851,7 @@ function Credentials() {
           const ed = f.editing;
           if (ed) {
             // Secrets change only when typed in: a blank key keeps the stored one.
-            const paths = f.changed({ displayName: "display_name", baseUrl: "base_url", model: "model" });
+            const paths = f.changed({ displayName: "display_name", baseUrl: "base_url", model: "model", publicKey: "public_key" });
             if (v.apiKey) paths.push("api_key");
             if (v.webhookSecret) paths.push("webhook_secret");
             if (!paths.length) return f.setOk("Nothing changed.");
@@ -867,6 +868,7 @@ function Credentials() {
                       model: v.model,
                       apiKey: v.apiKey,
                       webhookSecret: v.webhookSecret,
+                      publicKey: v.publicKey,
                     },
                     updateMask: { paths },
                   }),
@@ -890,6 +892,7 @@ function Credentials() {
                   model: v.model,
                   apiKey: v.apiKey,
                   webhookSecret: v.webhookSecret,
+                  publicKey: v.publicKey,
                 },
               }),
             )
@@ -928,6 +931,16 @@ function Credentials() {
             onInput={f.set("webhookSecret")}
             hint={f.editing ? "Leave blank to keep the stored secret" : undefined}
           />
+          {Number(f.editing ? f.editing.init.kind : f.v.kind) !== ProviderKind.OPENAI_COMPATIBLE && (
+            <Field
+              label="Public key"
+              path="provider_credential.public_key"
+              errors={f.errors}
+              value={f.v.publicKey}
+              onInput={f.set("publicKey")}
+              hint="VAPI's public key for its web SDK (not secret): enables voice practice in the browser"
+            />
+          )}
         </div>
         {clearsKey && (
           <p class="notice" role="status">

@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { SessionMode, SessionState, Speaker } from "../gen/salestrainer/call/v1/resources_pb.js";
 import { call, config, errorText, fmtDay, me, newId, org, toDate } from "../api";
 import { ErrorBox, Loading, Page, go, useLoad } from "../ui";
+import { NO_VOICE_MESSAGE, VoiceCall, startVoice } from "./voice";
 
 export function PracticeHome() {
   const state = useLoad(async () => {
@@ -30,6 +31,21 @@ export function PracticeHome() {
         requestId: newId(),
       });
       go(`practice/${r.session?.name.split("/").pop()}`);
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const voiceCall = async (scenario: string) => {
+    setBusy(true);
+    setError("");
+    setVoice(false);
+    try {
+      const id = await startVoice(scenario);
+      if (id === "no-key") setVoice(true);
+      else go(`practice/${id}`);
     } catch (e) {
       setError(errorText(e));
     } finally {
@@ -79,7 +95,7 @@ export function PracticeHome() {
                       <button type="button" disabled={busy} onClick={() => start(s.name)}>
                         Practise by text
                       </button>
-                      <button type="button" class="secondary" onClick={() => setVoice(true)}>
+                      <button type="button" class="secondary" disabled={busy} onClick={() => voiceCall(s.name)}>
                         Practise by voice
                       </button>
                     </div>
@@ -88,8 +104,7 @@ export function PracticeHome() {
             </ul>
             {voice && (
               <div class="notice" role="alert">
-                Voice practice needs a VAPI credential with a public key for the web SDK, and your organization has
-                none. Ask an admin to add one, or practise by text.
+                {NO_VOICE_MESSAGE}
               </div>
             )}
           </>
@@ -124,6 +139,7 @@ export function Practice({ id }: { id: string }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   const [title, setTitle] = useState("Practice call");
+  const [mode, setMode] = useState<SessionMode>(SessionMode.TEXT);
   const log = useRef<HTMLOListElement>(null);
   // Ends the WatchSession stream when the page goes away.
   const watching = useRef<AbortController | null>(null);
@@ -189,6 +205,7 @@ export function Practice({ id }: { id: string }) {
         const s = (await call.getSession({ name })).session;
         if (!s || !live) return;
         setState(s.state);
+        setMode(s.mode);
         config
           .getScenario({ name: s.scenario })
           .then((r) => live && setTitle(r.scenario?.displayName ?? "Practice call"))
@@ -202,7 +219,10 @@ export function Practice({ id }: { id: string }) {
             text: g.text,
           })),
         );
-        if (s.state === SessionState.ACTIVE) await send("");
+        if (s.state === SessionState.ACTIVE) {
+          // A voice call's customer speaks through the provider once the call starts.
+          if (s.mode !== SessionMode.VOICE) await send("");
+        }
         else watch();
       } catch (e) {
         if (live) setError(errorText(e));
@@ -227,6 +247,19 @@ export function Practice({ id }: { id: string }) {
   };
 
   const active = state === SessionState.ACTIVE;
+  if (active && mode === SessionMode.VOICE)
+    return (
+      <Page title={title}>
+        <ErrorBox text={error} />
+        <VoiceCall
+          name={name}
+          onEnded={() => {
+            setState(SessionState.ENDED);
+            watch();
+          }}
+        />
+      </Page>
+    );
   return (
     <Page
       title={title}
