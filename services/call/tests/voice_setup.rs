@@ -65,10 +65,7 @@ async fn credential(s: &Suite) -> cfg::ProviderCredential {
         .expect("credential")
 }
 
-async fn set_public_key(
-    s: &Suite,
-    key: &str,
-) -> Result<cfg::ProviderCredential, tonic::Status> {
+async fn set_public_key(s: &Suite, key: &str) -> Result<cfg::ProviderCredential, tonic::Status> {
     let current = credential(s).await;
     s.config
         .clone()
@@ -174,7 +171,9 @@ async fn voice_setup(s: Suite) {
     assert_eq!(e.code(), Code::PermissionDenied);
 
     // The admin saves it (only it: the key and the secret stay).
-    let saved = set_public_key(&s, &format!("  {PUBLIC_KEY} ")).await.unwrap();
+    let saved = set_public_key(&s, &format!("  {PUBLIC_KEY} "))
+        .await
+        .unwrap();
     assert_eq!(saved.public_key, PUBLIC_KEY, "trimmed, shown unmasked");
     assert_eq!(saved.masked_api_key, before.masked_api_key);
     assert!(saved.has_webhook_secret);
@@ -210,7 +209,10 @@ async fn voice_setup(s: Suite) {
         panic!("model.messages")
     };
     let prompt = format!("{:?}", messages.values);
-    assert!(prompt.contains("Dana Reyes"), "the persona's prompt: {prompt}");
+    assert!(
+        prompt.contains("Dana Reyes"),
+        "the persona's prompt: {prompt}"
+    );
     let dump = format!("{setup:?}");
     assert!(
         !dump.contains(VAPI_SECRET) && !dump.contains("vapi-private-key"),
