@@ -28,7 +28,7 @@ async fn the_console_is_served_only_when_turned_on() {
         serve_console: true,
         ..ConfigSettings::default()
     };
-    let app = spawn_service_with::<ConfigApp>(|_| {}, on).await;
+    let app = spawn_service_with::<ConfigApp>(|_| {}, on.clone()).await;
     wait_serving(&app, "", Duration::from_secs(30)).await;
     let page = get(app.addr, "/").await;
     assert_eq!(page.status(), 200);
@@ -43,12 +43,46 @@ async fn the_console_is_served_only_when_turned_on() {
     assert_eq!(info.status(), 200);
     assert_eq!(
         info.text().await.unwrap(),
-        r#"{"dev_sign_in":false,"organization":""}"#
+        r#"{"dev_sign_in":false,"organization":"","oidc":null}"#
     );
     // Only the console's own paths are public: development sign-in is not here.
     let dev = get(app.addr, "/console/dev/users").await;
     assert_eq!(grpc_status(&dev), Some("16"));
     app.stop().await;
+
+    // With an identity provider: the app learns it (nothing secret) and may reach its origin.
+    let oidc = spawn_service_with::<ConfigApp>(
+        |s| {
+            s.set_section(
+                "console",
+                serde_json::json!({
+                    "oidc_issuer": "https://idp.example.com/realms/acme",
+                    "oidc_client_id": "console",
+                    "oidc_audience": "salestrainer",
+                }),
+            )
+        },
+        on.clone(),
+    )
+    .await;
+    wait_serving(&oidc, "", Duration::from_secs(30)).await;
+    let info: serde_json::Value = get(oidc.addr, "/console/info").await.json().await.unwrap();
+    assert_eq!(
+        info["oidc"],
+        serde_json::json!({
+            "issuer": "https://idp.example.com/realms/acme",
+            "client_id": "console",
+            "scopes": "openid profile",
+            "audience": "salestrainer",
+        })
+    );
+    let page = get(oidc.addr, "/").await;
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://idp.example.com https://api.vapi.ai"),
+        "{csp}"
+    );
+    oidc.stop().await;
 
     let off = spawn_service_with::<ConfigApp>(|_| {}, ConfigSettings::default()).await;
     wait_serving(&off, "", Duration::from_secs(30)).await;

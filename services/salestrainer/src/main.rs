@@ -249,6 +249,7 @@ async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
         let readiness = readiness.clone();
         let minter = boot.minter.clone();
         let settings = settings.clone();
+        let oidc = console.oidc();
         async move {
             readiness.wait_all().await;
             match salestrainer::ensure_demo_organization(&settings).await {
@@ -291,6 +292,11 @@ async fn up(mut settings: Settings, started: Instant) -> anyhow::Result<()> {
                     "  sign in as     : {} (admin), {} — pick one on the page, no password",
                     salestrainer::DEMO_ADMIN_SUBJECT,
                     users.join(", ")
+                );
+            } else if let Some(oidc) = &oidc {
+                println!(
+                    "  sign in with   : {} (the console redirects there), or a bearer token",
+                    oidc.issuer
                 );
             } else {
                 println!("  sign in with   : a bearer token from your identity provider");
