@@ -88,11 +88,11 @@ async function newPage() {
   return page;
 }
 
-async function nextLogin(subject, role, tamper = false) {
+async function nextLogin(subject, role, tamper = false, deny = false) {
   const r = await fetch(`${IDP}/test/next`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ subject, role, tamper }),
+    body: JSON.stringify({ subject, role, tamper, deny }),
   });
   if (!r.ok) fail(`the fake IdP refused /test/next: ${r.status}`);
 }
@@ -123,6 +123,12 @@ try {
   await tom.getByText(/state mismatch/).waitFor();
   if (tom.url().includes("code=")) fail(`the refused code stayed in the address bar: ${tom.url()}`);
   if ((await tom.locator("header.top").count()) > 0) fail("signed in despite a tampered state");
+
+  step("a declined sign-in says so");
+  await nextLogin("tom", "trainee", false, true);
+  await tom.getByRole("button", { name: /^Sign in with/ }).click();
+  await tom.getByText("The identity provider did not sign you in: the user declined.").waitFor();
+  if (tom.url().includes("error=")) fail(`the error stayed in the address bar: ${tom.url()}`);
 
   step("trainee tom signs in; with no public key voice practice says why");
   await signIn(tom, "tom", "trainee");

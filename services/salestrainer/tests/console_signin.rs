@@ -116,6 +116,9 @@ struct NextLogin {
     /// Answer with another state than the one sent (a forged or replayed response).
     #[serde(default)]
     tamper: bool,
+    /// Answer `error=access_denied` (the user declined).
+    #[serde(default)]
+    deny: bool,
 }
 
 struct Grant {
@@ -212,6 +215,14 @@ async fn authorize(State(idp): State<Shared>, RawQuery(q): RawQuery) -> Response
     let Some(next) = log.next.take() else {
         return bad("the test named no user to sign in".into());
     };
+    if next.deny {
+        let to = format!(
+            "{redirect_uri}?error=access_denied&error_description={}&state={}",
+            encode("the user declined"),
+            encode(&param("state"))
+        );
+        return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+    }
     let code = random();
     let state = if next.tamper {
         log.tampered.push(code.clone());
