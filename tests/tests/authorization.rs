@@ -782,6 +782,18 @@ fn call_rows(w: &World) -> Vec<Row> {
                 ..Default::default()
             }
         ),
+        // Whether the organization's trainees can call from the browser: any member.
+        unary!(
+            "call",
+            "GetVoiceConfig",
+            Member,
+            true,
+            c(),
+            get_voice_config,
+            call::GetVoiceConfigRequest {
+                name: format!("{ORG}/voiceConfig")
+            }
+        ),
         // The assistant carries the persona's prompt: its own trainee only, not even staff
         // (tom's session is a graded TEXT one, so tom gets FAILED_PRECONDITION, past access).
         unary!(

@@ -1,7 +1,8 @@
-//! GetVoiceSetup (issue 15): a VOICE session's trainee gets the organization's VAPI public
-//! web key and the session's assistant once an admin has saved the key on the VAPI
-//! credential (through UpdateProviderCredential's update mask, validated); before that, and
-//! for everyone else, a clear refusal. On SQLite and PostgreSQL.
+//! GetVoiceConfig and GetVoiceSetup (issue 15): once an admin has saved a public web key on
+//! the organization's VAPI credential (through UpdateProviderCredential's update mask,
+//! validated), every member learns that browser calls are possible and a VOICE session's
+//! trainee gets the key and the session's assistant; before that, and for everyone else, a
+//! clear refusal. On SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -47,6 +48,21 @@ async fn get(s: &Suite, token: &str, name: &str) -> Result<pb::VoiceSetup, tonic
         ))
         .await
         .map(|r| r.into_inner().voice_setup.expect("voice_setup"))
+}
+
+async fn voice_config(
+    s: &Suite,
+    token: &str,
+    name: &str,
+) -> Result<pb::VoiceConfig, tonic::Status> {
+    s.call
+        .clone()
+        .get_voice_config(authed(
+            pb::GetVoiceConfigRequest { name: name.into() },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().voice_config.expect("voice_config"))
 }
 
 async fn credential(s: &Suite) -> cfg::ProviderCredential {
@@ -116,7 +132,12 @@ async fn voice_setup(s: Suite) {
         .name;
     let name = format!("{session}/voiceSetup");
 
-    // No public key yet: the clear refusal the console shows.
+    // No public key yet: no browser calls, and the clear refusal the console shows.
+    const CONFIG: &str = "organizations/acme/voiceConfig";
+    let before_key = voice_config(&s, &s.tina, CONFIG).await.unwrap();
+    assert_eq!(before_key.name, CONFIG);
+    assert_eq!(before_key.provider, pb::VoiceProvider::Vapi as i32);
+    assert!(!before_key.web_calls);
     let no_key = get(&s, &s.tom, &name).await.unwrap_err();
     assert_eq!(no_key.code(), Code::FailedPrecondition, "{no_key:?}");
     assert_eq!(reason(&no_key).as_deref(), Some("NO_VOICE_PUBLIC_KEY"));
@@ -182,6 +203,10 @@ async fn voice_setup(s: Suite) {
 
     // The call service drops its cached credential on ConfigChanged.
     let deadline = Instant::now() + Duration::from_secs(20);
+    while !voice_config(&s, &s.tina, CONFIG).await.unwrap().web_calls {
+        assert!(Instant::now() < deadline, "web calls never became possible");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let setup = loop {
         match get(&s, &s.tom, &name).await {
             Ok(v) => break v,
@@ -227,6 +252,16 @@ async fn voice_setup(s: Suite) {
     let outsider = s.outsider().await;
     let e = get(&s, &outsider, &name).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = voice_config(&s, &outsider, CONFIG).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    for bad in [
+        "organizations/acme",
+        "organizations/acme/voiceSetup",
+        "voiceConfig",
+    ] {
+        let e = voice_config(&s, &s.tom, bad).await.unwrap_err();
+        assert_eq!(violations(&e), vec!["name"], "{bad}: {e:?}");
+    }
     for bad in [session.as_str(), "organizations/acme/voiceSetup", ""] {
         let e = get(&s, &s.tom, bad).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{bad}: {e:?}");

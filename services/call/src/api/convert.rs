@@ -125,6 +125,19 @@ pub fn voice_to_pb(
     }
 }
 
+/// An organization's voice practice.
+pub fn voice_config_to_pb(v: crate::app::voice::VoiceConfig) -> pb::VoiceConfig {
+    pb::VoiceConfig {
+        name: v.name,
+        provider: if v.has_provider {
+            pb::VoiceProvider::Vapi as i32
+        } else {
+            pb::VoiceProvider::Unspecified as i32
+        },
+        web_calls: v.web_calls,
+    }
+}
+
 /// A session's voice setup; the assistant's JSON becomes a `google.protobuf.Struct`.
 pub fn voice_setup_to_pb(v: crate::app::voice::VoiceSetup) -> pb::VoiceSetup {
     let assistant = match json_to_value(v.assistant).kind {

@@ -156,6 +156,18 @@ impl pb::call_service_server::CallService for CallServiceApi {
         }))
     }
 
+    async fn get_voice_config(
+        &self,
+        req: Request<pb::GetVoiceConfigRequest>,
+    ) -> Result<Response<pb::GetVoiceConfigResponse>, Status> {
+        let (p, r) = request(req)?;
+        reply(app::voice::config(&self.core, &p, &r.name).await.map(|v| {
+            pb::GetVoiceConfigResponse {
+                voice_config: Some(convert::voice_config_to_pb(v)),
+            }
+        }))
+    }
+
     async fn get_voice_setup(
         &self,
         req: Request<pb::GetVoiceSetupRequest>,

@@ -1,7 +1,9 @@
+//! GetVoiceConfig: whether an organization's trainees can call from the browser; and
 //! GetVoiceSetup: what the trainee's browser needs to start a VOICE session's call with VAPI's
 //! web SDK — the organization's public web key and the session's assistant (the one VAPI's
 //! `assistant-request` gets on a phone call, see `app::webhooks`).
 
+use salestrainer_config_client::ResolvedCredential;
 use salestrainer_proto::config as cfg;
 use salestrainer_runtime::{ApiError, ApiResult, Principal, names};
 
@@ -9,6 +11,49 @@ use super::{CallApp, load_visible, member_name, webhooks};
 use crate::store::{self, session};
 
 const SUFFIX: &str = "/voiceSetup";
+const CONFIG_SUFFIX: &str = "/voiceConfig";
+
+/// An organization's voice practice.
+pub struct VoiceConfig {
+    pub name: String,
+    pub has_provider: bool,
+    pub web_calls: bool,
+}
+
+pub async fn config(core: &CallApp, p: &Principal, name: &str) -> ApiResult<VoiceConfig> {
+    let org = name
+        .strip_suffix(CONFIG_SUFFIX)
+        .and_then(names::parse_organization)
+        .ok_or_else(|| {
+            ApiError::invalid("name", "must be organizations/{organization}/voiceConfig")
+        })?;
+    if !p.can_access_organization(org) {
+        return Err(ApiError::NotFound(name.to_owned()));
+    }
+    let vapi = vapi_credential(core, org).await?;
+    Ok(VoiceConfig {
+        name: name.to_owned(),
+        has_provider: vapi.is_some(),
+        web_calls: vapi.is_some_and(|c| !c.public_key.is_empty()),
+    })
+}
+
+/// The organization's usable VAPI credential: none, or one whose key was cleared (config
+/// answers FAILED_PRECONDITION), both mean no voice calls.
+async fn vapi_credential(core: &CallApp, org: &str) -> ApiResult<Option<ResolvedCredential>> {
+    match core
+        .config
+        .credential(&names::organization_name(org), cfg::ProviderKind::Vapi)
+        .await
+    {
+        Ok(found) => Ok(found),
+        Err(st) if st.code() == tonic::Code::FailedPrecondition => Ok(None),
+        Err(st) => Err(ApiError::from_peer(
+            &st,
+            "the organization's VAPI credential",
+        )),
+    }
+}
 
 /// A session's voice setup.
 pub struct VoiceSetup {
@@ -38,14 +83,8 @@ pub async fn get(core: &CallApp, p: &Principal, name: &str) -> ApiResult<VoiceSe
         ));
     }
     require_voice_and_active(&s)?;
-    let credential = core
-        .config
-        .credential(
-            &names::organization_name(&s.organization),
-            cfg::ProviderKind::Vapi,
-        )
-        .await
-        .map_err(|st| ApiError::from_peer(&st, "the organization's VAPI credential"))?
+    let credential = vapi_credential(core, &s.organization)
+        .await?
         .filter(|c| !c.public_key.is_empty())
         .ok_or_else(|| ApiError::FailedPrecondition {
             reason: "NO_VOICE_PUBLIC_KEY",

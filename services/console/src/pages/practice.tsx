@@ -8,12 +8,14 @@ import { NO_VOICE_MESSAGE, VoiceCall, startVoice } from "./voice";
 
 export function PracticeHome() {
   const state = useLoad(async () => {
-    const [sc, as] = await Promise.all([
+    const [sc, as, vc] = await Promise.all([
       config.listScenarios({ parent: org(), pageSize: 100 }),
       config.listAssignments({ parent: org(), pageSize: 100 }),
+      // Voice is an extra: the page works without knowing.
+      call.getVoiceConfig({ name: `${org()}/voiceConfig` }).catch(() => null),
     ]);
     const mine = as.assignments.filter((a) => a.assignees.includes(me()) && a.state === 1);
-    return { scenarios: sc.scenarios, assignments: mine };
+    return { scenarios: sc.scenarios, assignments: mine, webCalls: !!vc?.voiceConfig?.webCalls };
   });
   const [error, setError] = useState("");
   const [voice, setVoice] = useState(false);
@@ -57,7 +59,7 @@ export function PracticeHome() {
     <Page title="Practice">
       <ErrorBox text={error} />
       <Loading state={state}>
-        {({ scenarios, assignments }) => (
+        {({ scenarios, assignments, webCalls }) => (
           <>
             <h2>Your assignments</h2>
             {assignments.length ? (
@@ -95,17 +97,19 @@ export function PracticeHome() {
                       <button type="button" disabled={busy} onClick={() => start(s.name)}>
                         Practise by text
                       </button>
-                      <button type="button" class="secondary" disabled={busy} onClick={() => voiceCall(s.name)}>
-                        Practise by voice
-                      </button>
+                      {webCalls && (
+                        <button type="button" class="secondary" disabled={busy} onClick={() => voiceCall(s.name)}>
+                          Practise by voice
+                        </button>
+                      )}
                     </div>
                   </li>
                 ))}
             </ul>
-            {voice && (
-              <div class="notice" role="alert">
+            {(voice || !webCalls) && (
+              <p class="notice" role={voice ? "alert" : "note"}>
                 {NO_VOICE_MESSAGE}
-              </div>
+              </p>
             )}
           </>
         )}

@@ -1,6 +1,6 @@
 // Voice practice in the browser with VAPI's web SDK, where the organization has a VAPI
-// credential with a public key (GetVoiceSetup says so, and hands over the session's
-// assistant). The SDK (with Daily's WebRTC client) is loaded only when a call starts, so the
+// credential with a public key (GetVoiceConfig says so; GetVoiceSetup hands over the key and
+// the session's assistant). The SDK (with Daily's WebRTC client) is loaded only when a call starts, so the
 // rest of the console does not carry it.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ConnectError } from "@connectrpc/connect";
@@ -17,8 +17,9 @@ export const NO_VOICE_MESSAGE =
 const reason = (e: unknown) => ConnectError.from(e).findDetails(ErrorInfoSchema)[0]?.reason ?? "";
 
 /**
- * Starts a VOICE session and checks that it can be called from the browser. Without a public
- * key the session is cancelled at once (nothing was said) and `"no-key"` is returned.
+ * Starts a VOICE session and checks that it can be called from the browser. Should the key
+ * have gone since the page learnt of it (GetVoiceConfig), the session is cancelled at once
+ * (nothing was said) and `"no-key"` is returned.
  */
 export async function startVoice(scenario: string, assignment = ""): Promise<"no-key" | string> {
   const r = await call.startSession({ parent: org(), scenario, assignment, mode: SessionMode.VOICE, requestId: newId() });
