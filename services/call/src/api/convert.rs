@@ -105,10 +105,10 @@ pub fn watch_message(m: &session::Model) -> pb::WatchSessionResponse {
     }
 }
 
-/// What the browser's voice SDK needs to start the call, and no more: no secret (the provider
-/// authenticates its webhooks with the secret held by config) and not the persona — the
-/// provider asks the server for the assistant (`assistant-request`), so the prompt never
-/// reaches the trainee's client.
+/// What a voice client needs to start the call, and no more: no secret (the provider
+/// authenticates its webhooks with the secret held by config) and not the persona — on a phone
+/// call the provider asks the server for the assistant (`assistant-request`); a browser web
+/// call gets it from GetVoiceSetup (`app::voice`), for the session's own trainee only.
 pub fn voice_to_pb(
     m: &session::Model,
     v: &crate::app::sessions::VoiceAssistant,

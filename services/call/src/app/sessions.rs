@@ -21,7 +21,8 @@ pub struct Started {
 }
 
 /// What a voice session's client needs to start the call, and no more: the persona's prompt
-/// is served to the provider by the server (`app::webhooks`, VAPI `assistant-request`).
+/// is served to the provider by the server (`app::webhooks`, VAPI `assistant-request`), or to
+/// the session's trainee for a browser web call (`app::voice`).
 pub struct VoiceAssistant {
     /// The scenario's time limit, if any.
     pub max_duration: Option<prost_types::Duration>,
