@@ -307,10 +307,10 @@ impl Suite {
     }
 
     /// The value of a Prometheus counter (summed over its labels) of one service.
-    async fn counter(&self, service: &str, name: &str) -> f64 {
+    async fn counter(&self, service: &str, name: &str) -> u64 {
         let s = self.services.iter().find(|s| s.name == service).unwrap();
         let Ok(resp) = reqwest::get(format!("http://{}/metrics", s.admin)).await else {
-            return 0.0;
+            return 0;
         };
         let text = resp.text().await.unwrap_or_default();
         text.lines()
@@ -319,6 +319,7 @@ impl Suite {
                     .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
             .sum()
     }
 
@@ -337,6 +338,10 @@ impl Drop for Suite {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.print_logs();
+        }
+        if std::env::var_os("SALESTRAINER_FAULTS_KEEP").is_some() {
+            eprintln!("logs kept in {}", self.dir.path().display());
+            let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep();
         }
         for s in &mut self.services {
             if let Some(mut c) = s.child.take() {
@@ -761,24 +766,35 @@ async fn kill_grading_mid_job(suite: &mut Suite, load: &mut Load, label: &str) -
     took
 }
 
-/// Redis killed with SIGKILL right after a burst of ends (events in flight), and started
-/// again on the same port (with its append-only file, or empty).
+/// Redis killed with SIGKILL while it holds events nobody has consumed yet — grading and
+/// analytics are paused (SIGSTOP) while the first half of the sessions end — and started again
+/// on the same port (with its append-only file, or empty); the second half ends while Redis
+/// is down.
 async fn kill_redis(suite: &mut Suite, load: &mut Load, label: &str) {
     let sessions = load.prepare(suite, label, SESSIONS).await;
     let (first, second) = sessions.split_at(SESSIONS / 2);
+    let paused = [suite.pid("grading"), suite.pid("analytics")];
+    for pid in paused {
+        signal(pid, "-STOP");
+    }
     load.end_all(suite, first).join_all().await;
     load.accepted.extend(first.iter().cloned());
+    // Call's relay publishes the SessionEnded events to Redis, where they wait.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Instant::now();
     suite.redis.kill();
     let during = load.end_all(suite, second);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     suite.redis.spawn().await;
+    for pid in paused {
+        signal(pid, "-CONT");
+    }
     during.join_all().await;
     load.accepted.extend(second.iter().cloned());
     let took = settle(suite, load, killed, label).await;
     println!(
-        "FAULT {label}: SIGKILL Redis ({}) under load -> all {} accepted sessions graded once and \
-         counted once {:.1}s after the kill",
+        "FAULT {label}: SIGKILL Redis ({}) holding unconsumed events, under load -> all {} \
+         accepted sessions graded once and counted once {:.1}s after the kill",
         if suite.redis.persistent {
             "appendonly, fsync always"
         } else {
@@ -844,7 +860,7 @@ async fn sigkill_redis_without_persistence_under_load() {
         let mut suite = Suite::start(false).await;
         let mut load = load_for(&suite).await;
         kill_redis(&mut suite, &mut load, "redis-volatile").await;
-        let mut replayed = 0.0;
+        let mut replayed = 0;
         for s in SERVICES {
             replayed += suite.counter(s, "bus_relay_replayed_events_total").await;
         }
