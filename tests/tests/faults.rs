@@ -691,10 +691,18 @@ async fn settle(suite: &Suite, load: &Load, since: Instant, label: &str) -> Dura
     } else {
         SETTLE_LIMIT
     };
+    let mut said = Instant::now();
     loop {
         match unsettled(suite, &load.accepted).await {
             None => return since.elapsed(),
             Some(why) => {
+                if said.elapsed() > Duration::from_secs(10) {
+                    println!(
+                        "{label}: waiting ({:.0}s): {why}",
+                        since.elapsed().as_secs_f64()
+                    );
+                    said = Instant::now();
+                }
                 assert!(
                     since.elapsed() < limit,
                     "{label}: not settled {limit:?} after the fault: {why}"
