@@ -126,3 +126,31 @@ impl Default for EngineConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_always_renewed_several_times_before_it_runs_out() {
+        let e = GradingSettings {
+            lease_ms: 100,
+            heartbeat_ms: 5_000,
+            requeue_after_ms: 0,
+            ..GradingSettings::default()
+        }
+        .engine();
+        assert_eq!(e.lease, Duration::from_millis(300));
+        assert_eq!(e.heartbeat, Duration::from_millis(100));
+        assert_eq!(e.requeue_after, e.lease);
+        let d = GradingSettings::default().engine();
+        assert_eq!(d.lease, Duration::from_secs(5));
+        assert_eq!(d.beat(), Duration::from_secs(1));
+        // Built in code with a lease shorter than its heartbeat: the beat still fits.
+        let coded = EngineConfig {
+            lease: Duration::from_millis(600),
+            ..EngineConfig::default()
+        };
+        assert_eq!(coded.beat(), Duration::from_millis(200));
+    }
+}
