@@ -38,6 +38,13 @@ pub struct RelayOptions {
     /// before the start are sent again at the start: the process may have stopped before
     /// their consumers took them. Zero turns it off; durable transports never replay.
     pub replay_on_start: Duration,
+    /// With a durable transport, the marker (e.g. the service name) by which the relay checks,
+    /// every `sweep_interval`, that the transport still holds what was published
+    /// ([`Transport::intact`]). When it lost its data (a Redis restarted without persistence),
+    /// rows sent within `replay_after_loss` are sent again: consumers that had not taken them
+    /// yet would never see them otherwise. `None`: no check.
+    pub loss_marker: Option<String>,
+    pub replay_after_loss: Duration,
 }
 
 impl Default for RelayOptions {
@@ -48,10 +55,14 @@ impl Default for RelayOptions {
             retention: Duration::from_secs(24 * 3600),
             cleanup_interval: Duration::from_secs(60),
             min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(30),
+            // A transport back after an outage is used again within seconds.
+            max_backoff: Duration::from_secs(5),
             shutdown_flush: Duration::from_secs(2),
             // As long as sent rows are kept.
             replay_on_start: Duration::from_secs(24 * 3600),
+            loss_marker: None,
+            // As long as sent rows are kept: a consumer may have been down that long.
+            replay_after_loss: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -133,9 +144,19 @@ impl Relay {
         let mut backoff = self.opts.min_backoff;
         // Clean up soon after start, then every cleanup_interval.
         let mut next_cleanup = tokio::time::Instant::now() + Duration::from_secs(1);
+        let mut next_loss_check = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
                 break;
+            }
+            if let Some(marker) = &self.opts.loss_marker
+                && tokio::time::Instant::now() >= next_loss_check
+            {
+                next_loss_check = tokio::time::Instant::now() + self.opts.sweep_interval;
+                // An unreachable transport says nothing: publishing fails and is retried.
+                if let Ok(false) = self.transport.intact(marker).await {
+                    self.replay_after_loss().await;
+                }
             }
             match relay_once(&self.db, self.transport.as_ref(), self.opts.batch_size).await {
                 // A full batch: there may be more, go again at once.
@@ -181,6 +202,24 @@ impl Relay {
             }
         };
         let _ = tokio::time::timeout(self.opts.shutdown_flush, flush).await;
+    }
+}
+
+impl Relay {
+    /// The transport lost what it held: rows sent within `replay_after_loss` go out again
+    /// (consumers' inboxes make a second copy harmless).
+    async fn replay_after_loss(&self) {
+        match crate::outbox::resend_sent_within(&self.db, self.opts.replay_after_loss).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(
+                    events = n,
+                    "bus relay: the transport lost its data; sending recent events again"
+                );
+                metrics::counter!("bus_relay_replayed_events_total").increment(n);
+            }
+            Err(e) => tracing::warn!(error = %e, "bus relay: cannot mark events for resending"),
+        }
     }
 }
 

@@ -6,11 +6,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, bounded, envelope, payload_str, unique};
+use common::{TestDb, bounded, envelope, payload_str, redis_url, unique};
 use salestrainer_bus::outbox::{self, entity};
 use salestrainer_bus::{
-    CancellationToken, Envelope, Error, InProcessOptions, InProcessTransport, Relay, RelayOptions,
-    SubscribeOptions, Subscription, Transport, relay_once,
+    CancellationToken, Envelope, Error, InProcessOptions, InProcessTransport, RedisOptions,
+    RedisStreamsTransport, Relay, RelayOptions, SubscribeOptions, Subscription, Transport,
+    relay_once,
 };
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait};
 
@@ -234,6 +235,77 @@ async fn replay_scenario(tdb: TestDb) {
     handle.await.unwrap();
     drop(sub);
     tdb.cleanup().await;
+}
+
+/// Redis loses what it held (a restart without persistence): the relay notices by its marker
+/// and sends again the events it had sent, which a consumer had already taken once.
+async fn loss_scenario(tdb: TestDb) {
+    let db = &tdb.db;
+    let topic = unique("loss");
+    let marker = unique("relay-test");
+    // Where the transport keeps the marker (`Transport::intact`).
+    let marker_key = format!("salestrainer:bus:marker:{marker}");
+    let transport =
+        Arc::new(RedisStreamsTransport::from_url(&redis_url(), RedisOptions::default()).unwrap());
+    let mut conn = transport.pool().get().await.unwrap();
+    // A marker's first check says "lost"; later ones say "kept" until it disappears.
+    assert!(!transport.intact(&marker).await.unwrap());
+    assert!(transport.intact(&marker).await.unwrap());
+    let opts = RelayOptions {
+        sweep_interval: Duration::from_millis(100),
+        loss_marker: Some(marker.clone()),
+        ..RelayOptions::default()
+    };
+    let shutdown = CancellationToken::new();
+    let (notifier, handle) = Relay::start(db.clone(), transport.clone(), opts, shutdown.clone());
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let e1 = envelope(&topic, 1);
+    enqueue_committed(db, &e1).await;
+    notifier.notify();
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e1);
+    d.ack().await.unwrap();
+    expect_nothing(&mut sub, Duration::from_millis(400)).await;
+    drop(sub);
+
+    // Redis loses the stream, its groups and the marker.
+    let _: () = redis::cmd("DEL")
+        .arg(&topic)
+        .arg(&marker_key)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e1, "the lost event is sent again");
+    d.ack().await.unwrap();
+    expect_nothing(&mut sub, Duration::from_millis(400)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+    drop(sub);
+    let _: () = redis::cmd("DEL")
+        .arg(&topic)
+        .arg(&marker_key)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    tdb.cleanup().await;
+}
+
+#[tokio::test]
+async fn relay_resends_what_redis_lost_sqlite() {
+    bounded(loss_scenario(TestDb::sqlite().await)).await;
+}
+
+#[tokio::test]
+async fn relay_resends_what_redis_lost_postgres() {
+    bounded(loss_scenario(TestDb::postgres().await)).await;
 }
 
 #[tokio::test]

@@ -97,15 +97,24 @@ impl Context {
         }
     }
 
-    /// Starts the outbox relay of a service's database.
-    pub fn start_relay(&self, db: DatabaseConnection) -> RelayNotifier {
+    /// Starts the outbox relay of `service`'s database.
+    pub fn start_relay(&self, service: &str, db: DatabaseConnection) -> RelayNotifier {
         let (notifier, _handle) = Relay::start(
             db,
             self.bus.clone(),
-            RelayOptions::default(),
+            self.relay_options(service),
             self.shutdown.clone(),
         );
         notifier
+    }
+
+    /// The relay options of `service`: it checks under the service's name that the bus kept
+    /// what it published, and publishes again what a Redis restarted without persistence lost.
+    pub fn relay_options(&self, service: &str) -> RelayOptions {
+        RelayOptions {
+            loss_marker: Some(format!("relay:{service}")),
+            ..RelayOptions::default()
+        }
     }
 }
 

@@ -321,6 +321,41 @@ async fn kill_worker_mid_job_postgres() {
     kill_worker_mid_job(Backend::Postgres).await;
 }
 
+/// A live worker keeps its job for as long as its attempt runs: its heartbeat renews a lease
+/// four times shorter than the attempt, so a second replica claiming from the same table never
+/// takes the job over, and one attempt (one LLM request) grades the session.
+async fn live_worker_keeps_its_job(backend: Backend) {
+    let fake = FakeProvider::start(None).await.unwrap();
+    fake.script([Behaviour::Hang(Duration::from_millis(2400))]);
+    let d = database(backend).await;
+    let cfg = salestrainer_grading::app::EngineConfig {
+        lease: Duration::from_millis(600),
+        heartbeat: Duration::from_millis(100),
+        llm_timeout: Duration::from_secs(10),
+        ..fast_config()
+    };
+    let first = engine(&d.db, cfg.clone(), Some(fake.credential(0, 0)), None, None);
+    let id = session_ended(&first, "live").await.unwrap();
+    wait_state(&d.db, &id, JobState::Running, T).await;
+    let second = engine(&d.db, cfg, Some(fake.credential(0, 0)), None, None);
+    let j = wait_state(&d.db, &id, JobState::Succeeded, T).await;
+    assert_eq!(j.attempts, 1, "the job was taken from a live worker");
+    assert_eq!(fake.requests(), 1);
+    assert_eq!(evaluations_of(&d.db, &session("live")).await.len(), 1);
+    first.stop.cancel();
+    second.stop.cancel();
+}
+
+#[tokio::test]
+async fn live_worker_keeps_its_job_sqlite() {
+    live_worker_keeps_its_job(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn live_worker_keeps_its_job_postgres() {
+    live_worker_keeps_its_job(Backend::Postgres).await;
+}
+
 /// A retry after the LLM answer was accepted and checkpointed does not call the LLM again.
 #[tokio::test]
 async fn accepted_llm_answer_is_never_paid_twice() {

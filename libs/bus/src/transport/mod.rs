@@ -100,6 +100,15 @@ pub trait Transport: Send + Sync + 'static {
         true
     }
 
+    /// Whether the transport still holds what it held when `marker` was last checked: false
+    /// when its data was lost since (a Redis restarted without persistence, or flushed), and
+    /// at the first check of a new marker. Whoever put something there that must not be lost
+    /// (the relay, a work queue) puts it there again. Transports that cannot tell answer true.
+    fn intact<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<bool>> {
+        let _ = marker;
+        Box::pin(async { Ok(true) })
+    }
+
     /// How much work `group` still has on `topic`.
     fn queue_depth<'a>(
         &'a self,

@@ -32,6 +32,8 @@ const F_ORGANIZATION: &str = "organization";
 const F_HEADERS: &str = "headers";
 const F_PAYLOAD: &str = "payload";
 const F_OCCURRED_AT: &str = "occurred_at";
+/// Keys of [`Transport::intact`]'s markers.
+const MARKER_PREFIX: &str = "salestrainer:bus:marker:";
 
 /// Transport-wide settings.
 #[derive(Clone, Debug)]
@@ -299,6 +301,21 @@ impl Transport for RedisStreamsTransport {
                 rx,
                 _stop: cancel.drop_guard(),
             }))
+        })
+    }
+
+    /// A marker key that lives as long as the data: set with NX, so finding it missing means
+    /// Redis lost what it held (it restarted without persistence, or was flushed).
+    fn intact<'a>(&'a self, marker: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut conn = self.pool.get().await?;
+            let set: Option<String> = redis::cmd("SET")
+                .arg(format!("{MARKER_PREFIX}{marker}"))
+                .arg("1")
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
+            Ok(set.is_none())
         })
     }
 

@@ -129,7 +129,7 @@ impl Service for AnalyticsApp {
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
-        ctx.start_relay(db);
+        ctx.start_relay(crate::SERVICE, db);
         self.config.spawn_invalidator(ctx);
         if self.settings.consume_bus {
             ingest::spawn_consumers(&self, ctx);

@@ -9,11 +9,13 @@
 //! - `transcripts`: voice transcript segments and reading a transcript;
 //! - `webhooks`: applying verified voice-provider webhooks;
 //! - `grading_events`: the consumer of grading's events; `sweeper`: ends idle sessions;
+//!   `reconciler`: repairs ended sessions whose grading events were lost;
 //! - `settings`: the service's knobs.
 
 pub mod grading_events;
 pub mod llm_persona;
 pub mod persona_engine;
+pub mod reconciler;
 pub mod roleplay;
 pub mod send_turn;
 pub mod sessions;
@@ -122,7 +124,7 @@ impl Service for CallApp {
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
-        self.relay.set(ctx.start_relay(db));
+        self.relay.set(ctx.start_relay(crate::SERVICE, db.clone()));
         self.config.spawn_invalidator(ctx, crate::SERVICE);
         consumer::spawn(
             ctx,
@@ -131,6 +133,9 @@ impl Service for CallApp {
                 .batches_of(16),
             Arc::new(GradingEvents(self.clone())),
         );
+        if let Err(e) = reconciler::spawn_reconciler(self.clone(), ctx) {
+            tracing::error!(error = %e, "the session reconciler could not start");
+        }
         sweeper::spawn_sweeper(self, ctx);
     }
 }

@@ -37,6 +37,9 @@ pub struct CallSettings {
     pub max_transcript_bytes: u64,
     /// Concurrent WatchSession streams per caller, per process (0 = the default).
     pub max_watch_streams_per_caller: usize,
+    /// Sessions ENDED (or GRADING) unchanged this long are reconciled with grading: handed to
+    /// it again through SubmitSession, or given the outcome grading has (0 = the default).
+    pub reconcile_after_secs: u64,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
@@ -47,6 +50,7 @@ const MAX_SEGMENTS_PER_SESSION: u64 = 5_000;
 const MAX_SEGMENT_BYTES: u64 = 16 * 1024;
 const MAX_TRANSCRIPT_BYTES: u64 = 1024 * 1024;
 const MAX_WATCH_STREAMS_PER_CALLER: usize = 16;
+const RECONCILE_AFTER_SECS: u64 = 60;
 
 impl Default for CallSettings {
     fn default() -> Self {
@@ -62,6 +66,7 @@ impl Default for CallSettings {
             max_segment_bytes: MAX_SEGMENT_BYTES,
             max_transcript_bytes: MAX_TRANSCRIPT_BYTES,
             max_watch_streams_per_caller: MAX_WATCH_STREAMS_PER_CALLER,
+            reconcile_after_secs: RECONCILE_AFTER_SECS,
         }
     }
 }
@@ -95,6 +100,16 @@ impl CallSettings {
             self.voice_report_wait_secs,
             VOICE_REPORT_WAIT_SECS,
         ))
+    }
+
+    /// How long an ended session may wait for its grading to show before it is reconciled.
+    pub fn reconcile_after(&self) -> Duration {
+        Duration::from_secs(or_default(self.reconcile_after_secs, RECONCILE_AFTER_SECS))
+    }
+
+    /// How often the reconciler runs: a quarter of its bound, between 1 s and 30 s.
+    pub fn reconcile_interval(&self) -> Duration {
+        (self.reconcile_after() / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
 
     /// The transcript limits of one session.

@@ -574,3 +574,33 @@ pub async fn expired_sessions(
         .all(db)
         .await
 }
+
+/// Sessions accepted as ended whose grading has not settled here (ENDED or GRADING) and
+/// unchanged since before `cutoff_us`, oldest first, after the keyset `(after_us, after_id)`.
+pub async fn unsettled_sessions(
+    db: &DatabaseConnection,
+    cutoff_us: i64,
+    after: Option<(i64, String)>,
+    limit: u64,
+) -> Result<Vec<session::Model>, DbErr> {
+    let mut q = session::Entity::find()
+        .filter(session::Column::State.is_in([
+            state_code(SessionState::Ended),
+            state_code(SessionState::Grading),
+        ]))
+        .filter(session::Column::UpdateUs.lt(cutoff_us));
+    if let Some((us, id)) = after {
+        q = q.filter(
+            Condition::any().add(session::Column::UpdateUs.gt(us)).add(
+                Condition::all()
+                    .add(session::Column::UpdateUs.eq(us))
+                    .add(session::Column::Id.gt(id)),
+            ),
+        );
+    }
+    q.order_by_asc(session::Column::UpdateUs)
+        .order_by_asc(session::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}

@@ -16,7 +16,7 @@ pub mod templates;
 
 use std::sync::Arc;
 
-use salestrainer_bus::{Relay, RelayNotifier, RelayOptions};
+use salestrainer_bus::{Relay, RelayNotifier};
 use salestrainer_proto::config::config_service_server::ConfigServiceServer;
 use salestrainer_runtime::{
     ApiResult, Context, Principal, Ready,
@@ -128,7 +128,7 @@ impl Service for ConfigApp {
         // Other replicas' writes reach this one's read cache as events.
         self.cache.spawn_invalidator(ctx);
         // The relay is woken by this service's own commits (`committed`), not only by polling.
-        Relay::new(db, ctx.bus.clone(), RelayOptions::default())
+        Relay::new(db, ctx.bus.clone(), ctx.relay_options(crate::SERVICE))
             .with_notifier(self.notifier.clone())
             .spawn(ctx.shutdown.clone());
     }

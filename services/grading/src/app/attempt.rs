@@ -67,16 +67,25 @@ impl Engine {
                 ),
             })
         } else {
-            // Renew the lease while the attempt runs (limiter waits can be long). Same task as
-            // the attempt, so a worker that dies stops renewing and the lease runs out.
+            // Renew the lease while the attempt runs (limiter waits and LLM calls can be long).
+            // Same task as the attempt, so a worker that dies stops renewing and its job is
+            // taken over one lease later. A failed renewal (the database briefly away) is
+            // tried again at the next beat; the attempt gives up only once the lease it last
+            // renewed has run out, or when another worker holds the job.
             let heartbeat = async {
+                let mut renewed = Instant::now();
                 loop {
-                    tokio::time::sleep(self.cfg.lease / 3).await;
-                    if !matches!(
-                        store::heartbeat(&self.db, &j.id, &token, lease_ms(self.cfg.lease)).await,
-                        Ok(true)
-                    ) {
-                        return;
+                    tokio::time::sleep(self.cfg.beat()).await;
+                    match store::heartbeat(&self.db, &j.id, &token, lease_ms(self.cfg.lease)).await
+                    {
+                        Ok(true) => renewed = Instant::now(),
+                        Ok(false) => return,
+                        Err(e) => {
+                            tracing::warn!(job = %j.id, error = %e, "lease renewal failed; trying again");
+                            if renewed.elapsed() >= self.cfg.lease {
+                                return;
+                            }
+                        }
                     }
                 }
             };

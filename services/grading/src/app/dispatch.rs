@@ -8,8 +8,10 @@
 //!   puts due jobs (new, retry time reached, lease expired) on it. The table stays the source of
 //!   truth: a duplicate or stale stream entry finds nothing to claim.
 //!
-//! A worker holds a job by a lease (renewed while it runs); a worker that dies mid-job lets the
-//! lease expire and another worker takes the job over from its last checkpoint.
+//! A worker holds a job by a lease renewed by a heartbeat while the attempt runs (`lease_ms`,
+//! `heartbeat_ms`); a worker that dies mid-job stops renewing, its lease runs out within
+//! seconds and another worker takes the job over from its last checkpoint. Every write of an
+//! attempt is fenced by its lease token, so a worker that lost its lease writes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,7 +211,9 @@ impl Engine {
         let opts = SubscribeOptions {
             batch_size: 1,
             block: Duration::from_millis(500),
-            // Entries of a dead worker go to another one after a lease.
+            // Entries of a dead worker go to another one after a lease. A live worker's entry
+            // taken this way finds its job leased (renewed) and is merely acked; the scheduler
+            // puts the job back should that worker die later.
             visibility_timeout: self.cfg.lease,
             claim_interval: (self.cfg.lease / 4).max(Duration::from_millis(100)),
             ..SubscribeOptions::default()
@@ -253,26 +257,33 @@ impl Engine {
         }
     }
 
-    /// Distributed mode: puts due jobs on the stream (new ones missed at creation, retries
-    /// whose time came, jobs whose worker died).
+    /// Distributed mode: puts due jobs on the stream: new ones missed at creation, retries
+    /// whose time came, jobs whose worker died (their lease ran out: seconds after the death,
+    /// since live workers renew it), and jobs the stream lost. When Redis is seen to have lost
+    /// its data (restarted without persistence), every due job goes on it again at once.
     async fn scheduler(&self, q: WorkQueue, stop: CancellationToken) {
-        let republish_after_us = lease_ms(self.cfg.lease).saturating_mul(1000);
+        let requeue_after_us = lease_ms(self.cfg.requeue_after).saturating_mul(1000);
+        let marker = format!("{}:{JOBS_GROUP}", self.cfg.jobs_stream);
         while !stop.is_cancelled() {
             let now = now_us();
-            match store::due_job_ids(&self.db, now, 500).await {
+            let lost = matches!(q.bus.intact(&marker).await, Ok(false));
+            let cutoff = if lost {
+                now
+            } else {
+                now.saturating_sub(requeue_after_us)
+            };
+            match store::unqueued_due_ids(&self.db, now, cutoff, 500).await {
                 Ok(ids) => {
-                    let fresh: Vec<String> = match store::enqueued_before(
-                        &self.db,
-                        &ids,
-                        now - republish_after_us,
-                    )
-                    .await
-                    {
-                        Ok(f) => f,
-                        Err(_) => ids,
-                    };
+                    if lost && !ids.is_empty() {
+                        tracing::warn!(
+                            jobs = ids.len(),
+                            "the grading work stream lost its entries; putting due jobs on it again"
+                        );
+                        metrics::counter!("reconciler_repaired_total", "kind" => "grading_job_requeued")
+                            .increment(ids.len() as u64);
+                    }
                     let mut sent = Vec::new();
-                    for id in fresh {
+                    for id in ids {
                         if publish_job(&q, &self.cfg.jobs_stream, &id).await.is_ok() {
                             sent.push(id);
                         }

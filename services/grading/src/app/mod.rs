@@ -73,7 +73,7 @@ impl Service for GradingApp {
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
-        let notifier = ctx.start_relay(db.clone());
+        let notifier = ctx.start_relay(crate::SERVICE, db.clone());
         let engine = match production_engine(ctx, db, notifier, self.settings.engine()) {
             Ok(e) => e,
             Err(err) => {

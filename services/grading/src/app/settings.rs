@@ -14,8 +14,14 @@ use super::dispatch::JOBS_STREAM;
 pub struct GradingSettings {
     /// Attempts run at once by this replica (at least 1).
     pub workers: usize,
-    /// How long a claimed job stays with its worker without a heartbeat.
+    /// How long a claimed job stays with its worker without a heartbeat: a dead worker's jobs
+    /// are taken over this long after its last heartbeat.
     pub lease_ms: u64,
+    /// How often a running attempt renews its lease (at most a third of `lease_ms`).
+    pub heartbeat_ms: u64,
+    /// Distributed mode: a due job put on the work stream this long ago and still not claimed
+    /// is put there again (the stream lost it). At once when Redis is seen to have lost its data.
+    pub requeue_after_ms: u64,
     /// Idle poll interval of embedded workers and of the distributed scheduler.
     pub poll_ms: u64,
     /// Attempts before a job goes DEAD (at least 1).
@@ -36,6 +42,8 @@ impl Default for GradingSettings {
         Self {
             workers: e.workers,
             lease_ms: ms(e.lease),
+            heartbeat_ms: ms(e.heartbeat),
+            requeue_after_ms: ms(e.requeue_after),
             poll_ms: ms(e.poll),
             max_attempts: e.max_attempts,
             backoff_base_ms: ms(e.backoff_base),
@@ -49,9 +57,14 @@ impl Default for GradingSettings {
 impl GradingSettings {
     /// The engine's configuration.
     pub fn engine(&self) -> EngineConfig {
+        // A lease shorter than a few beats would be lost by a live worker on one slow write.
+        let lease = Duration::from_millis(self.lease_ms.max(300));
         EngineConfig {
             workers: self.workers.max(1),
-            lease: Duration::from_millis(self.lease_ms),
+            lease,
+            heartbeat: Duration::from_millis(self.heartbeat_ms)
+                .clamp(Duration::from_millis(10), lease / 3),
+            requeue_after: Duration::from_millis(self.requeue_after_ms).max(lease),
             poll: Duration::from_millis(self.poll_ms),
             max_attempts: self.max_attempts.max(1),
             backoff_base: Duration::from_millis(self.backoff_base_ms),
@@ -68,6 +81,11 @@ pub struct EngineConfig {
     pub workers: usize,
     /// How long a claimed job stays with its worker without a heartbeat.
     pub lease: Duration,
+    /// How often a running attempt renews its lease; well under `lease`.
+    pub heartbeat: Duration,
+    /// Distributed mode: how long a due job may sit on the work stream unclaimed before it is
+    /// put there again.
+    pub requeue_after: Duration,
     /// Idle poll interval of embedded workers and of the distributed scheduler.
     pub poll: Duration,
     pub max_attempts: i32,
@@ -79,11 +97,25 @@ pub struct EngineConfig {
     pub jobs_stream: String,
 }
 
+impl EngineConfig {
+    /// The heartbeat actually used: at most a third of the lease, so two late beats in a row
+    /// still keep it.
+    pub fn beat(&self) -> Duration {
+        self.heartbeat
+            .min(self.lease / 3)
+            .max(Duration::from_millis(10))
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             workers: 16,
-            lease: Duration::from_secs(60),
+            // Short, because it is renewed: a dead worker's jobs move on within seconds, a
+            // live one renews five times per lease.
+            lease: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
+            requeue_after: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             max_attempts: 5,
             backoff_base: Duration::from_millis(500),
@@ -92,5 +124,33 @@ impl Default for EngineConfig {
             max_completion_tokens: 1500,
             jobs_stream: JOBS_STREAM.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_always_renewed_several_times_before_it_runs_out() {
+        let e = GradingSettings {
+            lease_ms: 100,
+            heartbeat_ms: 5_000,
+            requeue_after_ms: 0,
+            ..GradingSettings::default()
+        }
+        .engine();
+        assert_eq!(e.lease, Duration::from_millis(300));
+        assert_eq!(e.heartbeat, Duration::from_millis(100));
+        assert_eq!(e.requeue_after, e.lease);
+        let d = GradingSettings::default().engine();
+        assert_eq!(d.lease, Duration::from_secs(5));
+        assert_eq!(d.beat(), Duration::from_secs(1));
+        // Built in code with a lease shorter than its heartbeat: the beat still fits.
+        let coded = EngineConfig {
+            lease: Duration::from_millis(600),
+            ..EngineConfig::default()
+        };
+        assert_eq!(coded.beat(), Duration::from_millis(200));
     }
 }

@@ -217,6 +217,39 @@ pub async fn due_job_ids(
         .await
 }
 
+/// Due jobs (oldest first) that the work stream may not hold: never put there, put there
+/// before `requeue_cutoff`, or RUNNING with an expired lease and not put there since it
+/// expired (its worker died: the entry it had taken is gone or stalled).
+pub async fn unqueued_due_ids(
+    db: &DatabaseConnection,
+    now: i64,
+    requeue_cutoff: i64,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(due_condition(now))
+        .filter(
+            Condition::any()
+                .add(job::Column::EnqueuedAtUs.is_null())
+                .add(job::Column::EnqueuedAtUs.lt(requeue_cutoff))
+                .add(
+                    Condition::all()
+                        .add(job::Column::State.eq(JobState::Running as i32))
+                        .add(
+                            Expr::col(job::Column::EnqueuedAtUs)
+                                .lt(Expr::col(job::Column::LeaseUntilUs)),
+                        ),
+                ),
+        )
+        .order_by_asc(job::Column::NextAttemptAtUs)
+        .limit(limit)
+        .into_tuple::<String>()
+        .all(db)
+        .await
+}
+
 /// How many jobs are due now (the embedded queue depth).
 pub async fn count_due(db: &DatabaseConnection, now: i64) -> Result<u64, DbErr> {
     job::Entity::find()
@@ -746,29 +779,6 @@ pub async fn count_by_state(db: &DatabaseConnection) -> Result<Vec<(i32, i64)>, 
         .column_as(job::Column::Id.count(), "n")
         .group_by(job::Column::State)
         .into_tuple::<(i32, i64)>()
-        .all(db)
-        .await
-}
-
-/// Of `ids`, those never put on the work stream or put there before `cutoff` (microseconds).
-pub async fn enqueued_before(
-    db: &DatabaseConnection,
-    ids: &[String],
-    cutoff: i64,
-) -> Result<Vec<String>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    job::Entity::find()
-        .select_only()
-        .column(job::Column::Id)
-        .filter(job::Column::Id.is_in(ids.iter().cloned()))
-        .filter(
-            Condition::any()
-                .add(job::Column::EnqueuedAtUs.is_null())
-                .add(job::Column::EnqueuedAtUs.lt(cutoff)),
-        )
-        .into_tuple::<String>()
         .all(db)
         .await
 }
