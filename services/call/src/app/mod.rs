@@ -12,6 +12,7 @@
 //! - `settings`: the service's knobs.
 
 pub mod grading_events;
+pub mod import;
 pub mod llm_persona;
 pub mod persona_engine;
 pub mod roleplay;

@@ -185,6 +185,14 @@ pub async fn start(
         segment_count: 0,
         transcript_bytes: 0,
         failure_reason: String::new(),
+        source: pb::SessionSource::Practice as i32,
+        rubric: String::new(),
+        title: String::new(),
+        drill_evaluation: String::new(),
+        drill_criterion: String::new(),
+        drill_skill: String::new(),
+        drill_score: 0.0,
+        drill_objection: String::new(),
     };
     let m = match store::insert_session(db, model).await {
         Ok(m) => m,
@@ -254,6 +262,14 @@ pub async fn list(core: &CallApp, p: &Principal, r: pb::ListSessionsRequest) -> 
         );
         q.state = Some(r.state);
     }
+    if r.source != 0 {
+        v.check(
+            pb::SessionSource::try_from(r.source).is_err(),
+            "source",
+            "unknown session source",
+        );
+        q.source = Some(r.source);
+    }
     if let Err(e) = apply_filter(&r.filter, &mut q) {
         v.add("filter", e);
     }
@@ -262,7 +278,7 @@ pub async fn list(core: &CallApp, p: &Principal, r: pb::ListSessionsRequest) -> 
     q.start_before_us = parse_timestamp_opt("end_time", r.end_time.as_ref())?;
     q.limit = paging::page_size(r.page_size)?;
     // The token belongs to the request's own filters, before the caller's scope is applied.
-    let state = r.state.to_string();
+    let state = format!("{}/{}", r.state, r.source);
     let times = format!("{:?}/{:?}", q.start_from_us, q.start_before_us);
     let query = paging::fingerprint(&[
         &r.parent,
@@ -310,8 +326,8 @@ fn decode_key(key: &str) -> ApiResult<(i64, String)> {
         .ok_or_else(|| ApiError::invalid("page_token", "malformed page token"))
 }
 
-/// A small AIP-160 subset: `field = value` terms joined by AND, over state, mode, trainee,
-/// scenario and assignment.
+/// A small AIP-160 subset: `field = value` terms joined by AND, over state, mode, source,
+/// trainee, scenario and assignment.
 fn apply_filter(filter: &str, q: &mut ListQuery) -> Result<(), String> {
     let f = filter.trim();
     if f.is_empty() {
@@ -335,6 +351,14 @@ fn apply_filter(filter: &str, q: &mut ListQuery) -> Result<(), String> {
                     .or_else(|| pb::SessionMode::from_str_name(&format!("SESSION_MODE_{value}")))
                     .ok_or_else(|| format!("unknown mode {value:?}"))?;
                 q.mode = Some(m as i32);
+            }
+            "source" => {
+                let s = pb::SessionSource::from_str_name(value)
+                    .or_else(|| {
+                        pb::SessionSource::from_str_name(&format!("SESSION_SOURCE_{value}"))
+                    })
+                    .ok_or_else(|| format!("unknown source {value:?}"))?;
+                q.source = Some(s as i32);
             }
             "trainee" => q.trainee = Some(value.to_owned()),
             "scenario" => q.scenario = Some(value.to_owned()),

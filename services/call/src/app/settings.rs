@@ -37,6 +37,11 @@ pub struct CallSettings {
     pub max_transcript_bytes: u64,
     /// Concurrent WatchSession streams per caller, per process (0 = the default).
     pub max_watch_streams_per_caller: usize,
+    /// Largest transcript file ImportCall accepts, in bytes (0 = the default); its segments
+    /// also count against the transcript limits above.
+    pub max_import_bytes: u64,
+    /// Most trainee turns of a drill session before the persona ends it (0 = the default).
+    pub drill_max_turns: u64,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
@@ -47,6 +52,9 @@ const MAX_SEGMENTS_PER_SESSION: u64 = 5_000;
 const MAX_SEGMENT_BYTES: u64 = 16 * 1024;
 const MAX_TRANSCRIPT_BYTES: u64 = 1024 * 1024;
 const MAX_WATCH_STREAMS_PER_CALLER: usize = 16;
+/// Room for a transcript of max_transcript_bytes plus its timings and labels.
+const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024;
+const DRILL_MAX_TURNS: u64 = 4;
 
 impl Default for CallSettings {
     fn default() -> Self {
@@ -62,6 +70,8 @@ impl Default for CallSettings {
             max_segment_bytes: MAX_SEGMENT_BYTES,
             max_transcript_bytes: MAX_TRANSCRIPT_BYTES,
             max_watch_streams_per_caller: MAX_WATCH_STREAMS_PER_CALLER,
+            max_import_bytes: MAX_IMPORT_BYTES,
+            drill_max_turns: DRILL_MAX_TURNS,
         }
     }
 }
@@ -104,6 +114,14 @@ impl CallSettings {
             max_segment_bytes: or_default(self.max_segment_bytes, MAX_SEGMENT_BYTES),
             max_transcript_bytes: or_default(self.max_transcript_bytes, MAX_TRANSCRIPT_BYTES),
         }
+    }
+
+    pub fn max_import_bytes(&self) -> u64 {
+        or_default(self.max_import_bytes, MAX_IMPORT_BYTES)
+    }
+
+    pub fn drill_max_turns(&self) -> u64 {
+        or_default(self.drill_max_turns, DRILL_MAX_TURNS)
     }
 
     pub fn max_watch_streams_per_caller(&self) -> usize {

@@ -5,6 +5,7 @@ pub mod prompt;
 pub mod session;
 mod text;
 pub mod transcript;
+pub mod transcript_import;
 pub mod webhook;
 
 pub use transcript::{Source, Speaker};
