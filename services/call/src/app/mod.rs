@@ -11,6 +11,7 @@
 //! - `grading_events`: the consumer of grading's events; `sweeper`: ends idle sessions;
 //! - `settings`: the service's knobs.
 
+pub mod drill;
 pub mod grading_events;
 pub mod import;
 pub mod llm_persona;
@@ -73,6 +74,8 @@ pub struct CallApp {
     /// Where the voice provider sends its webhooks (no trailing slash).
     pub public_url: String,
     pub llm: LlmClient,
+    /// Grading's GetEvaluation, with the service identity (drills).
+    pub grading: drill::GradingClient,
     pub shutdown: salestrainer_bus::CancellationToken,
 }
 
@@ -109,6 +112,7 @@ impl Service for CallApp {
             public_url: settings.public_url(ctx.local_addr),
             settings,
             llm: LlmClient::new()?,
+            grading: drill::grading_client(ctx)?,
             shutdown: ctx.shutdown.clone(),
         }))
     }

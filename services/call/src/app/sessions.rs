@@ -61,6 +61,7 @@ pub async fn start(
         (&r.parent, None),
         (&r.scenario, Some("scenarios")),
         (&r.assignment, Some("assignments")),
+        (&r.drill, Some("evaluations")),
     ] {
         if foreign(name, collection) {
             return Err(ApiError::NotFound(name.clone()));
@@ -76,17 +77,39 @@ pub async fn start(
     let in_org = |name: &str, collection: &str| {
         names::parse_child(name, collection).is_some_and(|(o, _)| o == org)
     };
+    let drilling = !r.drill.is_empty();
+    // A drill takes its scenario from the evaluation; one given must be that one.
     v.check(
-        !in_org(&r.scenario, "scenarios"),
+        !(drilling && r.scenario.is_empty()) && !in_org(&r.scenario, "scenarios"),
         "scenario",
         "must be organizations/{organization}/scenarios/{scenario} of the caller's organization",
+    );
+    v.check(
+        drilling && !in_org(&r.drill, "evaluations"),
+        "drill",
+        "must be organizations/{organization}/evaluations/{evaluation} of the caller's organization",
+    );
+    v.check(
+        drilling && !r.assignment.is_empty(),
+        "assignment",
+        "a drill is free practice: leave assignment empty",
     );
     v.check(
         !r.assignment.is_empty() && !in_org(&r.assignment, "assignments"),
         "assignment",
         "must be organizations/{organization}/assignments/{assignment} of the caller's organization",
     );
-    let mode = pb::SessionMode::try_from(r.mode).unwrap_or(pb::SessionMode::Unspecified);
+    let mode = if drilling {
+        match super::drill::drill_mode(r.mode) {
+            Ok(m) => m,
+            Err(_) => {
+                v.add("mode", "a drill is a TEXT session");
+                pb::SessionMode::Text
+            }
+        }
+    } else {
+        pb::SessionMode::try_from(r.mode).unwrap_or(pb::SessionMode::Unspecified)
+    };
     v.check(
         mode == pb::SessionMode::Unspecified,
         "mode",
@@ -111,10 +134,26 @@ pub async fn start(
         return respond(core, existing).await;
     }
 
+    let mut r = r;
+    let drill = if drilling {
+        let plan = super::drill::plan(core, p, &r.drill).await?;
+        if !r.scenario.is_empty() && r.scenario != plan.scenario {
+            return Err(ApiError::invalid(
+                "scenario",
+                "a drill runs on the drilled evaluation's scenario",
+            ));
+        }
+        r.scenario = plan.scenario.clone();
+        Some(plan)
+    } else {
+        None
+    };
     // Validates the scenario (NOT_FOUND when it does not exist) and gives the voice config.
     let setup = core.persona_setup(&org, &r.scenario).await?;
     let scenario = core.scenario(&r.scenario).await?;
-    if !r.assignment.is_empty() {
+    if drill.is_some() {
+        // The trainee practised this scenario already: the drill is theirs to take.
+    } else if !r.assignment.is_empty() {
         let a = core.assignment(&r.assignment).await?;
         if a.scenario != r.scenario {
             return Err(ApiError::invalid(
@@ -186,13 +225,13 @@ pub async fn start(
         transcript_bytes: 0,
         failure_reason: String::new(),
         source: pb::SessionSource::Practice as i32,
-        rubric: String::new(),
+        rubric: drill.as_ref().map(|d| d.rubric.clone()).unwrap_or_default(),
         title: String::new(),
-        drill_evaluation: String::new(),
-        drill_criterion: String::new(),
-        drill_skill: String::new(),
-        drill_score: 0.0,
-        drill_objection: String::new(),
+        drill_evaluation: drill.as_ref().map(|d| d.evaluation.clone()).unwrap_or_default(),
+        drill_criterion: drill.as_ref().map(|d| d.criterion.clone()).unwrap_or_default(),
+        drill_skill: drill.as_ref().map(|d| d.skill.clone()).unwrap_or_default(),
+        drill_score: drill.as_ref().map(|d| d.score).unwrap_or_default(),
+        drill_objection: drill.map(|d| d.objection).unwrap_or_default(),
     };
     let m = match store::insert_session(db, model).await {
         Ok(m) => m,
