@@ -70,15 +70,30 @@ mod tests {
 
     #[test]
     fn means_before_and_after_per_criterion() {
-        let (a, b) = (drill("objections", "objection_handling", 20_000), drill("objections", "objection_handling", 40_000));
+        let (a, b) = (
+            drill("objections", "objection_handling", 20_000),
+            drill("objections", "objection_handling", 40_000),
+        );
         let c = drill("close", "closing", 50_000);
         let s1 = vec![("objection_handling".to_owned(), 60_000)];
-        let s2 = vec![("objection_handling".to_owned(), 80_000), ("rapport".to_owned(), 10_000)];
+        let s2 = vec![
+            ("objection_handling".to_owned(), 80_000),
+            ("rapport".to_owned(), 10_000),
+        ];
         let s3 = vec![("rapport".to_owned(), 90_000)];
         let got = impact(&[
-            DrillOutcome { drill: &a, skills: &s1 },
-            DrillOutcome { drill: &b, skills: &s2 },
-            DrillOutcome { drill: &c, skills: &s3 },
+            DrillOutcome {
+                drill: &a,
+                skills: &s1,
+            },
+            DrillOutcome {
+                drill: &b,
+                skills: &s2,
+            },
+            DrillOutcome {
+                drill: &c,
+                skills: &s3,
+            },
         ]);
         assert_eq!(got.len(), 1, "a drill without its skill scored is left out");
         assert_eq!(got[0].drills, 2);

@@ -14,14 +14,12 @@ use super::{Drill, Grade, Origin, SessionEvent, SessionInfo, UsageStats, score_t
 fn origin(source: i32, drill: Option<&pb::DrillOf>) -> Origin {
     Origin {
         real_call: source == pb::SessionSource::RealCall as i32,
-        drill: drill
-            .filter(|d| !d.evaluation.is_empty())
-            .map(|d| Drill {
-                evaluation: d.evaluation.clone(),
-                criterion: d.criterion.clone(),
-                skill: d.skill.clone(),
-                before_milli: score_to_milli(d.score),
-            }),
+        drill: drill.filter(|d| !d.evaluation.is_empty()).map(|d| Drill {
+            evaluation: d.evaluation.clone(),
+            criterion: d.criterion.clone(),
+            skill: d.skill.clone(),
+            before_milli: score_to_milli(d.score),
+        }),
     }
 }
 

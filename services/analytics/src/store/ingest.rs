@@ -7,7 +7,9 @@ use std::time::Duration;
 use salestrainer_runtime::{backoff::Backoff, db::begin_write};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 
-use super::{FACT_COLUMN_COUNT, FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt};
+use super::{
+    FACT_COLUMN_COUNT, FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt,
+};
 use crate::domain::{
     Delta, Fact, day_of,
     events::{Body, Parsed},

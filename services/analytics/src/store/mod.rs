@@ -266,8 +266,14 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
         skills.into(),
         superseded.into(),
         i64::from(f.origin.real_call).into(),
-        drill.map(|d| d.evaluation.clone()).unwrap_or_default().into(),
-        drill.map(|d| d.criterion.clone()).unwrap_or_default().into(),
+        drill
+            .map(|d| d.evaluation.clone())
+            .unwrap_or_default()
+            .into(),
+        drill
+            .map(|d| d.criterion.clone())
+            .unwrap_or_default()
+            .into(),
         drill.map(|d| d.skill.clone()).unwrap_or_default().into(),
         drill.map(|d| d.before_milli).into(),
     ]

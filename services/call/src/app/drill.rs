@@ -19,15 +19,16 @@ use crate::{
     store,
 };
 
-pub type GradingClient = gpb::grading_service_client::GradingServiceClient<
-    InterceptedService<Channel, ServiceAuth>,
->;
+pub type GradingClient =
+    gpb::grading_service_client::GradingServiceClient<InterceptedService<Channel, ServiceAuth>>;
 
 pub fn grading_client(ctx: &Context) -> anyhow::Result<GradingClient> {
-    Ok(gpb::grading_service_client::GradingServiceClient::with_interceptor(
-        ctx.peer_channel(Peer::Grading)?,
-        ctx.service_auth(crate::SERVICE),
-    ))
+    Ok(
+        gpb::grading_service_client::GradingServiceClient::with_interceptor(
+            ctx.peer_channel(Peer::Grading)?,
+            ctx.service_auth(crate::SERVICE),
+        ),
+    )
 }
 
 /// What a drill session practises.

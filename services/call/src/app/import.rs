@@ -138,7 +138,8 @@ pub async fn import_call(
 
     let db = core.db()?;
     if !r.request_id.is_empty()
-        && let Some(existing) = store::find_by_request_id(db, &org, &r.trainee, &r.request_id).await?
+        && let Some(existing) =
+            store::find_by_request_id(db, &org, &r.trainee, &r.request_id).await?
     {
         return Ok(Imported {
             segment_count: usize::try_from(existing.segment_count).unwrap_or(0),
@@ -174,7 +175,12 @@ pub async fn import_call(
             .map_err(|e| ApiError::ResourceExhausted(limit_message(e)))?;
     }
     limits
-        .check_write(0, 0, segments.len() as u64, i64::try_from(total).unwrap_or(i64::MAX))
+        .check_write(
+            0,
+            0,
+            segments.len() as u64,
+            i64::try_from(total).unwrap_or(i64::MAX),
+        )
         .map_err(|e| ApiError::ResourceExhausted(limit_message(e)))?;
 
     // The names must exist: the member, the scenario and the rubric (NOT_FOUND otherwise).

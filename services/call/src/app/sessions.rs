@@ -227,8 +227,14 @@ pub async fn start(
         source: pb::SessionSource::Practice as i32,
         rubric: drill.as_ref().map(|d| d.rubric.clone()).unwrap_or_default(),
         title: String::new(),
-        drill_evaluation: drill.as_ref().map(|d| d.evaluation.clone()).unwrap_or_default(),
-        drill_criterion: drill.as_ref().map(|d| d.criterion.clone()).unwrap_or_default(),
+        drill_evaluation: drill
+            .as_ref()
+            .map(|d| d.evaluation.clone())
+            .unwrap_or_default(),
+        drill_criterion: drill
+            .as_ref()
+            .map(|d| d.criterion.clone())
+            .unwrap_or_default(),
         drill_skill: drill.as_ref().map(|d| d.skill.clone()).unwrap_or_default(),
         drill_score: drill.as_ref().map(|d| d.score).unwrap_or_default(),
         drill_objection: drill.map(|d| d.objection).unwrap_or_default(),

@@ -49,13 +49,23 @@ pub fn objection(criterion: &Scored, transcript: &[Line]) -> Option<String> {
         let t = t.trim();
         (!t.is_empty()).then(|| t.to_owned())
     };
+    // A customer quote may be a sentence of its line: the whole line is the moment.
     if let Some(q) = criterion
         .evidence
         .iter()
         .find(|q| q.speaker == Speaker::Persona)
-        .and_then(|q| customer(&q.text))
     {
-        return Some(q);
+        let line = transcript.iter().find(|l| {
+            l.speaker == Speaker::Persona
+                && ((!q.segment_id.is_empty() && l.segment_id == q.segment_id)
+                    || (!q.text.trim().is_empty() && l.text.contains(q.text.trim())))
+        });
+        if let Some(whole) = line
+            .and_then(|l| customer(&l.text))
+            .or_else(|| customer(&q.text))
+        {
+            return Some(whole);
+        }
     }
     // The customer's words just before each trainee evidence line, the first that has some.
     for q in criterion
@@ -137,7 +147,10 @@ mod tests {
             scored("objections", 20.0, vec![]),
             scored("closing", 20.0, vec![]),
         ];
-        assert_eq!(weakest(&c).map(|c| c.criterion.as_str()), Some("objections"));
+        assert_eq!(
+            weakest(&c).map(|c| c.criterion.as_str()),
+            Some("objections")
+        );
         assert!(weakest(&[]).is_none());
     }
 
@@ -150,12 +163,38 @@ mod tests {
             line("t1", Speaker::Trainee, "Ok, bye then."),
         ];
         let by_id = scored("objections", 10.0, vec![quote(Speaker::Trainee, "", "t1")]);
-        assert_eq!(objection(&by_id, &t).as_deref(), Some("We already have a vendor."));
-        let by_text = scored("objections", 10.0, vec![quote(Speaker::Trainee, "Ok, bye then.", "")]);
-        assert_eq!(objection(&by_text, &t).as_deref(), Some("We already have a vendor."));
-        let persona = scored("objections", 10.0, vec![quote(Speaker::Persona, "Too pricey.", "")]);
+        assert_eq!(
+            objection(&by_id, &t).as_deref(),
+            Some("We already have a vendor.")
+        );
+        let by_text = scored(
+            "objections",
+            10.0,
+            vec![quote(Speaker::Trainee, "Ok, bye then.", "")],
+        );
+        assert_eq!(
+            objection(&by_text, &t).as_deref(),
+            Some("We already have a vendor.")
+        );
+        let persona = scored(
+            "objections",
+            10.0,
+            vec![quote(Speaker::Persona, "Too pricey.", "")],
+        );
         assert_eq!(objection(&persona, &t).as_deref(), Some("Too pricey."));
+        let part = scored(
+            "objections",
+            10.0,
+            vec![quote(Speaker::Persona, "a vendor.", "")],
+        );
+        assert_eq!(
+            objection(&part, &t).as_deref(),
+            Some("We already have a vendor.")
+        );
         assert_eq!(objection(&scored("x", 1.0, vec![]), &t), None);
-        assert_eq!(fallback_objection(&t).as_deref(), Some("We already have a vendor."));
+        assert_eq!(
+            fallback_objection(&t).as_deref(),
+            Some("We already have a vendor.")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Domain logic of the call service: plain Rust, no I/O.
 
-pub mod persona;
 pub mod drill;
+pub mod persona;
 pub mod prompt;
 pub mod session;
 mod text;

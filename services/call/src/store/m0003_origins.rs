@@ -55,7 +55,9 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         manager
-            .alter_table(alter(double(CallSessions::DrillScore).default(0.0).to_owned()))
+            .alter_table(alter(
+                double(CallSessions::DrillScore).default(0.0).to_owned(),
+            ))
             .await?;
         manager
             .create_index(

@@ -132,7 +132,8 @@ mod tests {
         assert_eq!(u.len(), 2);
         assert_eq!((u[0].start_ms, u[0].end_ms), (Some(500), Some(1250)));
         assert_eq!(u[1].start_ms, None);
-        let w = parse("{\n  \"segments\": [\n    {\"speaker\": \"Rep\", \"text\": \"Hi\"}\n  ]\n}").unwrap();
+        let w = parse("{\n  \"segments\": [\n    {\"speaker\": \"Rep\", \"text\": \"Hi\"}\n  ]\n}")
+            .unwrap();
         assert_eq!(w[0].line, 3);
     }
 

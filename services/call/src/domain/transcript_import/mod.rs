@@ -217,8 +217,14 @@ mod tests {
 
     #[test]
     fn detects_each_format() {
-        assert_eq!(detect("WEBVTT\n\n00:00.000 --> 00:01.000\nA: hi"), Format::WebVtt);
-        assert_eq!(detect("\u{feff}[{\"speaker\":\"A\",\"text\":\"hi\"}]"), Format::Json);
+        assert_eq!(
+            detect("WEBVTT\n\n00:00.000 --> 00:01.000\nA: hi"),
+            Format::WebVtt
+        );
+        assert_eq!(
+            detect("\u{feff}[{\"speaker\":\"A\",\"text\":\"hi\"}]"),
+            Format::Json
+        );
         assert_eq!(detect("{\"segments\": []}"), Format::Json);
         assert_eq!(
             detect("1\n00:00:00,000 --> 00:00:01,000\nA: hi\n"),
@@ -239,8 +245,11 @@ mod tests {
 
     #[test]
     fn rep_becomes_the_trainee_and_order_is_kept() {
-        let u = parse("Dana: Hi, this is Dana.\nBob: Not interested.\ndana: Fair enough.", Format::Plain)
-            .unwrap();
+        let u = parse(
+            "Dana: Hi, this is Dana.\nBob: Not interested.\ndana: Fair enough.",
+            Format::Plain,
+        )
+        .unwrap();
         let segs = assign_speakers(&u, "DANA").unwrap();
         let who: Vec<Speaker> = segs.iter().map(|s| s.speaker).collect();
         assert_eq!(who, [Speaker::Trainee, Speaker::Persona, Speaker::Trainee]);

@@ -30,7 +30,10 @@ mod tests {
         let u = parse("Rep: Hello there.\n\nCustomer: Who is this?\r\nRep: Dana, from Acme: quick question.\n")
             .unwrap();
         assert_eq!(u.len(), 3);
-        assert_eq!((u[1].speaker.as_str(), u[1].text.as_str()), ("Customer", "Who is this?"));
+        assert_eq!(
+            (u[1].speaker.as_str(), u[1].text.as_str()),
+            ("Customer", "Who is this?")
+        );
         // Only the first colon separates the speaker.
         assert_eq!(u[2].text, "Dana, from Acme: quick question.");
         assert_eq!(u[2].line, 4);

@@ -103,7 +103,8 @@ mod tests {
         assert_eq!(parse("WEBVTX\n").unwrap_err().line, 1);
         let bad_timing = "WEBVTT\n\n00:00:01.000 -> 00:00:02.000\nDana: hi\n";
         assert_eq!(parse(bad_timing).unwrap_err().line, 3);
-        let no_speaker = "WEBVTT\n\n00:01.000 --> 00:02.000\nDana: hi\n\n00:02.000 --> 00:03.000\njust words\n";
+        let no_speaker =
+            "WEBVTT\n\n00:01.000 --> 00:02.000\nDana: hi\n\n00:02.000 --> 00:03.000\njust words\n";
         let err = parse(no_speaker).unwrap_err();
         assert_eq!(err.line, 7, "{}", err.describe());
         let backwards = "WEBVTT\n\n00:05.000 --> 00:02.000\nDana: hi\n";
