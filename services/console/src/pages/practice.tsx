@@ -124,6 +124,7 @@ export function Practice({ id }: { id: string }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
   const [title, setTitle] = useState("Practice call");
+  const [drill, setDrill] = useState<{ skill: string; objection: string } | null>(null);
   const log = useRef<HTMLOListElement>(null);
   // Ends the WatchSession stream when the page goes away.
   const watching = useRef<AbortController | null>(null);
@@ -160,6 +161,14 @@ export function Practice({ id }: { id: string }) {
           });
         }
       }
+      // A drill ends itself after its last turn: follow it to grading.
+      if (drill && said) {
+        const s = (await call.getSession({ name })).session;
+        if (s && s.state !== SessionState.ACTIVE) {
+          setState(s.state);
+          watch();
+        }
+      }
     } catch (e) {
       setError(errorText(e));
     } finally {
@@ -189,6 +198,7 @@ export function Practice({ id }: { id: string }) {
         const s = (await call.getSession({ name })).session;
         if (!s || !live) return;
         setState(s.state);
+        if (s.drillOf) setDrill({ skill: s.drillOf.skill || s.drillOf.criterion, objection: s.drillOf.objection });
         config
           .getScenario({ name: s.scenario })
           .then((r) => live && setTitle(r.scenario?.displayName ?? "Practice call"))
@@ -238,6 +248,12 @@ export function Practice({ id }: { id: string }) {
         ) : null
       }
     >
+      {drill && (
+        <p class="notice" data-testid="drill-banner">
+          Drill: <strong>{drill.skill}</strong>. The customer raises again the objection you handled worst — handle it
+          better in a few turns.
+        </p>
+      )}
       <ol class="chat" ref={log} aria-live="polite" aria-label="Conversation">
         {lines.map((l) => (
           <li class={`bubble ${l.speaker}`} data-speaker={l.speaker}>
