@@ -225,11 +225,11 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     let names = |v: Vec<pb::Session>| v.into_iter().map(|x| x.name).collect::<Vec<_>>();
     assert_eq!(
         names(list(&s, pb::SessionSource::RealCall, "").await),
-        [session.name.clone()]
+        [session.name.as_str()]
     );
     assert_eq!(
         names(list(&s, pb::SessionSource::Unspecified, "source = PRACTICE").await),
-        [practice.name.clone()]
+        [practice.name.as_str()]
     );
     assert_eq!(list(&s, pb::SessionSource::Unspecified, "").await.len(), 2);
 

@@ -80,7 +80,7 @@ pub async fn start(
     let drilling = !r.drill.is_empty();
     // A drill takes its scenario from the evaluation; one given must be that one.
     v.check(
-        !(drilling && r.scenario.is_empty()) && !in_org(&r.scenario, "scenarios"),
+        !(in_org(&r.scenario, "scenarios") || drilling && r.scenario.is_empty()),
         "scenario",
         "must be organizations/{organization}/scenarios/{scenario} of the caller's organization",
     );
