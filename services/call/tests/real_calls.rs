@@ -181,6 +181,7 @@ async fn practise(s: &Suite) -> pb::Session {
 
 async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     let s = suite(backend).await;
+    let started = Instant::now();
     let out = import_call(
         &s,
         &s.mia,
@@ -188,6 +189,7 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     )
     .await
     .expect("import");
+    let imported = started.elapsed();
     assert_eq!(out.format, pb::TranscriptFormat::Webvtt as i32, "detected");
     assert_eq!(out.segment_count, 5);
     let session = out.session.unwrap();
@@ -211,6 +213,10 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
 
     // Graded like a practice call, with the rubric it was uploaded with.
     let graded = wait_graded(&s, &session.name).await;
+    eprintln!(
+        "{backend:?}: ImportCall answered in {imported:?}, GRADED {:?} after the upload",
+        started.elapsed()
+    );
     let eval = evaluation(&s, &s.tom, &graded.evaluation).await.unwrap();
     assert_eq!(eval.rubric, RUBRIC);
     let ids: Vec<&str> = eval

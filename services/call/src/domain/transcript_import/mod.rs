@@ -259,6 +259,58 @@ mod tests {
     }
 
     #[test]
+    fn a_file_at_the_default_limits_parses_in_every_format() {
+        // 5,000 segments of ~200 bytes: the default max_segments_per_session and about the
+        // default max_transcript_bytes (1 MiB) of text.
+        let text = "x".repeat(190);
+        let n = 5_000;
+        let mut plain = String::new();
+        let mut vtt = String::from("WEBVTT\n");
+        let mut srt = String::new();
+        let mut json = Vec::new();
+        for i in 0..n {
+            let who = if i % 2 == 0 { "Rep" } else { "Customer" };
+            let (a, b) = (i * 2, i * 2 + 1);
+            let t = |s: u64, sep: char| {
+                format!("{:02}:{:02}:{:02}{sep}000", s / 3600, s / 60 % 60, s % 60)
+            };
+            plain.push_str(&format!("{who}: {text}\n"));
+            vtt.push_str(&format!(
+                "\n{} --> {}\n<v {who}>{text}\n",
+                t(a, '.'),
+                t(b, '.')
+            ));
+            srt.push_str(&format!(
+                "{}\n{} --> {}\n{who}: {text}\n\n",
+                i + 1,
+                t(a, ','),
+                t(b, ',')
+            ));
+            json.push(serde_json::json!({"speaker": who, "text": text, "start": a, "end": b}));
+        }
+        let json = serde_json::to_string(&json).unwrap();
+        for (format, content) in [
+            (Format::Plain, plain),
+            (Format::WebVtt, vtt),
+            (Format::Srt, srt),
+            (Format::Json, json),
+        ] {
+            assert_eq!(detect(&content), format);
+            let started = std::time::Instant::now();
+            let u = parse(&content, format).unwrap();
+            let segs = assign_speakers(&u, "rep").unwrap();
+            eprintln!(
+                "{format:?}: {} bytes, {} segments parsed in {:?}",
+                content.len(),
+                segs.len(),
+                started.elapsed()
+            );
+            assert_eq!(segs.len(), n as usize);
+            assert_eq!(segs[1].speaker, Speaker::Persona);
+        }
+    }
+
+    #[test]
     fn an_empty_file_is_refused() {
         let err = parse("\n\n  \n", Format::Plain).unwrap_err();
         assert_eq!(err.line, 0);
