@@ -531,6 +531,11 @@ async fn drill_reopens_the_weakest_moment(backend: Backend) {
     assert_eq!(of.skill, weakest.skill);
     assert!((of.score - weakest.normalized_score).abs() < 1e-9);
     assert!(
+        salestrainer_call::domain::drill::is_objection(&of.objection),
+        "a drill reopens pushback: {:?}",
+        of.objection
+    );
+    assert!(
         customer_lines.contains(&of.objection),
         "the customer's own words: {:?} in {customer_lines:?}",
         of.objection

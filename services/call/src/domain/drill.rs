@@ -1,10 +1,12 @@
 //! Drills: from an evaluation, the weakest moment to practise again. The weakest criterion is
 //! the lowest normalized score (the first in rubric order on a tie); its moment is what the
-//! customer said there: the customer's own evidence quote if the grader kept one, else the
-//! customer's words just before the trainee's evidence line in the transcript, else the last
-//! thing the customer said before the trainee's first scored line.
+//! customer said there (the customer lines the criterion's evidence points at), preferring
+//! an objection, since a drill practises handling pushback (see [`objection`]).
+
+use salestrainer_conversation::OBJECTIONS;
 
 use super::Speaker;
+use super::text::{contains_any, normalized};
 
 /// A criterion's score as the evaluation gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,51 +45,62 @@ pub fn weakest(criteria: &[Scored]) -> Option<&Scored> {
         })
 }
 
-/// What the customer said at the criterion's moment, if the evaluation and transcript tell.
-pub fn objection(criterion: &Scored, transcript: &[Line]) -> Option<String> {
-    let customer = |t: &str| {
+/// Whether a customer line pushes back (the cue vocabulary grading reads objections with).
+pub fn is_objection(text: &str) -> bool {
+    contains_any(&normalized(text), OBJECTIONS)
+}
+
+/// The customer's lines at the criterion's moment, in evidence order: the whole line of each
+/// customer quote (a quote may be one sentence of it) and the customer's words just before
+/// each trainee quote.
+fn moments(criterion: &Scored, transcript: &[Line]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |t: &str| {
         let t = t.trim();
-        (!t.is_empty()).then(|| t.to_owned())
+        if !t.is_empty() && !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
     };
-    // A customer quote may be a sentence of its line: the whole line is the moment.
-    if let Some(q) = criterion
-        .evidence
-        .iter()
-        .find(|q| q.speaker == Speaker::Persona)
-    {
-        let line = transcript.iter().find(|l| {
-            l.speaker == Speaker::Persona
+    let at = |q: &Quote| {
+        transcript.iter().position(|l| {
+            l.speaker == q.speaker
                 && ((!q.segment_id.is_empty() && l.segment_id == q.segment_id)
                     || (!q.text.trim().is_empty() && l.text.contains(q.text.trim())))
-        });
-        if let Some(whole) = line
-            .and_then(|l| customer(&l.text))
-            .or_else(|| customer(&q.text))
-        {
-            return Some(whole);
+        })
+    };
+    for q in &criterion.evidence {
+        match (q.speaker, at(q)) {
+            (Speaker::Persona, Some(i)) => push(&transcript[i].text),
+            (Speaker::Persona, None) => push(&q.text),
+            (Speaker::Trainee, Some(i)) => {
+                if let Some(before) = transcript[..i]
+                    .iter()
+                    .rev()
+                    .find(|l| l.speaker == Speaker::Persona)
+                {
+                    push(&before.text);
+                }
+            }
+            _ => {}
         }
     }
-    // The customer's words just before each trainee evidence line, the first that has some.
-    for q in criterion
-        .evidence
+    out
+}
+
+/// What the customer said at the criterion's moment: the first of its moments that is an
+/// objection; else the call's last objection (the pushback the trainee left standing); else
+/// the first moment; `None` when neither the evaluation nor the transcript tells.
+pub fn objection(criterion: &Scored, transcript: &[Line]) -> Option<String> {
+    let moments = moments(criterion, transcript);
+    if let Some(o) = moments.iter().find(|m| is_objection(m)) {
+        return Some(o.clone());
+    }
+    let last_objection = transcript
         .iter()
-        .filter(|q| q.speaker == Speaker::Trainee)
-    {
-        let at = transcript.iter().position(|l| {
-            (!q.segment_id.is_empty() && l.segment_id == q.segment_id)
-                || (!q.text.trim().is_empty() && l.text.trim() == q.text.trim())
-        });
-        if let Some(at) = at
-            && let Some(before) = transcript[..at]
-                .iter()
-                .rev()
-                .find(|l| l.speaker == Speaker::Persona)
-                .and_then(|l| customer(&l.text))
-        {
-            return Some(before);
-        }
-    }
-    None
+        .rev()
+        .find(|l| l.speaker == Speaker::Persona && is_objection(&l.text))
+        .map(|l| l.text.trim().to_owned());
+    last_objection.or_else(|| moments.into_iter().next())
 }
 
 /// The customer's hardest line when the evaluation points at none: the last customer line
@@ -155,20 +168,22 @@ mod tests {
     }
 
     #[test]
-    fn the_moment_is_the_customer_line_before_the_trainee_evidence() {
+    fn the_moment_is_the_customer_objection_the_evidence_points_at() {
         let t = [
             line("p0", Speaker::Persona, "Hi, who is this?"),
             line("t0", Speaker::Trainee, "Dana from Acme."),
             line("p1", Speaker::Persona, "We already have a vendor."),
             line("t1", Speaker::Trainee, "Ok, bye then."),
+            line("p2", Speaker::Persona, "Sounds useful. What next?"),
         ];
+        // The customer's words before the trainee's evidence, by id or by text.
         let by_id = scored("objections", 10.0, vec![quote(Speaker::Trainee, "", "t1")]);
         assert_eq!(
             objection(&by_id, &t).as_deref(),
             Some("We already have a vendor.")
         );
         let by_text = scored(
-            "objections",
+            "x",
             10.0,
             vec![quote(Speaker::Trainee, "Ok, bye then.", "")],
         );
@@ -176,25 +191,40 @@ mod tests {
             objection(&by_text, &t).as_deref(),
             Some("We already have a vendor.")
         );
-        let persona = scored(
-            "objections",
-            10.0,
-            vec![quote(Speaker::Persona, "Too pricey.", "")],
-        );
-        assert_eq!(objection(&persona, &t).as_deref(), Some("Too pricey."));
-        let part = scored(
-            "objections",
-            10.0,
-            vec![quote(Speaker::Persona, "a vendor.", "")],
-        );
+        // A customer quote stands for its whole line.
+        let part = scored("x", 10.0, vec![quote(Speaker::Persona, "a vendor.", "")]);
         assert_eq!(
             objection(&part, &t).as_deref(),
             Some("We already have a vendor.")
         );
-        assert_eq!(objection(&scored("x", 1.0, vec![]), &t), None);
+        // A moment that is no objection gives way to the call's last objection.
+        let friendly = scored(
+            "x",
+            10.0,
+            vec![quote(Speaker::Persona, "Sounds useful.", "p2")],
+        );
         assert_eq!(
-            fallback_objection(&t).as_deref(),
+            objection(&friendly, &t).as_deref(),
             Some("We already have a vendor.")
         );
+        let calm = [
+            line("p0", Speaker::Persona, "Hi."),
+            line("p1", Speaker::Persona, "Sounds useful."),
+        ];
+        let moment = scored(
+            "x",
+            10.0,
+            vec![quote(Speaker::Persona, "Sounds useful.", "")],
+        );
+        assert_eq!(objection(&moment, &calm).as_deref(), Some("Sounds useful."));
+        assert_eq!(objection(&scored("x", 1.0, vec![]), &calm), None);
+        assert_eq!(
+            fallback_objection(&t).as_deref(),
+            Some("Sounds useful. What next?")
+        );
+        assert!(is_objection(
+            "Honestly, your price is too expensive for us."
+        ));
+        assert!(!is_objection("What would you suggest as a next step?"));
     }
 }

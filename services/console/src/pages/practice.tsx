@@ -249,7 +249,7 @@ export function Practice({ id }: { id: string }) {
       }
     >
       {drill && (
-        <p class="notice" data-testid="drill-banner">
+        <p class="notice" data-testid="drill-banner" data-objection={drill.objection}>
           Drill: <strong>{drill.skill}</strong>. The customer raises again the objection you handled worst — handle it
           better in a few turns.
         </p>
