@@ -756,6 +756,24 @@ fn call_rows(w: &World) -> Vec<Row> {
                 assignment: String::new(),
                 mode: call::SessionMode::Text as i32,
                 request_id: String::new(),
+                drill: String::new(),
+            }
+        ),
+        // Staff import a real call for any member; a trainee only their own (tom's here).
+        unary!(
+            "call",
+            "ImportCall",
+            Owner,
+            true,
+            c(),
+            import_call,
+            call::ImportCallRequest {
+                parent: ORG.into(),
+                trainee: member("tom"),
+                scenario: w.scenario.clone(),
+                content: "Tom: Hi, Tom from Acme.\nBuyer: We already have a vendor.\n".into(),
+                rep_speaker: "Tom".into(),
+                ..Default::default()
             }
         ),
         unary!(
@@ -1017,6 +1035,19 @@ fn analytics_rows(w: &World) -> Vec<Row> {
             c(),
             get_leaderboard,
             an::GetLeaderboardRequest {
+                organization: ORG.into(),
+                ..Default::default()
+            }
+        ),
+        // A trainee's drill impact is narrowed to their own drills.
+        unary!(
+            "analytics",
+            "GetDrillImpact",
+            Member,
+            true,
+            c(),
+            get_drill_impact,
+            an::GetDrillImpactRequest {
                 organization: ORG.into(),
                 ..Default::default()
             }

@@ -445,6 +445,7 @@ async fn journey_through_envoy_with_one_trace_across_the_bus() {
                     assignment: assignment.name.clone(),
                     mode: call::SessionMode::Text as i32,
                     request_id: uuid::Uuid::new_v4().to_string(),
+                    drill: String::new(),
                 },
                 &trainee_a,
             ))
@@ -562,6 +563,7 @@ async fn journey_through_envoy_with_one_trace_across_the_bus() {
                     assignment: String::new(),
                     mode: call::SessionMode::Voice as i32,
                     request_id: uuid::Uuid::new_v4().to_string(),
+                    drill: String::new(),
                 },
                 &trainee_b,
             ))

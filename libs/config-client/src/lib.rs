@@ -155,6 +155,19 @@ impl ConfigClient {
         .await
     }
 
+    /// A member, uncached: asked only by rare writes (an imported call names its member).
+    pub async fn member(&self, name: &str) -> Result<pb::Member, Status> {
+        self.client
+            .clone()
+            .get_member(pb::GetMemberRequest {
+                name: name.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .member
+            .ok_or_else(|| Status::internal(format!("config returned nothing for {name}")))
+    }
+
     pub async fn assignment(&self, name: &str) -> Result<pb::Assignment, Status> {
         let req = pb::GetAssignmentRequest {
             name: name.to_owned(),

@@ -108,6 +108,7 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                     assignment: assignment.clone(),
                     mode: 2,
                     start_time: Some(ts(start_us)),
+                    ..Default::default()
                 }),
             ));
         }
@@ -142,6 +143,7 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                     end_reason: if cancelled { 5 } else { 1 },
                     end_reason_detail: String::new(),
                     usage: Some(u),
+                    ..Default::default()
                 }),
             ));
         }
@@ -381,6 +383,7 @@ async fn run(backend: Backend, cases: u64) {
                             scenario: s.clone(),
                             assignment: a.clone(),
                             time_zone: String::new(),
+                            ..Default::default()
                         },
                         &manager,
                     ))

@@ -54,6 +54,14 @@ fn model(id: &str, now: i64) -> session::Model {
         segment_count: 0,
         transcript_bytes: 0,
         failure_reason: String::new(),
+        source: pb::SessionSource::Practice as i32,
+        rubric: String::new(),
+        title: String::new(),
+        drill_evaluation: String::new(),
+        drill_criterion: String::new(),
+        drill_skill: String::new(),
+        drill_score: 0.0,
+        drill_objection: String::new(),
     }
 }
 

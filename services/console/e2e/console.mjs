@@ -195,6 +195,57 @@ try {
   await tom.getByRole("heading", { name: "Score trend" }).waitFor();
   await shot(tom, "trainee-progress");
 
+  // ---- trainee: drill the weakest moment of that result ----
+  step("tom drills his result: the persona opens with the objection he handled worst");
+  await tom.goto(`${BASE}/#/results/${sessionId}`);
+  await tom.getByTestId("drill-this").click();
+  await tom.waitForURL(/#\/practice\/[^/]+$/);
+  if (tom.url().endsWith(`/${sessionId}`)) fail("the drill did not start a new session");
+  const banner = tom.getByTestId("drill-banner");
+  await banner.waitFor();
+  const objection = await banner.getAttribute("data-objection");
+  const opening = tom.locator('.bubble[data-speaker="persona"]').first();
+  await opening.waitFor();
+  await tom.locator(".bubble .cursor").waitFor({ state: "detached" });
+  const openingText = ((await opening.textContent()) ?? "").replace(/^Customer: /, "").trim();
+  if (!objection || openingText !== objection) fail(`drill opened with ${openingText}, objection ${objection}`);
+  await shot(tom, "trainee-drill");
+  // The drill is short: the persona ends it after drill_max_turns (4) turns.
+  for (let i = 0; i < 4; i++) {
+    await tom.getByLabel("What you say").fill(`I hear you. What would make it worth it? (${i})`);
+    await tom.getByRole("button", { name: "Send" }).click();
+    await tom.locator('.bubble[data-speaker="persona"]').nth(i + 1).waitFor();
+    await tom.locator(".bubble .cursor").waitFor({ state: "detached" });
+  }
+  await tom.getByRole("link", { name: "See your result" }).waitFor({ timeout: 60_000 });
+
+  // ---- manager: upload a real call; a bad line is named on the file field ----
+  step("manager maria uploads a real call for tom");
+  const uploader = await newPage();
+  await signIn(uploader, "maria");
+  await uploader.goto(`${BASE}/#/import`);
+  await uploader.getByRole("heading", { name: "Upload a real call" }).waitFor();
+  const upload = async (name, text) =>
+    uploader.getByLabel("Transcript file").setInputFiles({ name, mimeType: "text/plain", buffer: Buffer.from(text) });
+  await upload("call.txt", "Tom: Hi Dana, how do you plan routes today?\nDana: By hand.\nthis line names no speaker\n");
+  await uploader.getByLabel("The rep's speaker label").fill("Tom");
+  await uploader.getByLabel("Member").selectOption("organizations/demo/members/tom");
+  await uploader.getByLabel("Scenario (what the call was about)").selectOption("organizations/demo/scenarios/e2e-scenario");
+  await uploader.getByRole("button", { name: "Upload and grade" }).click();
+  const fileError = uploader.getByTestId("content-error");
+  await fileError.waitFor();
+  if (!/^line 3:/.test((await fileError.textContent()) ?? "")) fail(`file error: ${await fileError.textContent()}`);
+  await shot(uploader, "manager-import-error");
+  await upload(
+    "call.vtt",
+    "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Tom>Hi Dana, how do you plan your routes today?\n\n00:00:04.500 --> 00:00:08.000\n<v Dana>By hand, and your price is too high.\n\n00:00:08.500 --> 00:00:12.000\n<v Tom>Can we schedule a demo next week?\n",
+  );
+  await uploader.getByRole("button", { name: "Upload and grade" }).click();
+  await uploader.waitForURL(/#\/results\/[^/]+$/);
+  await uploader.getByTestId("real-call").waitFor();
+  await uploader.getByText("Overall").waitFor({ timeout: 60_000 });
+  await shot(uploader, "manager-real-call-result");
+
   // ---- manager: the dashboard shows it ----
   step("manager maria sees it on the dashboard");
   const maria = await newPage();
@@ -210,6 +261,28 @@ try {
   }
   if (!seen) fail("the manager's dashboard never showed tom's graded session");
   await shot(maria, "manager-dashboard");
+  step("the dashboard shows drill impact, and real calls apart from practice");
+  let drilled = false;
+  for (let i = 0; i < 30 && !drilled; i++) {
+    await maria.reload();
+    await maria.getByRole("heading", { name: "Drill impact" }).waitFor();
+    drilled = (await maria.getByRole("columnheader", { name: "Lift" }).count()) > 0;
+    if (!drilled) await maria.waitForTimeout(1000);
+  }
+  if (!drilled) fail("the dashboard never showed the drill's impact");
+  await maria.getByLabel("Calls").selectOption({ label: "Real calls" });
+  let real = false;
+  for (let i = 0; i < 30 && !real; i++) {
+    await maria.getByRole("heading", { name: "Leaderboard" }).waitFor();
+    real = Number(await maria.getByTestId("org-sessions").textContent()) === 1;
+    if (!real) {
+      await maria.waitForTimeout(1000);
+      await maria.getByLabel("Calls").selectOption({ label: "Practice calls" });
+      await maria.getByLabel("Calls").selectOption({ label: "Real calls" });
+    }
+  }
+  if (!real) fail("the real-calls view never counted the one uploaded call");
+  await shot(maria, "manager-dashboard-real-calls");
   await maria.goto(`${BASE}/#/sessions/tom`);
   await maria.getByRole("link", { name: "Open" }).first().waitFor();
   await maria.goto(`${BASE}/#/jobs`);

@@ -9,23 +9,27 @@ import { Result } from "./pages/result";
 import { Progress } from "./pages/progress";
 import { Dashboard, Jobs, Sessions } from "./pages/manager";
 import { Admin } from "./pages/admin";
+import { ImportCall } from "./pages/realcall";
 
 const NAV: Record<string, [string, string][]> = {
   trainee: [
     ["practice", "Practice"],
     ["progress", "My progress"],
     ["sessions", "My sessions"],
+    ["import", "Upload a call"],
   ],
   manager: [
     ["dashboard", "Dashboard"],
     ["sessions", "Sessions"],
     ["jobs", "Grading jobs"],
+    ["import", "Upload a call"],
     ["practice", "Practice"],
   ],
   admin: [
     ["dashboard", "Dashboard"],
     ["sessions", "Sessions"],
     ["jobs", "Grading jobs"],
+    ["import", "Upload a call"],
     ["admin/members", "Admin"],
   ],
 };
@@ -67,6 +71,9 @@ function App() {
       break;
     case "jobs":
       page = <Jobs />;
+      break;
+    case "import":
+      page = <ImportCall />;
       break;
     case "admin":
       page = <Admin section={a ?? "members"} id={b} />;

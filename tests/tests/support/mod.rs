@@ -250,6 +250,7 @@ impl World {
                     assignment: String::new(),
                     mode: call::SessionMode::Text as i32,
                     request_id: "tom-1".into(),
+                    drill: String::new(),
                 },
                 &self.trainee,
             ))

@@ -8,7 +8,7 @@ use salestrainer_proto::analytics as pb;
 use salestrainer_runtime::api as edge;
 use tonic::{Request, Response, Status};
 
-use crate::app::{AnalyticsApp, ingest, progress, summaries, usage};
+use crate::app::{AnalyticsApp, drills, ingest, progress, summaries, usage};
 
 pub struct AnalyticsServiceApi {
     app: Arc<AnalyticsApp>,
@@ -36,6 +36,14 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsServiceApi {
     ) -> Result<Response<pb::GetTraineeSummaryResponse>, Status> {
         let (principal, req) = edge::request(request)?;
         edge::reply(summaries::get_trainee_summary(&self.app, &principal, req).await)
+    }
+
+    async fn get_drill_impact(
+        &self,
+        request: Request<pb::GetDrillImpactRequest>,
+    ) -> Result<Response<pb::GetDrillImpactResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        edge::reply(drills::get_drill_impact(&self.app, &principal, req).await)
     }
 
     async fn get_leaderboard(

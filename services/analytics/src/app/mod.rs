@@ -4,6 +4,7 @@
 //! it), the summary cache, the config lookups and the settings.
 
 pub mod config_lookup;
+pub mod drills;
 pub mod ingest;
 mod messages;
 pub mod progress;

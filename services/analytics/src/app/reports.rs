@@ -94,11 +94,11 @@ pub async fn per_trainee<C: ConnectionTrait>(
     };
     if filters
         .rollup()
-        .is_some_and(|(dim, _)| dim == crate::domain::Dim::Org)
+        .is_some_and(|(dim, _)| dim == crate::domain::Dim::Org.of(filters.real_call))
     {
         let full = range.full_days();
         if full.0 < full.1 {
-            totals = query::trainee_totals(db, org, full).await?;
+            totals = query::trainee_totals(db, org, filters.real_call, full).await?;
         }
         for edge in range.edges() {
             add_facts(query::facts(db, org, &edge, filters).await?, &mut totals);

@@ -21,6 +21,18 @@ use crate::{
     store::query::{self, Filters},
 };
 
+/// Which calls a summary counts: unset is practice only, so real calls never mix in.
+fn real_call(v: &mut Violations, source: i32) -> bool {
+    match pb::SessionSource::try_from(source) {
+        Ok(pb::SessionSource::RealCall) => true,
+        Ok(_) => false,
+        Err(_) => {
+            v.add("source", "unknown session source");
+            false
+        }
+    }
+}
+
 pub async fn get_organization_summary(
     app: &AnalyticsApp,
     p: &Principal,
@@ -38,6 +50,7 @@ pub async fn get_organization_summary(
         trainee: check_filter(&mut v, "trainee", &req.trainee, "members", &org),
         scenario: check_filter(&mut v, "scenario", &req.scenario, "scenarios", &org),
         assignment: check_filter(&mut v, "assignment", &req.assignment, "assignments", &org),
+        real_call: real_call(&mut v, req.source),
     };
     check_time_zone(&mut v, "time_zone", &req.time_zone);
     let range = resolve_range(
@@ -67,7 +80,8 @@ pub async fn get_organization_summary(
         app.ensure_member(p, t).await?;
     }
     let key = format!(
-        "org|{}|{}|{}|{}|{}",
+        "org|{}|{}|{}|{}|{}|{}",
+        filters.real_call,
         filters.trainee.as_deref().unwrap_or(""),
         filters.scenario.as_deref().unwrap_or(""),
         filters.assignment.as_deref().unwrap_or(""),
@@ -105,6 +119,7 @@ pub async fn get_trainee_summary(
         trainee: Some(req.trainee.clone()),
         scenario: check_filter(&mut v, "scenario", &req.scenario, "scenarios", &org),
         assignment: check_filter(&mut v, "assignment", &req.assignment, "assignments", &org),
+        real_call: real_call(&mut v, req.source),
     };
     check_time_zone(&mut v, "time_zone", &req.time_zone);
     v.check(
@@ -133,7 +148,8 @@ pub async fn get_trainee_summary(
         n => n.min(50) as u64,
     };
     let key = format!(
-        "trainee|{}|{}|{}|{}|{}|{limit}",
+        "trainee|{}|{}|{}|{}|{}|{}|{limit}",
+        filters.real_call,
         req.trainee,
         filters.scenario.as_deref().unwrap_or(""),
         filters.assignment.as_deref().unwrap_or(""),
@@ -224,6 +240,7 @@ pub async fn get_leaderboard(
         trainee: None,
         scenario: check_filter(&mut v, "scenario", &req.scenario, "scenarios", &org),
         assignment: check_filter(&mut v, "assignment", &req.assignment, "assignments", &org),
+        real_call: real_call(&mut v, req.source),
     };
     let metric = match pb::LeaderboardMetric::try_from(req.metric) {
         Ok(pb::LeaderboardMetric::Unspecified) => pb::LeaderboardMetric::AverageScore,
@@ -246,6 +263,7 @@ pub async fn get_leaderboard(
             &req.assignment,
             &time_key(req.start_time.as_ref()),
             &time_key(req.end_time.as_ref()),
+            &req.source.to_string(),
         ],
     );
     let range = resolve_range(
@@ -267,7 +285,8 @@ pub async fn get_leaderboard(
         }
     }
     let key = format!(
-        "leaderboard|{}|{}|{}|{}|{}|{}|{}|{}",
+        "leaderboard|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        filters.real_call,
         metric as i32,
         req.min_sessions,
         filters.scenario.as_deref().unwrap_or(""),

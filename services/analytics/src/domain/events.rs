@@ -8,7 +8,20 @@ use salestrainer_runtime::{
     time::{duration_ms, micros},
 };
 
-use super::{Grade, SessionEvent, SessionInfo, UsageStats, score_to_milli};
+use super::{Drill, Grade, Origin, SessionEvent, SessionInfo, UsageStats, score_to_milli};
+
+/// The origin a call service session event reports.
+fn origin(source: i32, drill: Option<&pb::DrillOf>) -> Origin {
+    Origin {
+        real_call: source == pb::SessionSource::RealCall as i32,
+        drill: drill.filter(|d| !d.evaluation.is_empty()).map(|d| Drill {
+            evaluation: d.evaluation.clone(),
+            criterion: d.criterion.clone(),
+            skill: d.skill.clone(),
+            before_milli: score_to_milli(d.score),
+        }),
+    }
+}
 
 /// LLM usage an event reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,6 +171,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                     assignment: p.assignment.clone(),
                     start_us,
                     duration_ms: None,
+                    origin: origin(p.source, p.drill_of.as_ref()),
                 })),
                 usage: None,
             }
@@ -183,6 +197,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                         assignment: p.assignment.clone(),
                         start_us,
                         duration_ms,
+                        origin: origin(p.source, p.drill_of.as_ref()),
                     },
                     cancelled: p.end_reason == pb::EndReason::Cancelled as i32,
                 }),
@@ -234,6 +249,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                         assignment: p.assignment.clone(),
                         start_us,
                         duration_ms,
+                        origin: Origin::default(),
                     },
                     grade: Grade {
                         evaluation: p.evaluation.clone(),

@@ -6,6 +6,7 @@
 //! one rule makes reordering, duplicates and regrades safe: whatever a fact looks like after
 //! the events, the rollups hold exactly the sum of the current facts.
 
+pub mod drills;
 pub mod events;
 pub mod summary;
 
@@ -57,6 +58,25 @@ pub struct Fact {
     pub grade: Option<Grade>,
     /// Evaluations replaced by a regrade; kept so a late original never comes back.
     pub superseded: Vec<String>,
+    /// Where the session comes from (filled by whichever session event brings it).
+    pub origin: Origin,
+}
+
+/// A session's origin: an uploaded real call, and/or a drill of an earlier evaluation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub real_call: bool,
+    pub drill: Option<Drill>,
+}
+
+/// What a drill session practises again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drill {
+    pub evaluation: String,
+    pub criterion: String,
+    pub skill: String,
+    /// The criterion's score in the drilled evaluation, in thousandths.
+    pub before_milli: i64,
 }
 
 /// What a session event tells about its session.
@@ -68,6 +88,8 @@ pub struct SessionInfo {
     pub assignment: String,
     pub start_us: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// Only the call service's session events know it; the default is practice.
+    pub origin: Origin,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,13 +174,19 @@ pub fn ratio(sum: f64, n: i64) -> f64 {
     if n > 0 { sum / n as f64 } else { 0.0 }
 }
 
-/// The rollup dimensions: the whole organization, or one trainee, scenario or assignment.
+/// The rollup dimensions: the whole organization, or one trainee, scenario or assignment;
+/// practice calls and real calls roll up apart (the `Real*` dimensions), so no summary mixes
+/// them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dim {
     Org,
     Trainee,
     Scenario,
     Assignment,
+    RealOrg,
+    RealTrainee,
+    RealScenario,
+    RealAssignment,
 }
 
 impl Dim {
@@ -168,6 +196,24 @@ impl Dim {
             Dim::Trainee => "t",
             Dim::Scenario => "s",
             Dim::Assignment => "a",
+            Dim::RealOrg => "ro",
+            Dim::RealTrainee => "rt",
+            Dim::RealScenario => "rs",
+            Dim::RealAssignment => "ra",
+        }
+    }
+
+    /// This dimension over real calls (`real`) or practice calls.
+    pub fn of(self, real: bool) -> Dim {
+        match (self, real) {
+            (Dim::Org | Dim::RealOrg, false) => Dim::Org,
+            (Dim::Trainee | Dim::RealTrainee, false) => Dim::Trainee,
+            (Dim::Scenario | Dim::RealScenario, false) => Dim::Scenario,
+            (Dim::Assignment | Dim::RealAssignment, false) => Dim::Assignment,
+            (Dim::Org | Dim::RealOrg, true) => Dim::RealOrg,
+            (Dim::Trainee | Dim::RealTrainee, true) => Dim::RealTrainee,
+            (Dim::Scenario | Dim::RealScenario, true) => Dim::RealScenario,
+            (Dim::Assignment | Dim::RealAssignment, true) => Dim::RealAssignment,
         }
     }
 }
@@ -237,16 +283,17 @@ impl Fact {
         s
     }
 
-    /// The rollup dimensions this fact belongs to.
+    /// The rollup dimensions this fact belongs to (the real-call ones for a real call).
     pub fn dims(&self) -> Vec<(Dim, &str)> {
-        let mut dims = vec![(Dim::Org, "")];
+        let real = self.origin.real_call;
+        let mut dims = vec![(Dim::Org.of(real), "")];
         for (dim, key) in [
             (Dim::Trainee, &self.trainee),
             (Dim::Scenario, &self.scenario),
             (Dim::Assignment, &self.assignment),
         ] {
             if !key.is_empty() {
-                dims.push((dim, key.as_str()));
+                dims.push((dim.of(real), key.as_str()));
             }
         }
         dims
@@ -261,6 +308,11 @@ impl Fact {
         fill(&mut self.assignment, &info.assignment);
         if self.start_us.is_none() {
             self.start_us = info.start_us;
+        }
+        // A session is a real call or a drill from its start: once known, it stays.
+        self.origin.real_call |= info.origin.real_call;
+        if self.origin.drill.is_none() {
+            self.origin.drill = info.origin.drill.clone();
         }
         match event {
             SessionEvent::Started(_) => {}
@@ -425,6 +477,36 @@ mod tests {
         d.prune();
         let org = &d.daily[&("o".to_owned(), Dim::Org, String::new(), 0)];
         assert_eq!((org.graded, org.score_milli_sum), (1, 80_000));
+    }
+
+    #[test]
+    fn a_real_call_rolls_up_apart_whatever_the_order() {
+        let ended = SessionEvent::Ended {
+            info: SessionInfo {
+                session: "organizations/o/sessions/s".into(),
+                start_us: Some(5),
+                origin: Origin {
+                    real_call: true,
+                    drill: None,
+                },
+                ..SessionInfo::default()
+            },
+            cancelled: false,
+        };
+        let events = [graded("e1", 1, 60.0, ""), ended];
+        for order in [[0, 1], [1, 0]] {
+            let mut f = Fact::new("organizations/o/sessions/s", "o");
+            let mut d = Delta::default();
+            for i in order {
+                let before = f.clone();
+                f.apply(&events[i]);
+                d.replace(&before, &f);
+            }
+            d.prune();
+            let key = |dim| ("o".to_owned(), dim, String::new(), 0);
+            assert!(!d.daily.contains_key(&key(Dim::Org)), "{:?}", d.daily);
+            assert_eq!(d.daily[&key(Dim::RealOrg)].graded, 1);
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 use salestrainer_runtime::{backoff::Backoff, db::begin_write};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 
-use super::{FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt};
+use super::{
+    FACT_COLUMN_COUNT, FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt,
+};
 use crate::domain::{
     Delta, Fact, day_of,
     events::{Body, Parsed},
@@ -146,7 +148,7 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
 
     let dirty: Vec<&Fact> = dirty.iter().filter_map(|s| facts.get(s)).collect();
     for chunk in dirty.chunks(CHUNK) {
-        let rows = vec![format!("({})", marks(18)); chunk.len()].join(", ");
+        let rows = vec![format!("({})", marks(FACT_COLUMN_COUNT)); chunk.len()].join(", ");
         let values = chunk.iter().flat_map(|f| fact_values(f)).collect();
         let set = FACT_COLUMNS
             .split(", ")

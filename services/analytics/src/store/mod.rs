@@ -3,12 +3,13 @@
 //! renumbered for PostgreSQL by [`stmt`].
 
 pub mod ingest;
+mod m0002_origins;
 pub mod query;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, async_trait};
 
-use crate::domain::{Fact, Grade};
+use crate::domain::{Drill, Fact, Grade, Origin};
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(ReadModel),
+            Box::new(m0002_origins::Origins),
         ]
     }
 }
@@ -189,7 +191,11 @@ pub(crate) fn get_str(row: &QueryResult, col: &str) -> Result<String, DbErr> {
 
 pub(crate) const FACT_COLUMNS: &str = "session, org, trainee, scenario, assignment, start_us, \
      duration_ms, ended, cancelled, grading_failed, graded, evaluation, score_milli, passed, \
-     closed, graded_us, skills, superseded";
+     closed, graded_us, skills, superseded, real_call, drill_evaluation, drill_criterion, \
+     drill_skill, drill_before_milli";
+
+/// Columns in [`FACT_COLUMNS`] (one value each in [`fact_values`]).
+pub(crate) const FACT_COLUMN_COUNT: usize = 23;
 
 pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
     let bad = |e: serde_json::Error| DbErr::Custom(format!("analytics_facts json: {e}"));
@@ -218,6 +224,18 @@ pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
         grading_failed: get_i64(row, "grading_failed")? == 1,
         grade,
         superseded: serde_json::from_str(&get_str(row, "superseded")?).map_err(bad)?,
+        origin: Origin {
+            real_call: get_i64(row, "real_call")? == 1,
+            drill: match get_str(row, "drill_evaluation")? {
+                e if e.is_empty() => None,
+                evaluation => Some(Drill {
+                    evaluation,
+                    criterion: get_str(row, "drill_criterion")?,
+                    skill: get_str(row, "drill_skill")?,
+                    before_milli: get_i64(row, "drill_before_milli")?,
+                }),
+            },
+        },
     })
 }
 
@@ -227,6 +245,7 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
         .map(|g| serde_json::to_string(&g.skills).unwrap_or_else(|_| "[]".into()))
         .unwrap_or_else(|| "[]".into());
     let superseded = serde_json::to_string(&f.superseded).unwrap_or_else(|_| "[]".into());
+    let drill = f.origin.drill.as_ref();
     vec![
         f.session.clone().into(),
         f.org.clone().into(),
@@ -246,6 +265,17 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
         g.map(|g| g.graded_us).into(),
         skills.into(),
         superseded.into(),
+        i64::from(f.origin.real_call).into(),
+        drill
+            .map(|d| d.evaluation.clone())
+            .unwrap_or_default()
+            .into(),
+        drill
+            .map(|d| d.criterion.clone())
+            .unwrap_or_default()
+            .into(),
+        drill.map(|d| d.skill.clone()).unwrap_or_default().into(),
+        drill.map(|d| d.before_milli).into(),
     ]
 }
 

@@ -14,22 +14,25 @@ pub struct Filters {
     pub trainee: Option<String>,
     pub scenario: Option<String>,
     pub assignment: Option<String>,
+    /// Real calls instead of practice calls (summaries never mix the two).
+    pub real_call: bool,
 }
 
 impl Filters {
     /// The rollup that answers these filters, if one does (at most one filter).
     pub fn rollup(&self) -> Option<(Dim, String)> {
-        match (&self.trainee, &self.scenario, &self.assignment) {
-            (None, None, None) => Some((Dim::Org, String::new())),
-            (Some(t), None, None) => Some((Dim::Trainee, t.clone())),
-            (None, Some(s), None) => Some((Dim::Scenario, s.clone())),
-            (None, None, Some(a)) => Some((Dim::Assignment, a.clone())),
-            _ => None,
-        }
+        let (dim, key) = match (&self.trainee, &self.scenario, &self.assignment) {
+            (None, None, None) => (Dim::Org, String::new()),
+            (Some(t), None, None) => (Dim::Trainee, t.clone()),
+            (None, Some(s), None) => (Dim::Scenario, s.clone()),
+            (None, None, Some(a)) => (Dim::Assignment, a.clone()),
+            _ => return None,
+        };
+        Some((dim.of(self.real_call), key))
     }
 
     fn sql(&self, values: &mut Vec<Value>) -> String {
-        let mut sql = String::new();
+        let mut sql = format!(" AND real_call = {}", i64::from(self.real_call));
         for (col, v) in [
             ("trainee", &self.trainee),
             ("scenario", &self.scenario),
@@ -112,10 +115,11 @@ pub async fn skills<C: ConnectionTrait>(
         .collect()
 }
 
-/// Per-trainee totals over days `[d0, d1)` (leaderboard).
+/// Per-trainee totals over days `[d0, d1)` of practice calls, or of real calls (leaderboard).
 pub async fn trainee_totals<C: ConnectionTrait>(
     db: &C,
     org: &str,
+    real_call: bool,
     (d0, d1): (i64, i64),
 ) -> Result<BTreeMap<String, DayStats>, DbErr> {
     let cols = [
@@ -135,10 +139,15 @@ pub async fn trainee_totals<C: ConnectionTrait>(
         .query_all_raw(stmt(
             db.get_database_backend(),
             &format!(
-                "SELECT dim_key, {cols} FROM analytics_daily WHERE org = ? AND dim = 't' \
+                "SELECT dim_key, {cols} FROM analytics_daily WHERE org = ? AND dim = ? \
                  AND day >= ? AND day < ? GROUP BY dim_key"
             ),
-            vec![org.into(), d0.into(), d1.into()],
+            vec![
+                org.into(),
+                Dim::Trainee.of(real_call).code().into(),
+                d0.into(),
+                d1.into(),
+            ],
         ))
         .await?;
     rows.iter()
@@ -251,6 +260,32 @@ pub async fn recent_graded<C: ConnectionTrait>(
                 "SELECT {FACT_COLUMNS} FROM analytics_facts WHERE org = ? AND start_us >= ? \
                  AND start_us < ? AND graded = 1{extra} ORDER BY graded_us DESC, session \
                  LIMIT ?"
+            ),
+            values,
+        ))
+        .await?;
+    rows.iter().map(fact_from_row).collect()
+}
+
+/// The graded drill sessions started in `range` (of one trainee, if given).
+pub async fn graded_drills<C: ConnectionTrait>(
+    db: &C,
+    org: &str,
+    range: &Range,
+    trainee: Option<&str>,
+) -> Result<Vec<Fact>, DbErr> {
+    let mut values: Vec<Value> = vec![org.into(), range.start_us.into(), range.end_us.into()];
+    let mut extra = String::new();
+    if let Some(t) = trainee {
+        extra.push_str(" AND trainee = ?");
+        values.push(t.into());
+    }
+    let rows = db
+        .query_all_raw(stmt(
+            db.get_database_backend(),
+            &format!(
+                "SELECT {FACT_COLUMNS} FROM analytics_facts WHERE org = ? AND start_us >= ? \
+                 AND start_us < ? AND drill_criterion <> '' AND graded = 1{extra}"
             ),
             values,
         ))

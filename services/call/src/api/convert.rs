@@ -36,6 +36,21 @@ pub fn session_to_pb(m: &session::Model) -> pb::Session {
         update_time: Some(timestamp(m.update_us)),
         etag: m.version.to_string(),
         failure_reason: m.failure_reason.clone(),
+        // Rows from before sources were recorded are practice.
+        source: if m.source == pb::SessionSource::RealCall as i32 {
+            pb::SessionSource::RealCall as i32
+        } else {
+            pb::SessionSource::Practice as i32
+        },
+        rubric: m.rubric.clone(),
+        drill_of: (!m.drill_evaluation.is_empty()).then(|| pb::DrillOf {
+            evaluation: m.drill_evaluation.clone(),
+            criterion: m.drill_criterion.clone(),
+            skill: m.drill_skill.clone(),
+            score: m.drill_score,
+            objection: m.drill_objection.clone(),
+        }),
+        title: m.title.clone(),
     }
 }
 

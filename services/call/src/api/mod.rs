@@ -53,6 +53,22 @@ impl pb::call_service_server::CallService for CallServiceApi {
         )
     }
 
+    async fn import_call(
+        &self,
+        req: Request<pb::ImportCallRequest>,
+    ) -> Result<Response<pb::ImportCallResponse>, Status> {
+        let (p, r) = request(req)?;
+        reply(
+            app::import::import_call(&self.core, &p, r)
+                .await
+                .map(|i| pb::ImportCallResponse {
+                    session: Some(convert::session_to_pb(&i.session)),
+                    format: app::import::format_to_pb(i.format) as i32,
+                    segment_count: i32::try_from(i.segment_count).unwrap_or(i32::MAX),
+                }),
+        )
+    }
+
     async fn get_session(
         &self,
         req: Request<pb::GetSessionRequest>,

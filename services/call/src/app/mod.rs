@@ -12,7 +12,9 @@
 //!   `reconciler`: repairs ended sessions whose grading events were lost;
 //! - `settings`: the service's knobs.
 
+pub mod drill;
 pub mod grading_events;
+pub mod import;
 pub mod llm_persona;
 pub mod persona_engine;
 pub mod reconciler;
@@ -75,6 +77,8 @@ pub struct CallApp {
     /// Where the voice provider sends its webhooks (no trailing slash).
     pub public_url: String,
     pub llm: LlmClient,
+    /// Grading's GetEvaluation, with the service identity (drills).
+    pub grading: drill::GradingClient,
     pub shutdown: salestrainer_bus::CancellationToken,
 }
 
@@ -111,6 +115,7 @@ impl Service for CallApp {
             public_url: settings.public_url(ctx.local_addr),
             settings,
             llm: LlmClient::new()?,
+            grading: drill::grading_client(ctx)?,
             shutdown: ctx.shutdown.clone(),
         }))
     }

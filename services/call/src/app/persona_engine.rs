@@ -26,6 +26,8 @@ pub struct PersonaSetup {
     pub time_limit: Option<prost_types::Duration>,
     /// The system prompt, rendered from the organisation's persona template.
     pub system_prompt: String,
+    /// A drill's opening: the objection the persona raises again at once.
+    pub drill_opening: Option<String>,
 }
 
 impl PersonaSetup {
@@ -68,10 +70,26 @@ impl PersonaSetup {
             voice_id: persona.voice_id.clone(),
             time_limit: scenario.time_limit,
             system_prompt,
+            drill_opening: None,
         }
     }
 
+    /// The setup of a drill session (`objection` empty: not a drill): the persona opens with
+    /// the objection and the LLM persona is told to keep pressing it.
+    pub fn for_drill(mut self, objection: &str) -> Self {
+        let objection = objection.trim();
+        if !objection.is_empty() {
+            self.system_prompt
+                .push_str(&crate::domain::drill::drill_instructions(objection));
+            self.drill_opening = Some(objection.to_owned());
+        }
+        self
+    }
+
     pub fn first_message(&self) -> String {
+        if let Some(opening) = &self.drill_opening {
+            return opening.clone();
+        }
         ScriptedPersona::new(self.profile.clone(), self.goal.clone(), "").greeting()
     }
 

@@ -82,9 +82,14 @@ pub(super) struct Conversation {
     _permit: StreamPermit,
 }
 
+/// The end_reason_detail of a drill that reached its turn cap.
+const DRILL_DONE: &str = "drill_max_turns";
+
 enum Next {
     Continue,
     End,
+    /// A drill reached its turn cap (`drill_max_turns`): the persona ends the call.
+    DrillDone,
 }
 
 impl Conversation {
@@ -114,7 +119,10 @@ impl Conversation {
             return Err(write_error(store::WriteError::NotActive(m.state)));
         }
         let permit = core.streams.acquire(&m.trainee)?;
-        let setup = core.persona_setup(&m.organization, &m.scenario).await?;
+        let setup = core
+            .persona_setup(&m.organization, &m.scenario)
+            .await?
+            .for_drill(&m.drill_objection);
         let endpoint = core.llm_endpoint(&m.organization).await?;
         Ok(Self {
             core,
@@ -139,8 +147,10 @@ impl Conversation {
             if thread.answered() == 0 {
                 thread = self.greet().await?;
             }
-            if let Some(turn) = turn {
-                self.turn(&mut thread, turn, None).await?;
+            if let Some(turn) = turn
+                && let Next::DrillDone = self.turn(&mut thread, turn, None).await?
+            {
+                self.end(pb::EndReason::PersonaEnded, DRILL_DONE).await?;
             }
             Ok(())
         }
@@ -199,6 +209,9 @@ impl Conversation {
                     match self.turn(&mut thread, turn, Some(&mut *inbound)).await? {
                         Next::Continue => {}
                         Next::End => return self.end(pb::EndReason::TraineeEnded, "").await,
+                        Next::DrillDone => {
+                            return self.end(pb::EndReason::PersonaEnded, DRILL_DONE).await;
+                        }
                     }
                 }
                 Some(pb::converse_request::Payload::End(_)) => {
@@ -435,7 +448,17 @@ impl Conversation {
         }))
         .await
         .map_err(Err)?;
+        if matches!(next, Next::Continue) && self.drill_over(thread) {
+            return Ok(Next::DrillDone);
+        }
         Ok(next)
+    }
+
+    /// A drill is short: over once the persona answered `drill_max_turns` trainee turns
+    /// (its persona turns count the opening too).
+    fn drill_over(&self, thread: &Thread) -> bool {
+        !self.session.drill_evaluation.is_empty()
+            && thread.answered().saturating_sub(1) as u64 >= self.core.settings.drill_max_turns()
     }
 
     async fn stored_reply(

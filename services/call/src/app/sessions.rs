@@ -62,6 +62,7 @@ pub async fn start(
         (&r.parent, None),
         (&r.scenario, Some("scenarios")),
         (&r.assignment, Some("assignments")),
+        (&r.drill, Some("evaluations")),
     ] {
         if foreign(name, collection) {
             return Err(ApiError::NotFound(name.clone()));
@@ -77,17 +78,39 @@ pub async fn start(
     let in_org = |name: &str, collection: &str| {
         names::parse_child(name, collection).is_some_and(|(o, _)| o == org)
     };
+    let drilling = !r.drill.is_empty();
+    // A drill takes its scenario from the evaluation; one given must be that one.
     v.check(
-        !in_org(&r.scenario, "scenarios"),
+        !(in_org(&r.scenario, "scenarios") || drilling && r.scenario.is_empty()),
         "scenario",
         "must be organizations/{organization}/scenarios/{scenario} of the caller's organization",
+    );
+    v.check(
+        drilling && !in_org(&r.drill, "evaluations"),
+        "drill",
+        "must be organizations/{organization}/evaluations/{evaluation} of the caller's organization",
+    );
+    v.check(
+        drilling && !r.assignment.is_empty(),
+        "assignment",
+        "a drill is free practice: leave assignment empty",
     );
     v.check(
         !r.assignment.is_empty() && !in_org(&r.assignment, "assignments"),
         "assignment",
         "must be organizations/{organization}/assignments/{assignment} of the caller's organization",
     );
-    let mode = pb::SessionMode::try_from(r.mode).unwrap_or(pb::SessionMode::Unspecified);
+    let mode = if drilling {
+        match super::drill::drill_mode(r.mode) {
+            Ok(m) => m,
+            Err(_) => {
+                v.add("mode", "a drill is a TEXT session");
+                pb::SessionMode::Text
+            }
+        }
+    } else {
+        pb::SessionMode::try_from(r.mode).unwrap_or(pb::SessionMode::Unspecified)
+    };
     v.check(
         mode == pb::SessionMode::Unspecified,
         "mode",
@@ -112,10 +135,26 @@ pub async fn start(
         return respond(core, existing).await;
     }
 
+    let mut r = r;
+    let drill = if drilling {
+        let plan = super::drill::plan(core, p, &r.drill).await?;
+        if !r.scenario.is_empty() && r.scenario != plan.scenario {
+            return Err(ApiError::invalid(
+                "scenario",
+                "a drill runs on the drilled evaluation's scenario",
+            ));
+        }
+        r.scenario = plan.scenario.clone();
+        Some(plan)
+    } else {
+        None
+    };
     // Validates the scenario (NOT_FOUND when it does not exist) and gives the voice config.
     let setup = core.persona_setup(&org, &r.scenario).await?;
     let scenario = core.scenario(&r.scenario).await?;
-    if !r.assignment.is_empty() {
+    if drill.is_some() {
+        // The trainee practised this scenario already: the drill is theirs to take.
+    } else if !r.assignment.is_empty() {
         let a = core.assignment(&r.assignment).await?;
         if a.scenario != r.scenario {
             return Err(ApiError::invalid(
@@ -186,6 +225,20 @@ pub async fn start(
         segment_count: 0,
         transcript_bytes: 0,
         failure_reason: String::new(),
+        source: pb::SessionSource::Practice as i32,
+        rubric: drill.as_ref().map(|d| d.rubric.clone()).unwrap_or_default(),
+        title: String::new(),
+        drill_evaluation: drill
+            .as_ref()
+            .map(|d| d.evaluation.clone())
+            .unwrap_or_default(),
+        drill_criterion: drill
+            .as_ref()
+            .map(|d| d.criterion.clone())
+            .unwrap_or_default(),
+        drill_skill: drill.as_ref().map(|d| d.skill.clone()).unwrap_or_default(),
+        drill_score: drill.as_ref().map(|d| d.score).unwrap_or_default(),
+        drill_objection: drill.map(|d| d.objection).unwrap_or_default(),
     };
     let m = match store::insert_session(db, model).await {
         Ok(m) => m,
@@ -255,6 +308,14 @@ pub async fn list(core: &CallApp, p: &Principal, r: pb::ListSessionsRequest) -> 
         );
         q.state = Some(r.state);
     }
+    if r.source != 0 {
+        v.check(
+            pb::SessionSource::try_from(r.source).is_err(),
+            "source",
+            "unknown session source",
+        );
+        q.source = Some(r.source);
+    }
     if let Err(e) = apply_filter(&r.filter, &mut q) {
         v.add("filter", e);
     }
@@ -263,7 +324,7 @@ pub async fn list(core: &CallApp, p: &Principal, r: pb::ListSessionsRequest) -> 
     q.start_before_us = parse_timestamp_opt("end_time", r.end_time.as_ref())?;
     q.limit = paging::page_size(r.page_size)?;
     // The token belongs to the request's own filters, before the caller's scope is applied.
-    let state = r.state.to_string();
+    let state = format!("{}/{}", r.state, r.source);
     let times = format!("{:?}/{:?}", q.start_from_us, q.start_before_us);
     let query = paging::fingerprint(&[
         &r.parent,
@@ -311,8 +372,8 @@ fn decode_key(key: &str) -> ApiResult<(i64, String)> {
         .ok_or_else(|| ApiError::invalid("page_token", "malformed page token"))
 }
 
-/// A small AIP-160 subset: `field = value` terms joined by AND, over state, mode, trainee,
-/// scenario and assignment.
+/// A small AIP-160 subset: `field = value` terms joined by AND, over state, mode, source,
+/// trainee, scenario and assignment.
 fn apply_filter(filter: &str, q: &mut ListQuery) -> Result<(), String> {
     let f = filter.trim();
     if f.is_empty() {
@@ -336,6 +397,14 @@ fn apply_filter(filter: &str, q: &mut ListQuery) -> Result<(), String> {
                     .or_else(|| pb::SessionMode::from_str_name(&format!("SESSION_MODE_{value}")))
                     .ok_or_else(|| format!("unknown mode {value:?}"))?;
                 q.mode = Some(m as i32);
+            }
+            "source" => {
+                let s = pb::SessionSource::from_str_name(value)
+                    .or_else(|| {
+                        pb::SessionSource::from_str_name(&format!("SESSION_SOURCE_{value}"))
+                    })
+                    .ok_or_else(|| format!("unknown source {value:?}"))?;
+                q.source = Some(s as i32);
             }
             "trainee" => q.trainee = Some(value.to_owned()),
             "scenario" => q.scenario = Some(value.to_owned()),

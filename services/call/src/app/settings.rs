@@ -40,6 +40,11 @@ pub struct CallSettings {
     /// Sessions ENDED (or GRADING) unchanged this long are reconciled with grading: handed to
     /// it again through SubmitSession, or given the outcome grading has (0 = the default).
     pub reconcile_after_secs: u64,
+    /// Largest transcript file ImportCall accepts, in bytes (0 = the default); its segments
+    /// also count against the transcript limits above.
+    pub max_import_bytes: u64,
+    /// Most trainee turns of a drill session before the persona ends it (0 = the default).
+    pub drill_max_turns: u64,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
@@ -51,6 +56,9 @@ const MAX_SEGMENT_BYTES: u64 = 16 * 1024;
 const MAX_TRANSCRIPT_BYTES: u64 = 1024 * 1024;
 const MAX_WATCH_STREAMS_PER_CALLER: usize = 16;
 const RECONCILE_AFTER_SECS: u64 = 60;
+/// Room for a transcript of max_transcript_bytes plus its timings and labels.
+const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024;
+const DRILL_MAX_TURNS: u64 = 4;
 
 impl Default for CallSettings {
     fn default() -> Self {
@@ -67,6 +75,8 @@ impl Default for CallSettings {
             max_transcript_bytes: MAX_TRANSCRIPT_BYTES,
             max_watch_streams_per_caller: MAX_WATCH_STREAMS_PER_CALLER,
             reconcile_after_secs: RECONCILE_AFTER_SECS,
+            max_import_bytes: MAX_IMPORT_BYTES,
+            drill_max_turns: DRILL_MAX_TURNS,
         }
     }
 }
@@ -119,6 +129,14 @@ impl CallSettings {
             max_segment_bytes: or_default(self.max_segment_bytes, MAX_SEGMENT_BYTES),
             max_transcript_bytes: or_default(self.max_transcript_bytes, MAX_TRANSCRIPT_BYTES),
         }
+    }
+
+    pub fn max_import_bytes(&self) -> u64 {
+        or_default(self.max_import_bytes, MAX_IMPORT_BYTES)
+    }
+
+    pub fn drill_max_turns(&self) -> u64 {
+        or_default(self.drill_max_turns, DRILL_MAX_TURNS)
     }
 
     pub fn max_watch_streams_per_caller(&self) -> usize {

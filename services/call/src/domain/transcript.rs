@@ -44,6 +44,8 @@ pub enum Source {
     VoiceProvider,
     /// The trainee's client (Converse turns, AppendTranscript).
     TraineeClient,
+    /// An uploaded transcript file of a real call (ImportCall).
+    Import,
 }
 
 impl Source {
@@ -52,7 +54,7 @@ impl Source {
     pub fn may_write(self, speaker: Speaker) -> bool {
         match self {
             Source::TraineeClient => speaker == Speaker::Trainee,
-            Source::PersonaEngine | Source::VoiceProvider => true,
+            Source::PersonaEngine | Source::VoiceProvider | Source::Import => true,
         }
     }
 }

@@ -49,6 +49,17 @@ pub mod session {
         pub failure_reason: String,
         pub create_us: i64,
         pub update_us: i64,
+        /// `SessionSource` number: practice or real call (`m0003_origins`).
+        pub source: i32,
+        /// The rubric to grade with; empty: the scenario's.
+        pub rubric: String,
+        pub title: String,
+        /// A drill session's origin (all empty for other sessions).
+        pub drill_evaluation: String,
+        pub drill_criterion: String,
+        pub drill_skill: String,
+        pub drill_score: f64,
+        pub drill_objection: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

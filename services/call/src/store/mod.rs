@@ -6,8 +6,10 @@
 //! their event into the outbox in the same transaction; callers poke the relay after commit.
 
 pub mod entities;
+mod imports;
 mod m0001_calls;
 mod m0002_provenance_limits;
+mod m0003_origins;
 mod receipts;
 mod segments;
 mod sessions;
@@ -17,6 +19,7 @@ use sea_orm::DbErr;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 pub use entities::{receipt, segment, session};
+pub use imports::*;
 pub use receipts::*;
 pub use segments::*;
 pub use sessions::*;
@@ -35,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(m0002_provenance_limits::Migration),
+            Box::new(m0003_origins::Migration),
         ]
     }
 }
@@ -62,6 +66,7 @@ pub fn source_to_i32(s: Source) -> i32 {
         Source::PersonaEngine => pb::TranscriptSource::PersonaEngine,
         Source::VoiceProvider => pb::TranscriptSource::VoiceProvider,
         Source::TraineeClient => pb::TranscriptSource::TraineeClient,
+        Source::Import => pb::TranscriptSource::Import,
     }) as i32
 }
 
@@ -72,6 +77,7 @@ pub fn source_from_i32(v: i32) -> Option<Source> {
         pb::TranscriptSource::PersonaEngine => Some(Source::PersonaEngine),
         pb::TranscriptSource::VoiceProvider => Some(Source::VoiceProvider),
         pb::TranscriptSource::TraineeClient => Some(Source::TraineeClient),
+        pb::TranscriptSource::Import => Some(Source::Import),
         pb::TranscriptSource::Unspecified => None,
     }
 }

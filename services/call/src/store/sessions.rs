@@ -24,23 +24,52 @@ pub fn session_name(m: &session::Model) -> String {
     names::child_name(&m.organization, "sessions", &m.id)
 }
 
-/// A new session row (ACTIVE) with its SessionStarted event, in one transaction.
-pub async fn insert_session(
-    db: &DatabaseConnection,
-    model: session::Model,
-) -> Result<session::Model, DbErr> {
-    let event = new_event(
+/// The SessionStarted event of a new session.
+pub fn session_started_event(model: &session::Model) -> ev::Event {
+    new_event(
         &names::organization_name(&model.organization),
         PRODUCER,
         ev::event::Payload::SessionStarted(ev::SessionStarted {
-            session: session_name(&model),
+            session: session_name(model),
             trainee: model.trainee.clone(),
             scenario: model.scenario.clone(),
             assignment: model.assignment.clone(),
             mode: model.mode,
             start_time: Some(timestamp(model.start_us)),
+            source: model.source,
+            drill_of: drill_of_event(model),
         }),
-    );
+    )
+}
+
+/// A drill session's origin as the events carry it.
+fn drill_of_event(m: &session::Model) -> Option<ev::DrillOf> {
+    (!m.drill_evaluation.is_empty()).then(|| ev::DrillOf {
+        evaluation: m.drill_evaluation.clone(),
+        criterion: m.drill_criterion.clone(),
+        skill: m.drill_skill.clone(),
+        score: m.drill_score,
+    })
+}
+
+/// A new session row (ACTIVE) with its SessionStarted event, in one transaction.
+pub async fn insert_session(
+    db: &DatabaseConnection,
+    model: session::Model,
+) -> Result<session::Model, DbErr> {
+    let event = session_started_event(&model);
+    let txn = begin_write(db).await?;
+    insert_row(&txn, &model).await?;
+    enqueue(&txn, &event).await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Inserts a session row inside `txn`.
+pub(crate) async fn insert_row<C: ConnectionTrait>(
+    txn: &C,
+    model: &session::Model,
+) -> Result<(), DbErr> {
     let am = session::ActiveModel {
         id: Set(model.id.clone()),
         organization: Set(model.organization.clone()),
@@ -76,14 +105,19 @@ pub async fn insert_session(
         segment_count: Set(model.segment_count),
         transcript_bytes: Set(model.transcript_bytes),
         failure_reason: Set(model.failure_reason.clone()),
+        source: Set(model.source),
+        rubric: Set(model.rubric.clone()),
+        title: Set(model.title.clone()),
+        drill_evaluation: Set(model.drill_evaluation.clone()),
+        drill_criterion: Set(model.drill_criterion.clone()),
+        drill_skill: Set(model.drill_skill.clone()),
+        drill_score: Set(model.drill_score),
+        drill_objection: Set(model.drill_objection.clone()),
     };
-    let txn = begin_write(db).await?;
     session::Entity::insert(am)
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
-    enqueue(&txn, &event).await?;
-    txn.commit().await?;
-    Ok(model)
+    Ok(())
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<session::Model>, DbErr> {
@@ -126,6 +160,8 @@ pub struct ListQuery {
     pub assignment: Option<String>,
     pub state: Option<i32>,
     pub mode: Option<i32>,
+    /// `SessionSource` number.
+    pub source: Option<i32>,
     pub start_from_us: Option<i64>,
     pub start_before_us: Option<i64>,
     /// Keyset cursor: (create_us, id) of the last row of the previous page.
@@ -154,6 +190,9 @@ pub async fn list(
     }
     if let Some(m) = q.mode {
         cond = cond.add(session::Column::Mode.eq(m));
+    }
+    if let Some(s) = q.source {
+        cond = cond.add(session::Column::Source.eq(s));
     }
     if let Some(t) = q.start_from_us {
         cond = cond.add(session::Column::StartUs.gte(t));
@@ -455,6 +494,9 @@ pub fn session_ended_event(m: &session::Model) -> ev::Event {
             end_reason: m.end_reason,
             end_reason_detail: m.end_reason_detail.clone(),
             usage,
+            rubric: m.rubric.clone(),
+            source: m.source,
+            drill_of: drill_of_event(m),
         }),
     )
 }

@@ -1,23 +1,28 @@
 // Manager pages: the organization dashboard, sessions of any trainee, grading jobs and dead
 // letters with Retry and Regrade.
 import { useState } from "preact/hooks";
-import { SessionState } from "../gen/salestrainer/call/v1/resources_pb.js";
+import { SessionSource as CallSource, SessionState } from "../gen/salestrainer/call/v1/resources_pb.js";
 import { JobState } from "../gen/salestrainer/grading/v1/resources_pb.js";
-import { LeaderboardMetric } from "../gen/salestrainer/analytics/v1/resources_pb.js";
+import { LeaderboardMetric, SessionSource } from "../gen/salestrainer/analytics/v1/resources_pb.js";
 import { analytics, call, config, currentUser, daysAgo, errorText, fmtDate, fmtDay, grading, newId, org, timeZone } from "../api";
 import { Bar, ErrorBox, Field, Loading, Page, Score, Table, TrendChart, go, useLoad } from "../ui";
 
 export function Dashboard() {
+  // Practice and real calls are never mixed: one view or the other.
+  const [source, setSource] = useState(String(SessionSource.PRACTICE));
   const state = useLoad(async () => {
-    const [sum, board, as] = await Promise.all([
-      analytics.getOrganizationSummary({ name: org(), startTime: daysAgo(30), timeZone: timeZone() }),
+    const src = Number(source) as SessionSource;
+    const [sum, board, as, drills] = await Promise.all([
+      analytics.getOrganizationSummary({ name: org(), startTime: daysAgo(30), timeZone: timeZone(), source: src }),
       analytics.getLeaderboard({
         organization: org(),
         metric: LeaderboardMetric.AVERAGE_SCORE,
         startTime: daysAgo(30),
         pageSize: 10,
+        source: src,
       }),
       config.listAssignments({ parent: org(), pageSize: 50 }),
+      analytics.getDrillImpact({ organization: org(), startTime: daysAgo(30) }),
     ]);
     const progress = await Promise.all(
       as.assignments.map((a) =>
@@ -27,12 +32,22 @@ export function Dashboard() {
           .catch(() => ({ a, p: undefined })),
       ),
     );
-    return { sum: sum.summary, board: board.entries, progress };
-  });
+    return { sum: sum.summary, board: board.entries, progress, drills: drills.criteria };
+  }, [source]);
   return (
     <Page title="Dashboard">
+      <Field
+        label="Calls"
+        path="source"
+        value={source}
+        onInput={setSource}
+        options={[
+          [String(SessionSource.PRACTICE), "Practice calls"],
+          [String(SessionSource.REAL_CALL), "Real calls"],
+        ]}
+      />
       <Loading state={state}>
-        {({ sum, board, progress }) => {
+        {({ sum, board, progress, drills }) => {
           const trend = sum?.trend ?? [];
           return (
             <>
@@ -99,6 +114,20 @@ export function Dashboard() {
                   />
                 </section>
               </div>
+              <h2>Drill impact</h2>
+              <Table
+                empty="No graded drills in the last 30 days."
+                caption="Score on the drilled criterion before (in the drilled evaluation) and after (in the drill)"
+                head={["Criterion", "Skill", "Drills", "Before", "After", "Lift"]}
+                rows={drills.map((d) => [
+                  d.criterion,
+                  d.skill,
+                  d.drills,
+                  d.meanScoreBefore.toFixed(0),
+                  d.meanScoreAfter.toFixed(0),
+                  `${d.lift >= 0 ? "+" : ""}${d.lift.toFixed(0)}`,
+                ])}
+              />
               <h2>Assignments</h2>
               <Table
                 empty="No assignments."
@@ -134,6 +163,7 @@ export function Sessions({ trainee }: { trainee?: string }) {
     async () => (staff ? (await config.listMembers({ parent: org(), pageSize: 200 })).members : []),
     [],
   );
+  const [source, setSource] = useState(String(CallSource.UNSPECIFIED));
   const state = useLoad(
     async () =>
       (
@@ -141,9 +171,10 @@ export function Sessions({ trainee }: { trainee?: string }) {
           parent: org(),
           trainee: trainee ? `${org()}/members/${trainee}` : "",
           pageSize: 100,
+          source: Number(source) as CallSource,
         })
       ).sessions,
-    [trainee],
+    [trainee, source],
   );
   const [error, setError] = useState("");
   return (
@@ -160,14 +191,26 @@ export function Sessions({ trainee }: { trainee?: string }) {
           ]}
         />
       )}
+      <Field
+        label="Kind"
+        path="source"
+        value={source}
+        onInput={setSource}
+        options={[
+          [String(CallSource.UNSPECIFIED), "All calls"],
+          [String(CallSource.PRACTICE), "Practice calls"],
+          [String(CallSource.REAL_CALL), "Real calls"],
+        ]}
+      />
       <ErrorBox text={error} />
       <Loading state={state}>
         {(sessions) => (
           <Table
             empty="No sessions."
-            head={["Started", "Trainee", "Scenario", "State", "Score", ""]}
+            head={["Started", "Kind", "Trainee", "Scenario", "State", "Score", ""]}
             rows={sessions.map((s) => [
               fmtDate(s.startTime),
+              s.source === CallSource.REAL_CALL ? "real call" : s.drillOf ? "drill" : "practice",
               s.trainee.split("/").pop(),
               s.scenario.split("/").pop(),
               STATES[s.state] ?? "?",

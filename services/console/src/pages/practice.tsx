@@ -144,6 +144,7 @@ export function Practice({ id }: { id: string }) {
   const [error, setError] = useState("");
   const [title, setTitle] = useState("Practice call");
   const [mode, setMode] = useState<SessionMode>(SessionMode.TEXT);
+  const [drill, setDrill] = useState<{ skill: string; objection: string } | null>(null);
   const log = useRef<HTMLOListElement>(null);
   // Ends the WatchSession stream when the page goes away.
   const watching = useRef<AbortController | null>(null);
@@ -180,6 +181,14 @@ export function Practice({ id }: { id: string }) {
           });
         }
       }
+      // A drill ends itself after its last turn: follow it to grading.
+      if (drill && said) {
+        const s = (await call.getSession({ name })).session;
+        if (s && s.state !== SessionState.ACTIVE) {
+          setState(s.state);
+          watch();
+        }
+      }
     } catch (e) {
       setError(errorText(e));
     } finally {
@@ -210,6 +219,7 @@ export function Practice({ id }: { id: string }) {
         if (!s || !live) return;
         setState(s.state);
         setMode(s.mode);
+        if (s.drillOf) setDrill({ skill: s.drillOf.skill || s.drillOf.criterion, objection: s.drillOf.objection });
         config
           .getScenario({ name: s.scenario })
           .then((r) => live && setTitle(r.scenario?.displayName ?? "Practice call"))
@@ -275,6 +285,12 @@ export function Practice({ id }: { id: string }) {
         ) : null
       }
     >
+      {drill && (
+        <p class="notice" data-testid="drill-banner" data-objection={drill.objection}>
+          Drill: <strong>{drill.skill}</strong>. The customer raises again the objection you handled worst — handle it
+          better in a few turns.
+        </p>
+      )}
       <ol class="chat" ref={log} aria-live="polite" aria-label="Conversation">
         {lines.map((l) => (
           <li class={`bubble ${l.speaker}`} data-speaker={l.speaker}>

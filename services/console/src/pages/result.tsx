@@ -2,11 +2,12 @@
 // criterion's evidence highlighted in the transcript, and conversation metrics against the
 // ranges top performers show.
 import { useEffect, useState } from "preact/hooks";
+import { SessionMode, SessionSource } from "../gen/salestrainer/call/v1/resources_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SessionState, Speaker } from "../gen/salestrainer/call/v1/resources_pb.js";
 import type { Evaluation } from "../gen/salestrainer/grading/v1/resources_pb.js";
-import { call, config, fmtDate, grading, org } from "../api";
-import { Bar, ErrorBox, Loading, Page, Score, Table, useLoad } from "../ui";
+import { call, config, errorText, fmtDate, grading, me, newId, org } from "../api";
+import { Bar, ErrorBox, Loading, Page, Score, Table, go, useLoad } from "../ui";
 
 const secs = (d?: Duration) => (d ? Number(d.seconds) + d.nanos / 1e9 : 0);
 
@@ -31,6 +32,21 @@ export function Result({ id }: { id: string }) {
     return { session: s, transcript: t.transcript, evaluation: ev?.evaluation, scenario: sc?.scenario };
   }, [id]);
   const [focus, setFocus] = useState<string | null>(null);
+  const [drillError, setDrillError] = useState("");
+  const [drilling, setDrilling] = useState(false);
+  /** Starts a short practice session that reopens this evaluation's weakest moment. */
+  const drill = async (evaluation: string) => {
+    setDrilling(true);
+    setDrillError("");
+    try {
+      const r = await call.startSession({ parent: org(), drill: evaluation, mode: SessionMode.TEXT, requestId: newId() });
+      go(`practice/${r.session?.name.split("/").pop()}`);
+    } catch (e) {
+      setDrillError(errorText(e));
+    } finally {
+      setDrilling(false);
+    }
+  };
   // Not graded yet: WatchSession pushes the change; reload once it is final.
   const pending = state.data && [SessionState.ENDED, SessionState.GRADING].includes(state.data.session.state);
   useEffect(() => {
@@ -75,9 +91,29 @@ export function Result({ id }: { id: string }) {
           return (
             <>
               <p class="muted">
+                {session.source === SessionSource.REAL_CALL && (
+                  <span class="badge" data-testid="real-call">
+                    Real call{session.title ? `: ${session.title}` : ""}
+                  </span>
+                )}{" "}
                 {scenario?.displayName ?? session.scenario} · {session.trainee.split("/").pop()} ·{" "}
                 {fmtDate(session.startTime)}
               </p>
+              {session.drillOf && (
+                <p class="notice" data-testid="drill-of">
+                  Drill of <strong>{session.drillOf.skill || session.drillOf.criterion}</strong> (scored{" "}
+                  {session.drillOf.score.toFixed(0)} before): “{session.drillOf.objection}”
+                </p>
+              )}
+              {ev && session.trainee === me() && (
+                <div class="row">
+                  <button type="button" disabled={drilling} onClick={() => drill(ev.name)} data-testid="drill-this">
+                    Drill this
+                  </button>
+                  <span class="muted">A short practice call that opens with the objection you handled worst.</span>
+                </div>
+              )}
+              <ErrorBox text={drillError} />
               {!ev ? (
                 <p class="notice" role="status">
                   {session.state === SessionState.FAILED

@@ -335,6 +335,7 @@ fn source_of(s: i32) -> gradingpb::TranscriptSource {
         Ok(C::PersonaEngine) => G::PersonaEngine,
         Ok(C::VoiceProvider) => G::VoiceProvider,
         Ok(C::TraineeClient) => G::TraineeClient,
+        Ok(C::Import) => G::Import,
         _ => G::Unspecified,
     }
 }

@@ -108,7 +108,7 @@ fn new_job(
         trainee: ended.trainee.clone(),
         scenario: ended.scenario.clone(),
         assignment: ended.assignment.clone(),
-        rubric: String::new(),
+        rubric: ended.rubric.clone(),
         session_start_us: ended.start_time.as_ref().and_then(micros),
         session_duration_ms: ended.duration.as_ref().and_then(duration_ms),
         max_attempts,

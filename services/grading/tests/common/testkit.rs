@@ -569,6 +569,7 @@ pub fn session_ended(organization: &str, session_id: &str) -> ev::Event {
             end_reason: ev::EndReason::TraineeEnded as i32,
             end_reason_detail: String::new(),
             usage: None,
+            ..Default::default()
         }),
     )
 }

@@ -1,0 +1,88 @@
+//! GetDrillImpact: whether drills lift the criterion they drill (see `domain::drills`).
+
+use salestrainer_proto::analytics as pb;
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names};
+
+use super::{
+    AnalyticsApp,
+    messages::clamp_i32,
+    request_checks::{authorize_org, check_filter, db_err, is_trainee, own_member, resolve_range},
+};
+use crate::{
+    domain::drills::{DrillOutcome, impact},
+    store::query,
+};
+
+pub async fn get_drill_impact(
+    app: &AnalyticsApp,
+    p: &Principal,
+    req: pb::GetDrillImpactRequest,
+) -> ApiResult<pb::GetDrillImpactResponse> {
+    let Some(org) = names::parse_organization(&req.organization).map(str::to_owned) else {
+        return Err(ApiError::invalid(
+            "organization",
+            "must be organizations/{organization}",
+        ));
+    };
+    authorize_org(p, &org)?;
+    let mut v = Violations::new();
+    let mut trainee = check_filter(&mut v, "trainee", &req.trainee, "members", &org);
+    let range = resolve_range(
+        &mut v,
+        req.start_time.as_ref(),
+        req.end_time.as_ref(),
+        app.settings.max_range_days,
+    );
+    v.into_result()?;
+    let Some(range) = range else {
+        return Err(ApiError::invalid("start_time", "invalid range"));
+    };
+    if is_trainee(p) {
+        // Trainees see only their own drills: no filter means "me".
+        let me = own_member(p);
+        match &trainee {
+            None => trainee = Some(me),
+            Some(t) if *t == me => {}
+            Some(_) => {
+                return Err(ApiError::PermissionDenied(
+                    "trainees may only see their own analytics".into(),
+                ));
+            }
+        }
+    }
+    let key = format!(
+        "drills|{}|{}|{}",
+        trainee.as_deref().unwrap_or(""),
+        range.start_us,
+        range.end_us
+    );
+    app.cached(&org, key, async {
+        let db = app.db.get()?;
+        let facts = query::graded_drills(db, &org, &range, trainee.as_deref())
+            .await
+            .map_err(db_err)?;
+        let outcomes: Vec<DrillOutcome<'_>> = facts
+            .iter()
+            .filter_map(|f| {
+                Some(DrillOutcome {
+                    drill: f.origin.drill.as_ref()?,
+                    skills: &f.grade.as_ref()?.skills,
+                })
+            })
+            .collect();
+        Ok(pb::GetDrillImpactResponse {
+            criteria: impact(&outcomes)
+                .into_iter()
+                .map(|i| pb::DrillImpact {
+                    lift: i.lift(),
+                    criterion: i.criterion,
+                    skill: i.skill,
+                    drills: clamp_i32(i.drills),
+                    mean_score_before: i.mean_before,
+                    mean_score_after: i.mean_after,
+                })
+                .collect(),
+        })
+    })
+    .await
+}
