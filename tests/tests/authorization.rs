@@ -839,7 +839,8 @@ fn call_rows(w: &World) -> Vec<Row> {
             c(),
             watch_session,
             call::WatchSessionRequest {
-                name: session.clone()
+                name: session.clone(),
+                ..Default::default()
             }
         ),
     ]

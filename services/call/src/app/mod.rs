@@ -2,7 +2,8 @@
 //! service's description for the runtime): one file per group of use cases, each called by a
 //! thin adapter in `api/` or run as a background task.
 //!
-//! - `sessions`: start, get, list, end, cancel; `watch`: a session's state changes;
+//! - `sessions`: start, get, list, end, cancel; `watch`: a session's state changes (and its
+//!   new comments); `comments`: comments on transcript lines;
 //! - `roleplay`: the text roleplay (Converse) and `send_turn` (SendTurn, one turn per server
 //!   stream for browsers, on the same conversation), with `persona_engine` (scripted or LLM),
 //!   `llm_persona` (the OpenAI-compatible streaming client) and `threads` (thread storage);
@@ -11,6 +12,7 @@
 //! - `grading_events`: the consumer of grading's events; `sweeper`: ends idle sessions;
 //! - `settings`: the service's knobs.
 
+pub mod comments;
 pub mod grading_events;
 pub mod llm_persona;
 pub mod persona_engine;
@@ -34,6 +36,7 @@ use salestrainer_proto::{
 };
 use salestrainer_runtime::{
     ApiError, ApiResult, Context, Principal, Ready, Role,
+    changes::Changes,
     consumer::{self, Subscription},
     db::begin_write,
     events::TOPIC_GRADING,
@@ -41,7 +44,6 @@ use salestrainer_runtime::{
     service::{Routes, Service},
 };
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast;
 
 use self::{
     grading_events::GradingEvents,
@@ -63,8 +65,8 @@ pub struct CallApp {
     pub relay: Ready<RelayNotifier>,
     pub config: Arc<ConfigClient>,
     pub threads: ThreadStore,
-    /// Every session change made or observed by this process, for WatchSession.
-    pub hub: broadcast::Sender<Arc<session::Model>>,
+    /// Wakes WatchSession streams (here and on other replicas) when a session changes.
+    pub changes: Changes,
     pub streams: StreamLimiter,
     /// Open WatchSession streams per caller.
     pub watchers: StreamLimiter,
@@ -96,7 +98,7 @@ impl Service for CallApp {
             relay: Ready::new(),
             config: Arc::new(ConfigClient::new(ctx, crate::SERVICE)?),
             threads,
-            hub: broadcast::channel(1024).0,
+            changes: Changes::new(crate::SERVICE),
             streams: StreamLimiter::new(
                 settings.max_streams_per_trainee(),
                 "concurrent conversations per trainee (max_streams_per_trainee)",
@@ -122,6 +124,7 @@ impl Service for CallApp {
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
         self.relay.set(ctx.start_relay(db));
+        self.changes.start(ctx);
         self.config.spawn_invalidator(ctx, crate::SERVICE);
         consumer::spawn(
             ctx,
@@ -139,12 +142,13 @@ impl CallApp {
         self.db.get()
     }
 
-    /// After a committed change: publish its outbox event now and tell watchers.
-    pub fn changed(&self, m: session::Model, outbox: bool) {
+    /// After a committed change: publish its outbox event now and wake its watchers on every
+    /// replica.
+    pub fn changed(&self, m: &session::Model, outbox: bool) {
         if outbox && let Ok(relay) = self.relay.get() {
             relay.notify();
         }
-        let _ = self.hub.send(Arc::new(m));
+        self.changes.publish(watch::key(&m.id));
     }
 
     /// Ends (or cancels) a session with everything that goes with it.
@@ -155,7 +159,7 @@ impl CallApp {
             .map_err(write_error)?;
         txn.commit().await?;
         if ended.changed {
-            self.changed(ended.session.clone(), true);
+            self.changed(&ended.session, true);
             self.threads.remove(session_id).await;
         }
         Ok(ended)

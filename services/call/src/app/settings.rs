@@ -37,6 +37,10 @@ pub struct CallSettings {
     pub max_transcript_bytes: u64,
     /// Concurrent WatchSession streams per caller, per process (0 = the default).
     pub max_watch_streams_per_caller: usize,
+    /// Longest comment body, in UTF-8 bytes (0 = the default).
+    pub max_comment_bytes: u64,
+    /// Most comments one session may hold (0 = the default).
+    pub max_comments_per_session: u64,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
@@ -47,6 +51,8 @@ const MAX_SEGMENTS_PER_SESSION: u64 = 5_000;
 const MAX_SEGMENT_BYTES: u64 = 16 * 1024;
 const MAX_TRANSCRIPT_BYTES: u64 = 1024 * 1024;
 const MAX_WATCH_STREAMS_PER_CALLER: usize = 16;
+const MAX_COMMENT_BYTES: u64 = 4 * 1024;
+const MAX_COMMENTS_PER_SESSION: u64 = 500;
 
 impl Default for CallSettings {
     fn default() -> Self {
@@ -62,6 +68,8 @@ impl Default for CallSettings {
             max_segment_bytes: MAX_SEGMENT_BYTES,
             max_transcript_bytes: MAX_TRANSCRIPT_BYTES,
             max_watch_streams_per_caller: MAX_WATCH_STREAMS_PER_CALLER,
+            max_comment_bytes: MAX_COMMENT_BYTES,
+            max_comments_per_session: MAX_COMMENTS_PER_SESSION,
         }
     }
 }
@@ -111,6 +119,14 @@ impl CallSettings {
             0 => MAX_WATCH_STREAMS_PER_CALLER,
             n => n,
         }
+    }
+
+    pub fn max_comment_bytes(&self) -> u64 {
+        or_default(self.max_comment_bytes, MAX_COMMENT_BYTES)
+    }
+
+    pub fn max_comments_per_session(&self) -> u64 {
+        or_default(self.max_comments_per_session, MAX_COMMENTS_PER_SESSION)
     }
 
     pub fn max_streams_per_trainee(&self) -> usize {
