@@ -843,6 +843,46 @@ fn call_rows(w: &World) -> Vec<Row> {
                 ..Default::default()
             }
         ),
+        // No anchor: an allowed caller gets past authorization to INVALID_ARGUMENT, and
+        // nothing is written.
+        unary!(
+            "call",
+            "CreateComment",
+            Owner,
+            true,
+            c(),
+            create_comment,
+            call::CreateCommentRequest {
+                parent: session.clone(),
+                comment: Some(call::Comment {
+                    body: "matrix".into(),
+                    ..Default::default()
+                }),
+            }
+        ),
+        unary!(
+            "call",
+            "ListComments",
+            Owner,
+            true,
+            c(),
+            list_comments,
+            call::ListCommentsRequest {
+                parent: session.clone(),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "call",
+            "DeleteComment",
+            Owner,
+            false,
+            c(),
+            delete_comment,
+            call::DeleteCommentRequest {
+                name: format!("{session}/comments/matrix-missing"),
+            }
+        ),
     ]
 }
 
