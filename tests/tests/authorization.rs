@@ -40,6 +40,9 @@ enum Who {
     Own,
     /// Staff, and the trainee the resource belongs to (tom).
     Owner,
+    /// As `Owner`, for a missing child of tom's existing session (a comment): another
+    /// trainee does not find the session, so NOT_FOUND is a refusal too.
+    OwnerChild,
     /// Only the trainee the session belongs to (tom), not even staff.
     SessionTrainee,
     /// Service identities only: every user token is refused.
@@ -91,6 +94,7 @@ fn expect(caller: Caller, row: &Row) -> Expect {
         (C::Trainee, Who::Admin | Who::Staff) => Refused,
         (C::Trainee, _) => Allowed,
         (C::Demoted, Who::Member | Who::Own) => Allowed,
+        (C::Demoted, Who::OwnerChild) => RefusedOrHidden,
         // tom's resource: another trainee's, for dan.
         (C::Demoted, _) if row.found => RefusedOrHidden,
         (C::Demoted, _) => Refused,
@@ -882,7 +886,48 @@ fn call_rows(w: &World) -> Vec<Row> {
             c(),
             watch_session,
             call::WatchSessionRequest {
-                name: session.clone()
+                name: session.clone(),
+                ..Default::default()
+            }
+        ),
+        // No anchor: an allowed caller gets past authorization to INVALID_ARGUMENT, and
+        // nothing is written.
+        unary!(
+            "call",
+            "CreateComment",
+            Owner,
+            true,
+            c(),
+            create_comment,
+            call::CreateCommentRequest {
+                parent: session.clone(),
+                comment: Some(call::Comment {
+                    body: "matrix".into(),
+                    ..Default::default()
+                }),
+            }
+        ),
+        unary!(
+            "call",
+            "ListComments",
+            Owner,
+            true,
+            c(),
+            list_comments,
+            call::ListCommentsRequest {
+                parent: session.clone(),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "call",
+            "DeleteComment",
+            OwnerChild,
+            false,
+            c(),
+            delete_comment,
+            call::DeleteCommentRequest {
+                name: format!("{session}/comments/matrix-missing"),
             }
         ),
     ]

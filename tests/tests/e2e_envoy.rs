@@ -600,6 +600,7 @@ async fn journey_through_envoy_with_one_trace_across_the_bus() {
             .watch_session(authed(
                 call::WatchSessionRequest {
                     name: session1.name.clone(),
+                    ..Default::default()
                 },
                 &trainee_a,
             ))

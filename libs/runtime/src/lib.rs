@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod backoff;
 pub mod cache;
+pub mod changes;
 pub mod consumer;
 pub mod context;
 pub mod crypto;

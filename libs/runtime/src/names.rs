@@ -43,6 +43,14 @@ pub fn parse_child<'a>(name: &'a str, collection: &str) -> Option<(&'a str, &'a 
     (is_valid_id(org) && is_valid_id(id)).then_some((org, id))
 }
 
+/// `(parent, id)` of `{parent}/{collection}/{id}`, for a resource nested below another one
+/// (a session's comments); the parent comes back as written, for its own parser.
+pub fn parse_nested<'a>(name: &'a str, collection: &str) -> Option<(&'a str, &'a str)> {
+    let (rest, id) = name.rsplit_once('/')?;
+    let parent = rest.strip_suffix(collection)?.strip_suffix('/')?;
+    is_valid_id(id).then_some((parent, id))
+}
+
 /// The `{org}` of `organizations/{org}` or of any valid name below it.
 pub fn organization_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("organizations/")?;
@@ -53,6 +61,26 @@ pub fn organization_of(name: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_names() {
+        assert_eq!(
+            parse_nested("organizations/a/sessions/s1/comments/c-1", "comments"),
+            Some(("organizations/a/sessions/s1", "c-1"))
+        );
+        assert_eq!(
+            parse_nested("organizations/a/sessions/s1", "comments"),
+            None
+        );
+        assert_eq!(
+            parse_nested("organizations/a/sessions/s1/notes/c-1", "comments"),
+            None
+        );
+        assert_eq!(
+            parse_nested("organizations/a/sessions/s1/comments/C!", "comments"),
+            None
+        );
+    }
 
     #[test]
     fn the_id_rule() {

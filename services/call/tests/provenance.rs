@@ -271,7 +271,10 @@ async fn voice_session_without_report_waits_then_fails(backend: Backend) {
         .call
         .clone()
         .watch_session(authed(
-            pb::WatchSessionRequest { name: name.clone() },
+            pb::WatchSessionRequest {
+                name: name.clone(),
+                ..Default::default()
+            },
             &s.tom,
         ))
         .await
@@ -503,9 +506,15 @@ async fn watch_streams_are_capped_per_caller(backend: Backend) {
         let mut c = s.call.clone();
         let name = name.clone();
         async move {
-            c.watch_session(authed(pb::WatchSessionRequest { name }, &token))
-                .await
-                .map(|r| r.into_inner())
+            c.watch_session(authed(
+                pb::WatchSessionRequest {
+                    name,
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .map(|r| r.into_inner())
         }
     };
     let mut open = Vec::new();

@@ -456,6 +456,7 @@ async fn watch_session_pushes_grading_states(s: Suite) {
         .watch_session(authed(
             pb::WatchSessionRequest {
                 name: session.name.clone(),
+                ..Default::default()
             },
             &s.tom,
         ))

@@ -7,8 +7,9 @@ use salestrainer_runtime::{
 };
 
 use crate::{
+    app::{comments::comment_name, watch::Push},
     domain::{Speaker, transcript::TranscriptSegment},
-    store::{segment, session, session_name},
+    store::{comment, segment, session, session_name},
 };
 
 /// The proto view of a session row.
@@ -111,12 +112,35 @@ pub fn segment_from_pb(seg: Option<pb::TranscriptSegment>) -> ApiResult<Transcri
     })
 }
 
-/// One WatchSession message: the session as it is now.
-pub fn watch_message(m: &session::Model) -> pb::WatchSessionResponse {
+/// One WatchSession message: a state change (the session as it is now) or a new comment.
+pub fn watch_message(push: &Push) -> pb::WatchSessionResponse {
+    let (m, comment, at) = match push {
+        Push::State(m) => (m, None, m.update_us),
+        Push::Comment(m, c) => (m, Some(comment_to_pb(c)), c.create_us),
+    };
     pb::WatchSessionResponse {
         session: Some(session_to_pb(m)),
         state: m.state,
-        change_time: Some(timestamp(m.update_us)),
+        change_time: Some(timestamp(at)),
+        comment,
+    }
+}
+
+pub fn comment_to_pb(c: &comment::Model) -> pb::Comment {
+    pb::Comment {
+        name: comment_name(c),
+        author: c.author.clone(),
+        body: c.body.clone(),
+        segment_id: c.segment_id.clone(),
+        reply_to: if c.reply_to.is_empty() {
+            String::new()
+        } else {
+            comment_name(&comment::Model {
+                id: c.reply_to.clone(),
+                ..c.clone()
+            })
+        },
+        create_time: Some(timestamp(c.create_us)),
     }
 }
 

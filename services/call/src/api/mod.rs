@@ -214,9 +214,50 @@ impl pb::call_service_server::CallService for CallServiceApi {
         req: Request<pb::WatchSessionRequest>,
     ) -> Result<Response<Self::WatchSessionStream>, Status> {
         let (p, r) = request(req)?;
-        let changes = app::watch::open(self.core.clone(), &p, &r.name).await?;
+        let changes = app::watch::open(self.core.clone(), &p, &r.name, r.include_comments).await?;
         Ok(Response::new(Box::pin(
             changes.map(|m| Ok(convert::watch_message(&m))),
         )))
+    }
+
+    async fn create_comment(
+        &self,
+        req: Request<pb::CreateCommentRequest>,
+    ) -> Result<Response<pb::CreateCommentResponse>, Status> {
+        let (p, r) = request(req)?;
+        reply(
+            app::comments::create(&self.core, &p, r)
+                .await
+                .map(|c| pb::CreateCommentResponse {
+                    comment: Some(convert::comment_to_pb(&c)),
+                }),
+        )
+    }
+
+    async fn list_comments(
+        &self,
+        req: Request<pb::ListCommentsRequest>,
+    ) -> Result<Response<pb::ListCommentsResponse>, Status> {
+        let (p, r) = request(req)?;
+        reply(
+            app::comments::list(&self.core, &p, r)
+                .await
+                .map(|page| pb::ListCommentsResponse {
+                    comments: page.comments.iter().map(convert::comment_to_pb).collect(),
+                    next_page_token: page.next_page_token,
+                }),
+        )
+    }
+
+    async fn delete_comment(
+        &self,
+        req: Request<pb::DeleteCommentRequest>,
+    ) -> Result<Response<pb::DeleteCommentResponse>, Status> {
+        let (p, r) = request(req)?;
+        reply(
+            app::comments::delete(&self.core, &p, r)
+                .await
+                .map(|()| pb::DeleteCommentResponse {}),
+        )
     }
 }

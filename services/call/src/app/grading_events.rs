@@ -41,7 +41,7 @@ impl EventHandler for GradingEvents {
         }
         txn.commit().await?;
         for m in changed {
-            self.0.changed(m, false);
+            self.0.changed(&m, false);
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! service's description for the runtime): one file per group of use cases, each called by a
 //! thin adapter in `api/` or run as a background task.
 //!
-//! - `sessions`: start, get, list, end, cancel; `watch`: a session's state changes;
+//! - `sessions`: start, get, list, end, cancel; `watch`: a session's state changes (and its
+//!   new comments); `comments`: comments on transcript lines;
 //! - `roleplay`: the text roleplay (Converse) and `send_turn` (SendTurn, one turn per server
 //!   stream for browsers, on the same conversation), with `persona_engine` (scripted or LLM),
 //!   `llm_persona` (the OpenAI-compatible streaming client) and `threads` (thread storage);
@@ -13,6 +14,7 @@
 //! - `settings`: the service's knobs.
 
 pub mod drill;
+pub mod comments;
 pub mod grading_events;
 pub mod import;
 pub mod llm_persona;
@@ -39,6 +41,7 @@ use salestrainer_proto::{
 };
 use salestrainer_runtime::{
     ApiError, ApiResult, Context, Principal, Ready, Role,
+    changes::Changes,
     consumer::{self, Subscription},
     db::begin_write,
     events::TOPIC_GRADING,
@@ -46,7 +49,6 @@ use salestrainer_runtime::{
     service::{Routes, Service},
 };
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast;
 
 use self::{
     grading_events::GradingEvents,
@@ -68,8 +70,8 @@ pub struct CallApp {
     pub relay: Ready<RelayNotifier>,
     pub config: Arc<ConfigClient>,
     pub threads: ThreadStore,
-    /// Every session change made or observed by this process, for WatchSession.
-    pub hub: broadcast::Sender<Arc<session::Model>>,
+    /// Wakes WatchSession streams (here and on other replicas) when a session changes.
+    pub changes: Changes,
     pub streams: StreamLimiter,
     /// Open WatchSession streams per caller.
     pub watchers: StreamLimiter,
@@ -103,7 +105,7 @@ impl Service for CallApp {
             relay: Ready::new(),
             config: Arc::new(ConfigClient::new(ctx, crate::SERVICE)?),
             threads,
-            hub: broadcast::channel(1024).0,
+            changes: Changes::new(crate::SERVICE),
             streams: StreamLimiter::new(
                 settings.max_streams_per_trainee(),
                 "concurrent conversations per trainee (max_streams_per_trainee)",
@@ -130,6 +132,7 @@ impl Service for CallApp {
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
         self.relay.set(ctx.start_relay(crate::SERVICE, db.clone()));
+        self.changes.start(ctx);
         self.config.spawn_invalidator(ctx, crate::SERVICE);
         consumer::spawn(
             ctx,
@@ -150,12 +153,13 @@ impl CallApp {
         self.db.get()
     }
 
-    /// After a committed change: publish its outbox event now and tell watchers.
-    pub fn changed(&self, m: session::Model, outbox: bool) {
+    /// After a committed change: publish its outbox event now and wake its watchers on every
+    /// replica.
+    pub fn changed(&self, m: &session::Model, outbox: bool) {
         if outbox && let Ok(relay) = self.relay.get() {
             relay.notify();
         }
-        let _ = self.hub.send(Arc::new(m));
+        self.changes.publish(watch::key(&m.id));
     }
 
     /// Ends (or cancels) a session with everything that goes with it.
@@ -166,7 +170,7 @@ impl CallApp {
             .map_err(write_error)?;
         txn.commit().await?;
         if ended.changed {
-            self.changed(ended.session.clone(), true);
+            self.changed(&ended.session, true);
             self.threads.remove(session_id).await;
         }
         Ok(ended)

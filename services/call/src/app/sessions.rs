@@ -253,7 +253,7 @@ pub async fn start(
             return Err(err.into());
         }
     };
-    core.changed(m.clone(), true);
+    core.changed(&m, true);
     let voice = if mode == pb::SessionMode::Voice {
         Some(voice_assistant(core, setup))
     } else {

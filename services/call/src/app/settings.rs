@@ -45,6 +45,10 @@ pub struct CallSettings {
     pub max_import_bytes: u64,
     /// Most trainee turns of a drill session before the persona ends it (0 = the default).
     pub drill_max_turns: u64,
+    /// Longest comment body, in UTF-8 bytes (0 = the default).
+    pub max_comment_bytes: u64,
+    /// Most comments one session may hold (0 = the default).
+    pub max_comments_per_session: u64,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
@@ -59,6 +63,8 @@ const RECONCILE_AFTER_SECS: u64 = 60;
 /// Room for a transcript of max_transcript_bytes plus its timings and labels.
 const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024;
 const DRILL_MAX_TURNS: u64 = 4;
+const MAX_COMMENT_BYTES: u64 = 4 * 1024;
+const MAX_COMMENTS_PER_SESSION: u64 = 500;
 
 impl Default for CallSettings {
     fn default() -> Self {
@@ -77,6 +83,8 @@ impl Default for CallSettings {
             reconcile_after_secs: RECONCILE_AFTER_SECS,
             max_import_bytes: MAX_IMPORT_BYTES,
             drill_max_turns: DRILL_MAX_TURNS,
+            max_comment_bytes: MAX_COMMENT_BYTES,
+            max_comments_per_session: MAX_COMMENTS_PER_SESSION,
         }
     }
 }
@@ -144,6 +152,14 @@ impl CallSettings {
             0 => MAX_WATCH_STREAMS_PER_CALLER,
             n => n,
         }
+    }
+
+    pub fn max_comment_bytes(&self) -> u64 {
+        or_default(self.max_comment_bytes, MAX_COMMENT_BYTES)
+    }
+
+    pub fn max_comments_per_session(&self) -> u64 {
+        or_default(self.max_comments_per_session, MAX_COMMENTS_PER_SESSION)
     }
 
     pub fn max_streams_per_trainee(&self) -> usize {

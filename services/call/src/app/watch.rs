@@ -1,72 +1,116 @@
-//! WatchSession: the current state first, then every change until a terminal state.
+//! WatchSession: the current state first, then every change until a terminal state (and,
+//! when asked, every comment added, with the stream kept open past the terminal state).
 //!
-//! Changes come from this process's broadcast (its own writes and the grading events it
-//! consumes). Another replica may have consumed an event or ended the session, so a slow
-//! re-read of the row backs the broadcast up; the client still never polls.
+//! The stream is woken by the service's change notifier (`CallApp::changes`: this process's
+//! writes at once, other replicas' through Redis pub/sub) and reads the database only then:
+//! an idle stream issues no query and holds no timer.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
-use salestrainer_runtime::{ApiResult, Principal};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use salestrainer_runtime::{ApiResult, Principal, backoff::Backoff, names};
+use sea_orm::DbErr;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{CallApp, load_visible, member_name};
-use crate::store::{self, session};
+use crate::store::{self, comment, session};
 
-const RECHECK: Duration = Duration::from_secs(5);
+/// Comments read per query when catching up after a wake.
+const COMMENT_BATCH: u64 = 100;
+
+/// One message of the stream.
+pub enum Push {
+    /// The session's state changed (or, first, the session as it is).
+    State(Arc<session::Model>),
+    /// A comment was added; the session as it is.
+    Comment(Arc<session::Model>, comment::Model),
+}
 
 /// No further change will come (see `domain::session`).
 fn terminal(state: i32) -> bool {
     store::state_of(state).is_some_and(|s| s.is_terminal())
 }
 
-/// The session as it is now, then each change of its state, until a terminal state.
+/// The notifier key of a session (its id; the notifier is call's own).
+pub fn key(session_id: &str) -> &str {
+    session_id
+}
+
+/// The session as it is now, then each change of its state until a terminal state; with
+/// `comments`, also each comment added, until the client leaves.
 pub async fn open(
     core: Arc<CallApp>,
     p: &Principal,
     name: &str,
-) -> ApiResult<ReceiverStream<Arc<session::Model>>> {
-    // Subscribe before reading so no change between the read and the subscription is lost.
-    let mut rx = core.hub.subscribe();
+    comments: bool,
+) -> ApiResult<ReceiverStream<Push>> {
+    // Watch before reading so a change committed between the read and the watch is not lost.
+    let id = names::parse_child(name, "sessions").map_or("", |(_, id)| id);
+    let mut woken = core.changes.watch(key(id));
     let current = load_visible(&core, p, name, "name").await?;
-    // Each open stream holds a task and a subscription: capped per caller, released when the
+    // Comments already there are the client's to list; the stream pushes newer ones.
+    let mut seen = if comments {
+        store::newest_comment_key(core.db()?, &current.id).await?
+    } else {
+        None
+    };
+    // Each open stream holds a task and a watch: capped per caller, released when the
     // stream ends (terminal state, client gone, shutdown).
     let permit = core.watchers.acquire(&caller_key(p))?;
-    let (tx, out) = mpsc::channel::<Arc<session::Model>>(16);
+    let (tx, out) = mpsc::channel::<Push>(16);
     tokio::spawn(async move {
         let _permit = permit;
         let id = current.id.clone();
         let mut version = current.version;
         let mut state = current.state;
-        if tx.send(Arc::new(current)).await.is_err() || terminal(state) {
+        let done = |state| terminal(state) && !comments;
+        if tx.send(Push::State(Arc::new(current))).await.is_err() || done(state) {
             return;
         }
-        let mut tick = tokio::time::interval(RECHECK);
-        tick.tick().await;
         loop {
-            let latest: Option<Arc<session::Model>> = tokio::select! {
+            tokio::select! {
                 () = tx.closed() => return,
                 () = core.shutdown.cancelled() => return,
-                r = rx.recv() => match r {
-                    Ok(m) if m.id == id => Some(m),
-                    Ok(_) => None,
-                    // Missed some: the row has the truth.
-                    Err(RecvError::Lagged(_)) => reload(&core, &id).await.map(Arc::new),
-                    Err(RecvError::Closed) => return,
-                },
-                _ = tick.tick() => reload(&core, &id).await.map(Arc::new),
-            };
-            let Some(m) = latest else { continue };
-            if m.version <= version {
-                continue;
+                () = woken.changed() => {}
             }
-            version = m.version;
-            if m.state == state {
-                continue;
-            }
-            state = m.state;
-            if tx.send(m).await.is_err() || terminal(state) {
+            let Some(Some(m)) = read(&core, &tx, |db| {
+                let id = id.clone();
+                async move { store::get(&db, &id).await }
+            })
+            .await
+            else {
                 return;
+            };
+            let m = Arc::new(m);
+            if m.version > version {
+                version = m.version;
+                if m.state != state {
+                    state = m.state;
+                    if tx.send(Push::State(m.clone())).await.is_err() || done(state) {
+                        return;
+                    }
+                }
+            }
+            while comments {
+                let after = seen.clone();
+                let Some(batch) = read(&core, &tx, |db| {
+                    let (id, after) = (id.clone(), after.clone());
+                    async move { store::comments_after(&db, &id, after, COMMENT_BATCH).await }
+                })
+                .await
+                else {
+                    return;
+                };
+                let full = batch.len() as u64 == COMMENT_BATCH;
+                for c in batch {
+                    seen = Some((c.create_us, c.id.clone()));
+                    if tx.send(Push::Comment(m.clone(), c)).await.is_err() {
+                        return;
+                    }
+                }
+                if !full {
+                    break;
+                }
             }
         }
     });
@@ -82,7 +126,26 @@ fn caller_key(p: &Principal) -> String {
     }
 }
 
-async fn reload(core: &CallApp, id: &str) -> Option<session::Model> {
-    let db = core.db().ok()?;
-    store::get(db, id).await.ok().flatten()
+/// A read after a wake. A failed read is retried (with backoff) rather than skipped: the wake
+/// will not come again. `None` when the client left or the service stops.
+async fn read<T, R, F, Fut>(core: &CallApp, tx: &mpsc::Sender<T>, query: F) -> Option<R>
+where
+    F: Fn(sea_orm::DatabaseConnection) -> Fut,
+    Fut: Future<Output = Result<R, DbErr>>,
+{
+    let mut backoff = Backoff::reconnect();
+    loop {
+        let result = match core.db() {
+            Ok(db) => query(db.clone()).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(r) => return Some(r),
+            Err(e) => tracing::warn!(error = %e, "watch: reading the session failed"),
+        }
+        tokio::select! {
+            () = tx.closed() => return None,
+            more = backoff.wait(&core.shutdown) => if !more { return None },
+        }
+    }
 }

@@ -352,7 +352,7 @@ async fn apply(core: &CallApp, s: session::Model, event: WebhookEvent) -> Answer
         Ok((outcome, changed)) => {
             if let Some(m) = changed {
                 let id = m.id.clone();
-                core.changed(m, true);
+                core.changed(&m, true);
                 core.threads.remove(&id).await;
             }
             Answer::Done(outcome)

@@ -120,3 +120,31 @@ pub mod receipt {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod comment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "call_comments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub session_id: String,
+        /// Organization id (not the resource name).
+        pub organization: String,
+        /// Member resource name of the author.
+        pub author: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        /// The transcript segment it is anchored to.
+        pub segment_id: String,
+        /// Id of the comment it answers (same session), empty for a new thread.
+        pub reply_to: String,
+        pub create_us: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

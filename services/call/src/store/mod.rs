@@ -1,15 +1,17 @@
 //! Tables owned by the call service, their migrations and the queries over them, one file per
 //! table: `sessions` (with the outbox events written in the same transactions), `segments`
-//! (the transcript) and `receipts` (webhook deliveries).
+//! (the transcript), `comments` (on transcript lines) and `receipts` (webhook deliveries).
 //!
 //! State changes that other services must hear about (session started, ended, cancelled) write
 //! their event into the outbox in the same transaction; callers poke the relay after commit.
 
+mod comments;
 pub mod entities;
 mod imports;
 mod m0001_calls;
 mod m0002_provenance_limits;
 mod m0003_origins;
+mod m0004_comments;
 mod receipts;
 mod segments;
 mod sessions;
@@ -18,7 +20,8 @@ use salestrainer_proto::call as pb;
 use sea_orm::DbErr;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
-pub use entities::{receipt, segment, session};
+pub use comments::*;
+pub use entities::{comment, receipt, segment, session};
 pub use imports::*;
 pub use receipts::*;
 pub use segments::*;
@@ -39,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(m0002_provenance_limits::Migration),
             Box::new(m0003_origins::Migration),
+            Box::new(m0004_comments::Migration),
         ]
     }
 }

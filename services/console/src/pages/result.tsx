@@ -2,12 +2,13 @@
 // criterion's evidence highlighted in the transcript, and conversation metrics against the
 // ranges top performers show.
 import { useEffect, useState } from "preact/hooks";
-import { SessionMode, SessionSource } from "../gen/salestrainer/call/v1/resources_pb.js";
+import { SessionMode, SessionSource, SessionState, Speaker } from "../gen/salestrainer/call/v1/resources_pb.js";
+import type { Comment } from "../gen/salestrainer/call/v1/comments_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { SessionState, Speaker } from "../gen/salestrainer/call/v1/resources_pb.js";
 import type { Evaluation } from "../gen/salestrainer/grading/v1/resources_pb.js";
 import { call, config, errorText, fmtDate, grading, me, newId, org } from "../api";
 import { Bar, ErrorBox, Loading, Page, Score, Table, go, useLoad } from "../ui";
+import { LineComments, withComment } from "./comments";
 
 const secs = (d?: Duration) => (d ? Number(d.seconds) + d.nanos / 1e9 : 0);
 
@@ -24,13 +25,23 @@ export function Result({ id }: { id: string }) {
   const state = useLoad(async () => {
     const s = (await call.getSession({ name })).session;
     if (!s) throw new Error("no session");
-    const [t, ev, sc] = await Promise.all([
+    const [t, ev, sc, cs] = await Promise.all([
       call.getTranscript({ name: `${name}/transcript` }),
       s.evaluation ? grading.getEvaluation({ name: s.evaluation }) : Promise.resolve(undefined),
       config.getScenario({ name: s.scenario }).catch(() => undefined),
+      // A session holds at most a few hundred comments (max_comments_per_session).
+      call.listComments({ parent: name, pageSize: 1000 }),
     ]);
-    return { session: s, transcript: t.transcript, evaluation: ev?.evaluation, scenario: sc?.scenario };
+    return {
+      session: s,
+      transcript: t.transcript,
+      evaluation: ev?.evaluation,
+      scenario: sc?.scenario,
+      comments: cs.comments,
+    };
   }, [id]);
+  const [comments, setComments] = useState<Comment[]>([]);
+  useEffect(() => setComments(state.data?.comments ?? []), [state.data]);
   const [focus, setFocus] = useState<string | null>(null);
   const [drillError, setDrillError] = useState("");
   const [drilling, setDrilling] = useState(false);
@@ -47,22 +58,30 @@ export function Result({ id }: { id: string }) {
       setDrilling(false);
     }
   };
-  // Not graded yet: WatchSession pushes the change; reload once it is final.
-  const pending = state.data && [SessionState.ENDED, SessionState.GRADING].includes(state.data.session.state);
+  // WatchSession pushes new comments, and the end of grading (then the page reloads).
+  const loaded = !!state.data;
   useEffect(() => {
-    if (!pending) return;
+    if (!loaded) return;
     const abort = new AbortController();
     (async () => {
       try {
-        for await (const w of call.watchSession({ name }, { signal: abort.signal })) {
-          if (w.state === SessionState.GRADED || w.state === SessionState.FAILED) state.reload();
+        let first = true;
+        for await (const w of call.watchSession({ name, includeComments: true }, { signal: abort.signal })) {
+          const c = w.comment;
+          if (c) {
+            setComments((list) => withComment(list, c));
+          } else if (first) {
+            first = false; // the state as loaded
+          } else if (w.state === SessionState.GRADED || w.state === SessionState.FAILED) {
+            state.reload();
+          }
         }
       } catch {
         // Leaving the page aborts the stream; nothing to report.
       }
     })();
     return () => abort.abort();
-  }, [pending, name]);
+  }, [loaded, name]);
 
   if (state.error && !state.data) {
     return (
@@ -199,12 +218,20 @@ export function Result({ id }: { id: string }) {
                   const qs = quotes.get(g.segmentId) ?? [];
                   const hit = qs.some((q) => focus === null || q.criteria.includes(focus));
                   return (
-                    <li
-                      class={`bubble ${g.speaker === Speaker.TRAINEE ? "trainee" : "persona"}${qs.length && hit ? " evidence" : ""}`}
-                      data-evidence={qs.length ? "true" : undefined}
-                    >
-                      {qs.length && hit ? <Highlight text={g.text} quotes={qs.map((q) => q.text)} /> : g.text}
-                    </li>
+                    <>
+                      <li
+                        class={`bubble ${g.speaker === Speaker.TRAINEE ? "trainee" : "persona"}${qs.length && hit ? " evidence" : ""}`}
+                        data-evidence={qs.length ? "true" : undefined}
+                      >
+                        {qs.length && hit ? <Highlight text={g.text} quotes={qs.map((q) => q.text)} /> : g.text}
+                      </li>
+                      <LineComments
+                        session={name}
+                        segmentId={g.segmentId}
+                        comments={comments}
+                        onChange={setComments}
+                      />
+                    </>
                   );
                 })}
               </ol>

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use salestrainer_bus::{Envelope, RelayNotifier, SubscribeOptions, Transport};
 use salestrainer_proto::grading::JobState;
+use salestrainer_runtime::changes::Changes;
 use salestrainer_runtime::time::now_us;
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::GroupCommit;
@@ -53,8 +54,8 @@ pub struct Engine {
     pub limiter: Arc<dyn RateLimit>,
     pub llm: LlmClient,
     pub notifier: Option<RelayNotifier>,
-    /// Job ids whose state changed (WatchGradingJob).
-    pub changes: broadcast::Sender<String>,
+    /// Wakes WatchGradingJob streams (here and on other replicas) when a job changes.
+    pub changes: Changes,
     pub queue: Option<WorkQueue>,
     pub(super) wake: Notify,
     pub(super) commits: GroupCommit,
@@ -69,7 +70,7 @@ impl Engine {
         transcripts: Arc<dyn TranscriptSource>,
         limiter: Arc<dyn RateLimit>,
         notifier: Option<RelayNotifier>,
-        changes: broadcast::Sender<String>,
+        changes: Changes,
         queue: Option<WorkQueue>,
     ) -> anyhow::Result<Arc<Self>> {
         let llm = LlmClient::new(cfg.llm_timeout, cfg.max_completion_tokens)?;
@@ -97,7 +98,7 @@ impl Engine {
     }
 
     pub(super) fn changed(&self, id: &str) {
-        let _ = self.changes.send(id.to_owned());
+        self.changes.publish(id);
         if let Some(n) = &self.notifier {
             n.notify();
         }

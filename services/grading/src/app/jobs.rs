@@ -3,12 +3,11 @@
 //! NOT_FOUND, never PERMISSION_DENIED, so names do not leak.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use salestrainer_proto::grading as pb;
 use salestrainer_runtime::{
-    ApiError, ApiResult, Principal, Ready, Role, Violations, db::begin_write, names, paging,
-    redact, time::parse_timestamp_opt,
+    ApiError, ApiResult, Principal, Ready, Role, Violations, backoff::Backoff, db::begin_write,
+    names, paging, redact, time::parse_timestamp_opt,
 };
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
@@ -383,14 +382,18 @@ impl Grading {
     }
 
     /// The job as it is now, then each new version of it, until it is SUCCEEDED or DEAD.
+    /// Woken by the engine's change notifier (this replica's workers at once, other replicas'
+    /// through Redis pub/sub); the row is read only when woken, never on a timer.
     pub async fn watch_job(
         &self,
         p: &Principal,
         name: &str,
     ) -> ApiResult<ReceiverStream<job::Model>> {
-        let first = self.load_job(p, name).await?;
         let engine = self.engine.get()?.clone();
-        let mut changes = engine.changes.subscribe();
+        // Watch before reading so a change committed between the read and the watch is kept.
+        let id = names::parse_child(name, "gradingJobs").map_or("", |(_, id)| id);
+        let mut woken = engine.changes.watch(id);
+        let first = self.load_job(p, name).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let viewer = p.clone();
         tokio::spawn(async move {
@@ -400,20 +403,27 @@ impl Grading {
             if tx.send(shown_to(&viewer, first)).await.is_err() || done {
                 return;
             }
+            let mut backoff = Backoff::reconnect();
             loop {
-                // Local changes wake us at once; the tick covers workers of other replicas.
                 tokio::select! {
                     () = tx.closed() => return,
-                    c = changes.recv() => {
-                        if matches!(c, Ok(ref changed) if *changed != id) {
-                            continue;
+                    () = woken.changed() => {}
+                }
+                // A failed read is retried: the wake that brought us here will not come again.
+                let j = loop {
+                    match store::find_job(&engine.db, &id).await {
+                        Ok(Some(j)) => break j,
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, job = %id, "watch: reading the job failed");
+                            tokio::select! {
+                                () = tx.closed() => return,
+                                () = tokio::time::sleep(backoff.next_delay()) => {}
+                            }
                         }
                     }
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-                let Ok(Some(j)) = store::find_job(&engine.db, &id).await else {
-                    continue;
                 };
+                backoff.reset();
                 if j.version != version {
                     version = j.version;
                     let done = store::job_is_final(&j);

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use salestrainer_proto::grading::grading_service_server::GradingServiceServer;
 use salestrainer_runtime::{
     Context, Ready,
+    changes::Changes,
     consumer::{self, Subscription},
     events::TOPIC_SESSIONS,
     service::{Routes, Service},
@@ -105,6 +106,8 @@ pub fn production_engine(
         Some(pool) => Arc::new(rate_limit::RedisRateLimit::new(pool.clone())),
         None => Arc::new(rate_limit::LocalRateLimit::default()),
     };
+    let changes = Changes::new(crate::SERVICE);
+    changes.start(ctx);
     let queue = ctx.redis.as_ref().map(|_| WorkQueue {
         bus: ctx.bus.clone(),
         consumer: ctx.consumer.clone(),
@@ -116,7 +119,7 @@ pub fn production_engine(
         Arc::new(inputs::CallTranscripts::new(ctx)?),
         limiter,
         Some(notifier),
-        tokio::sync::broadcast::channel(1024).0,
+        changes,
         queue,
     )
 }

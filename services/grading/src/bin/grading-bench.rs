@@ -87,7 +87,7 @@ fn engine(
         Arc::new(RecordedTranscripts::new(strong_call())),
         Arc::new(LocalRateLimit::default()),
         None,
-        tokio::sync::broadcast::channel(1024).0,
+        salestrainer_runtime::changes::Changes::new("grading"),
         None,
     )?;
     let stop = CancellationToken::new();

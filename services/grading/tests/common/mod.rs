@@ -76,7 +76,7 @@ pub fn engine(
         transcripts.clone(),
         limiter.unwrap_or_else(|| Arc::new(LocalRateLimit::default())),
         None,
-        tokio::sync::broadcast::channel(64).0,
+        salestrainer_runtime::changes::Changes::new("grading"),
         queue,
     )
     .unwrap();
