@@ -941,6 +941,31 @@ fn grading_rows(w: &World) -> Vec<Row> {
                 request_id: "matrix".into(),
             }
         ),
+        // No score and no reason: INVALID_ARGUMENT for staff once authorized (nothing changes).
+        unary!(
+            "grading",
+            "OverrideEvaluation",
+            Staff,
+            true,
+            c(),
+            override_evaluation,
+            gr::OverrideEvaluationRequest {
+                name: w.evaluation.clone(),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "grading",
+            "ListEvaluationOverrides",
+            Owner,
+            true,
+            c(),
+            list_evaluation_overrides,
+            gr::ListEvaluationOverridesRequest {
+                parent: w.evaluation.clone(),
+                ..Default::default()
+            }
+        ),
         server_stream!(
             "grading",
             "WatchGradingJob",

@@ -146,7 +146,7 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
 
     let dirty: Vec<&Fact> = dirty.iter().filter_map(|s| facts.get(s)).collect();
     for chunk in dirty.chunks(CHUNK) {
-        let rows = vec![format!("({})", marks(18)); chunk.len()].join(", ");
+        let rows = vec![format!("({})", marks(19)); chunk.len()].join(", ");
         let values = chunk.iter().flat_map(|f| fact_values(f)).collect();
         let set = FACT_COLUMNS
             .split(", ")

@@ -3,6 +3,7 @@
 //! renumbered for PostgreSQL by [`stmt`].
 
 pub mod ingest;
+mod m0002_override_rev;
 pub mod query;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateOutbox),
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(ReadModel),
+            Box::new(m0002_override_rev::FactOverrideRevision),
         ]
     }
 }
@@ -189,7 +191,7 @@ pub(crate) fn get_str(row: &QueryResult, col: &str) -> Result<String, DbErr> {
 
 pub(crate) const FACT_COLUMNS: &str = "session, org, trainee, scenario, assignment, start_us, \
      duration_ms, ended, cancelled, grading_failed, graded, evaluation, score_milli, passed, \
-     closed, graded_us, skills, superseded";
+     closed, graded_us, skills, superseded, override_rev";
 
 pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
     let bad = |e: serde_json::Error| DbErr::Custom(format!("analytics_facts json: {e}"));
@@ -201,6 +203,7 @@ pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
             closed: get_i64(row, "closed")? == 1,
             graded_us: get_i64(row, "graded_us")?,
             skills: serde_json::from_str(&get_str(row, "skills")?).map_err(bad)?,
+            override_rev: get_i64(row, "override_rev")?,
         })
     } else {
         None
@@ -246,6 +249,7 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
         g.map(|g| g.graded_us).into(),
         skills.into(),
         superseded.into(),
+        g.map_or(0, |g| g.override_rev).into(),
     ]
 }
 
