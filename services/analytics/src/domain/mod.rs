@@ -6,6 +6,7 @@
 //! one rule makes reordering, duplicates and regrades safe: whatever a fact looks like after
 //! the events, the rollups hold exactly the sum of the current facts.
 
+pub mod certifications;
 pub mod events;
 pub mod summary;
 

@@ -2,6 +2,7 @@
 //! writes them. Plain SQL that SQLite and PostgreSQL both accept; `?` placeholders are
 //! renumbered for PostgreSQL by [`stmt`].
 
+pub mod certifications;
 pub mod ingest;
 mod m0002_override_rev;
 pub mod query;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(ReadModel),
             Box::new(m0002_override_rev::FactOverrideRevision),
+            Box::new(certifications::CertificationRevocations),
         ]
     }
 }
