@@ -9,6 +9,7 @@ import { Result } from "./pages/result";
 import { Progress } from "./pages/progress";
 import { Dashboard, Jobs, Sessions } from "./pages/manager";
 import { Admin } from "./pages/admin";
+import { Certifications } from "./pages/certifications";
 
 const NAV: Record<string, [string, string][]> = {
   trainee: [
@@ -20,12 +21,14 @@ const NAV: Record<string, [string, string][]> = {
     ["dashboard", "Dashboard"],
     ["sessions", "Sessions"],
     ["jobs", "Grading jobs"],
+    ["certifications", "Certifications"],
     ["practice", "Practice"],
   ],
   admin: [
     ["dashboard", "Dashboard"],
     ["sessions", "Sessions"],
     ["jobs", "Grading jobs"],
+    ["certifications", "Certifications"],
     ["admin/members", "Admin"],
   ],
 };
@@ -67,6 +70,9 @@ function App() {
       break;
     case "jobs":
       page = <Jobs />;
+      break;
+    case "certifications":
+      page = <Certifications />;
       break;
     case "admin":
       page = <Admin section={a ?? "members"} id={b} />;
