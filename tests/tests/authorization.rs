@@ -678,6 +678,69 @@ fn config_rows(w: &World) -> Vec<Row> {
                 name: child("assignments"),
                 ..Default::default()
             }
+        ), // An empty certification: INVALID_ARGUMENT for admins once authorized.
+        unary!(
+            "config",
+            "CreateCertification",
+            Admin,
+            false,
+            c(),
+            create_certification,
+            pb::CreateCertificationRequest {
+                parent: ORG.into(),
+                ..Default::default()
+            }
+        ),
+        // Every member reads what there is to earn.
+        unary!(
+            "config",
+            "GetCertification",
+            Member,
+            false,
+            c(),
+            get_certification,
+            pb::GetCertificationRequest {
+                name: child("certifications")
+            }
+        ),
+        unary!(
+            "config",
+            "ListCertifications",
+            Member,
+            true,
+            c(),
+            list_certifications,
+            pb::ListCertificationsRequest {
+                parent: ORG.into(),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "config",
+            "UpdateCertification",
+            Admin,
+            false,
+            c(),
+            update_certification,
+            pb::UpdateCertificationRequest {
+                certification: Some(pb::Certification {
+                    name: child("certifications"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "config",
+            "DeleteCertification",
+            Admin,
+            false,
+            c(),
+            delete_certification,
+            pb::DeleteCertificationRequest {
+                name: child("certifications"),
+                ..Default::default()
+            }
         ),
     ]
 }
@@ -1029,6 +1092,31 @@ fn grading_rows(w: &World) -> Vec<Row> {
                 request_id: "matrix".into(),
             }
         ),
+        // No score and no reason: INVALID_ARGUMENT for staff once authorized (nothing changes).
+        unary!(
+            "grading",
+            "OverrideEvaluation",
+            Staff,
+            true,
+            c(),
+            override_evaluation,
+            gr::OverrideEvaluationRequest {
+                name: w.evaluation.clone(),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "grading",
+            "ListEvaluationOverrides",
+            Owner,
+            true,
+            c(),
+            list_evaluation_overrides,
+            gr::ListEvaluationOverridesRequest {
+                parent: w.evaluation.clone(),
+                ..Default::default()
+            }
+        ),
         server_stream!(
             "grading",
             "WatchGradingJob",
@@ -1107,6 +1195,43 @@ fn analytics_rows(w: &World) -> Vec<Row> {
             an::GetAssignmentProgressRequest {
                 assignment: missing("assignments"),
                 ..Default::default()
+            }
+        ),
+        // A trainee gets their own standing only; a missing certification is NOT_FOUND.
+        unary!(
+            "analytics",
+            "GetCertificationProgress",
+            Member,
+            false,
+            c(),
+            get_certification_progress,
+            an::GetCertificationProgressRequest {
+                certification: missing("certifications"),
+                ..Default::default()
+            }
+        ),
+        unary!(
+            "analytics",
+            "ListTraineeCertifications",
+            Owner,
+            true,
+            c(),
+            list_trainee_certifications,
+            an::ListTraineeCertificationsRequest {
+                trainee: member("tom"),
+            }
+        ),
+        unary!(
+            "analytics",
+            "RevokeCertificationAward",
+            Staff,
+            false,
+            c(),
+            revoke_certification_award,
+            an::RevokeCertificationAwardRequest {
+                certification: missing("certifications"),
+                trainee: member("tom"),
+                reason: "matrix".into(),
             }
         ),
         unary!(

@@ -49,6 +49,7 @@ pub struct ConfigClient {
     personas: TtlCache<String, pb::Persona>,
     rubrics: TtlCache<String, pb::Rubric>,
     assignments: TtlCache<String, pb::Assignment>,
+    certifications: TtlCache<String, pb::Certification>,
     organizations: TtlCache<String, pb::Organization>,
     templates: TtlCache<(String, i64), pb::PromptTemplate>,
     /// Keyed by (organization name, kind); `None` caches "no credential: use offline mode".
@@ -80,6 +81,7 @@ impl ConfigClient {
             personas: TtlCache::new("config_personas", capacity, ttl),
             rubrics: TtlCache::new("config_rubrics", capacity, ttl),
             assignments: TtlCache::new("config_assignments", capacity, ttl),
+            certifications: TtlCache::new("config_certifications", capacity, ttl),
             organizations: TtlCache::new("config_organizations", capacity, ttl),
             templates: TtlCache::new("config_prompt_templates", capacity, ttl),
             credentials: TtlCache::new("config_credentials", capacity, ttl),
@@ -184,6 +186,45 @@ impl ConfigClient {
         .await
     }
 
+    /// A certification's terms.
+    pub async fn certification(&self, name: &str) -> Result<pb::Certification, Status> {
+        let req = pb::GetCertificationRequest {
+            name: name.to_owned(),
+        };
+        Self::cached(&self.certifications, name, || async {
+            Ok(self
+                .client
+                .clone()
+                .get_certification(req)
+                .await?
+                .into_inner()
+                .certification)
+        })
+        .await
+    }
+
+    /// The organization's certifications (`organization`: `organizations/{id}`), up to 1000,
+    /// uncached: they are listed only for a trainee's overview.
+    pub async fn certifications(
+        &self,
+        organization: &str,
+    ) -> Result<Vec<pb::Certification>, Status> {
+        let listed = self
+            .client
+            .clone()
+            .list_certifications(pb::ListCertificationsRequest {
+                parent: organization.to_owned(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for c in &listed.certifications {
+            self.certifications.insert(c.name.clone(), c.clone());
+        }
+        Ok(listed.certifications)
+    }
+
     /// `organizations/{id}`: its settings (leaderboard visibility, default credential).
     pub async fn organization(&self, name: &str) -> Result<pb::Organization, Status> {
         let req = pb::GetOrganizationRequest {
@@ -276,6 +317,7 @@ impl ConfigClient {
         self.personas.invalidate(&key);
         self.rubrics.invalidate(&key);
         self.assignments.invalidate(&key);
+        self.certifications.invalidate(&key);
         self.organizations.invalidate(&key);
         self.templates
             .invalidate_where(|(name, _)| name == resource);

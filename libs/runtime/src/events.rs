@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 /// SessionStarted and SessionEnded (producer: call).
 pub const TOPIC_SESSIONS: &str = "salestrainer.sessions";
-/// GradingStarted, SessionGraded and GradingFailed (producer: grading).
+/// GradingStarted, SessionGraded, GradingFailed and EvaluationOverridden (producer: grading).
 pub const TOPIC_GRADING: &str = "salestrainer.grading";
 /// ConfigChanged (producer: config).
 pub const TOPIC_CONFIG: &str = "salestrainer.config";
@@ -17,7 +17,9 @@ pub fn topic_of(payload: &pb::event::Payload) -> &'static str {
     use pb::event::Payload::*;
     match payload {
         SessionStarted(_) | SessionEnded(_) => TOPIC_SESSIONS,
-        GradingStarted(_) | SessionGraded(_) | GradingFailed(_) => TOPIC_GRADING,
+        GradingStarted(_) | SessionGraded(_) | GradingFailed(_) | EvaluationOverridden(_) => {
+            TOPIC_GRADING
+        }
         ConfigChanged(_) => TOPIC_CONFIG,
     }
 }
@@ -30,6 +32,7 @@ pub fn type_of(payload: &pb::event::Payload) -> &'static str {
         SessionGraded(_) => "session.graded",
         GradingStarted(_) => "grading.started",
         GradingFailed(_) => "grading.failed",
+        EvaluationOverridden(_) => "evaluation.overridden",
         ConfigChanged(_) => "config.changed",
     }
 }

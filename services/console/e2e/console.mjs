@@ -3,7 +3,9 @@
 //   an admin creates a rubric (after seeing a validation error on its field) and a scenario,
 //   renames the scenario, and creates and deletes a persona that nothing uses;
 //   a trainee practises it by text, ends the call, watches it get graded and sees the grade
-//   with its evidence; a manager sees it on the dashboard; another trainee cannot open it.
+//   with its evidence; a manager sees it on the dashboard, overrides the score (after a
+//   refused one shown on its field) and tom sees the override; an admin defines a
+//   certification that tom then holds; another trainee cannot open tom's result.
 // Fails on any browser console error. Usage:
 //   CONSOLE_URL=http://127.0.0.1:50051 [SCREENSHOTS=dir] [CHROMIUM=/usr/bin/chromium] node e2e/console.mjs
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -288,6 +290,57 @@ try {
   await maria.goto(`${BASE}/#/jobs`);
   await maria.getByRole("columnheader", { name: "Attempts" }).waitFor();
   await shot(maria, "manager-jobs");
+
+  // ---- manager: override tom's score (a bad one is refused on its field); tom sees it ----
+  step("manager maria overrides tom's score; a criterion score off the scale is refused on its field");
+  await maria.goto(`${BASE}/#/results/${sessionId}`);
+  await maria.getByRole("heading", { name: "Overrides" }).waitFor();
+  await maria.getByLabel("Criterion", { exact: true }).selectOption("discovery");
+  await maria.getByLabel(/^Criterion score/).fill("99");
+  await maria.getByLabel("Reason (shown to the trainee)").fill("Strong discovery questions");
+  await maria.getByRole("button", { name: "Save override" }).click();
+  await maria.locator('[name="criterion_overrides[0].score"][aria-invalid="true"]').waitFor();
+  await maria.getByLabel("Criterion", { exact: true }).selectOption("");
+  await maria.getByLabel(/^Overall score/).fill("88");
+  await maria.getByRole("button", { name: "Save override" }).click();
+  await maria.getByRole("status").filter({ hasText: "Override saved." }).waitFor();
+  await maria.getByRole("cell", { name: "Strong discovery questions" }).waitFor();
+  await maria.getByTestId("grader-score").waitFor();
+  await shot(maria, "manager-override");
+
+  step("tom sees the override and its reason, and no override form");
+  await tom.goto(`${BASE}/#/results/${sessionId}`);
+  await tom.reload();
+  await tom.getByTestId("override-note").filter({ hasText: "Strong discovery questions" }).waitFor();
+  const shown = await tom.locator(".stat.big .score").textContent();
+  if (shown !== "88") fail(`tom's result shows ${shown}, not the override`);
+  if ((await tom.getByRole("button", { name: "Save override" }).count()) > 0) fail("a trainee was offered the override form");
+  await shot(tom, "trainee-result-override");
+
+  // ---- certifications: the admin defines one; tom holds it with the overridden score ----
+  step("admin defines a certification; tom holds it (the override counts); he sees it on his progress");
+  await admin.goto(`${BASE}/#/certifications`);
+  await admin.getByRole("heading", { name: "Define a certification" }).waitFor();
+  await admin.getByLabel("Name", { exact: true }).fill("E2E certified");
+  await admin.getByLabel("E2E discovery call", { exact: true }).fill("80");
+  await admin.getByRole("button", { name: "Create certification" }).click();
+  await admin.getByRole("heading", { name: "E2E certified" }).waitFor();
+  let held = false;
+  for (let i = 0; i < 20 && !held; i++) {
+    const section = admin.locator("section", { has: admin.getByRole("heading", { name: "E2E certified" }) });
+    held = (await section.getByRole("cell", { name: "held", exact: true }).count()) > 0;
+    if (!held) {
+      await admin.waitForTimeout(500);
+      await admin.reload();
+      await admin.getByRole("heading", { name: "E2E certified" }).waitFor();
+    }
+  }
+  if (!held) fail("tom does not hold the certification his overridden score earns");
+  await shot(admin, "manager-certifications");
+  await tom.goto(`${BASE}/#/progress`);
+  await tom.getByRole("heading", { name: "Certifications" }).waitFor();
+  await tom.getByRole("cell", { name: "E2E certified" }).waitFor();
+  await tom.getByRole("cell", { name: "held", exact: true }).waitFor();
 
   // ---- another trainee cannot open tom's result ----
   step("trainee tina cannot open tom's result");

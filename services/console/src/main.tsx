@@ -10,6 +10,7 @@ import { Progress } from "./pages/progress";
 import { Dashboard, Jobs, Sessions } from "./pages/manager";
 import { Admin } from "./pages/admin";
 import { ImportCall } from "./pages/realcall";
+import { Certifications } from "./pages/certifications";
 
 const NAV: Record<string, [string, string][]> = {
   trainee: [
@@ -23,6 +24,7 @@ const NAV: Record<string, [string, string][]> = {
     ["sessions", "Sessions"],
     ["jobs", "Grading jobs"],
     ["import", "Upload a call"],
+    ["certifications", "Certifications"],
     ["practice", "Practice"],
   ],
   admin: [
@@ -30,6 +32,7 @@ const NAV: Record<string, [string, string][]> = {
     ["sessions", "Sessions"],
     ["jobs", "Grading jobs"],
     ["import", "Upload a call"],
+    ["certifications", "Certifications"],
     ["admin/members", "Admin"],
   ],
 };
@@ -74,6 +77,9 @@ function App() {
       break;
     case "import":
       page = <ImportCall />;
+      break;
+    case "certifications":
+      page = <Certifications />;
       break;
     case "admin":
       page = <Admin section={a ?? "members"} id={b} />;

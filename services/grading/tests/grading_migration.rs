@@ -18,7 +18,7 @@ const SESSION_START_MS: i64 = 1_699_999_000_789;
 const ATTEMPT_START_MS: i64 = 1_700_000_040_001;
 const ATTEMPT_END_MS: i64 = 1_700_000_041_999;
 
-/// A grading database with every migration but the last (the move to microseconds) applied.
+/// A grading database with every migration before the move to microseconds applied.
 async fn database_before_micros(backend: Backend, dir: &std::path::Path) -> DatabaseConnection {
     let settings = Settings {
         data_dir: dir.to_path_buf(),
@@ -28,7 +28,11 @@ async fn database_before_micros(backend: Backend, dir: &std::path::Path) -> Data
     let db = salestrainer_runtime::db::connect(&settings.database_url_for("grading"))
         .await
         .expect("a test database (is PostgreSQL up?)");
-    let before = u32::try_from(Migrator::migrations().len() - 1).unwrap();
+    let before = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m0003_grading_instants_us")
+        .expect("the move to microseconds is a migration");
+    let before = u32::try_from(before).unwrap();
     Migrator::up(&db, Some(before)).await.unwrap();
     db
 }
@@ -236,8 +240,16 @@ async fn old_rows_keep_their_instants(backend: Backend) {
         assert!(cols.contains(column), "{index}: {cols}");
     }
 
-    // And back: the last migration's down restores milliseconds.
-    Migrator::down(&db, Some(1)).await.unwrap();
+    // And back: undoing the move to microseconds (and the migrations after it) restores
+    // milliseconds.
+    let after = Migrator::migrations()
+        .iter()
+        .rev()
+        .position(|m| m.name() == "m0003_grading_instants_us")
+        .unwrap();
+    Migrator::down(&db, Some(u32::try_from(after + 1).unwrap()))
+        .await
+        .unwrap();
     let row = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),

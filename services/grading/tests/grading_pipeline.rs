@@ -519,6 +519,7 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
                 superseded_by: None,
                 body: Vec::new(),
                 create_us: now_us(),
+                override_revision: 0,
             }),
             event: Box::new(salestrainer_runtime::events::new_event(
                 &j.organization,

@@ -8,7 +8,7 @@ use salestrainer_proto::analytics as pb;
 use salestrainer_runtime::api as edge;
 use tonic::{Request, Response, Status};
 
-use crate::app::{AnalyticsApp, drills, ingest, progress, summaries, usage};
+use crate::app::{AnalyticsApp, certifications, drills, ingest, progress, summaries, usage};
 
 pub struct AnalyticsServiceApi {
     app: Arc<AnalyticsApp>,
@@ -76,5 +76,29 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsServiceApi {
     ) -> Result<Response<pb::IngestEventsResponse>, Status> {
         let (principal, req) = edge::request(request)?;
         edge::reply(ingest::ingest_events(&self.app, &principal, req).await)
+    }
+
+    async fn get_certification_progress(
+        &self,
+        request: Request<pb::GetCertificationProgressRequest>,
+    ) -> Result<Response<pb::GetCertificationProgressResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        edge::reply(certifications::get_certification_progress(&self.app, &principal, req).await)
+    }
+
+    async fn list_trainee_certifications(
+        &self,
+        request: Request<pb::ListTraineeCertificationsRequest>,
+    ) -> Result<Response<pb::ListTraineeCertificationsResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        edge::reply(certifications::list_trainee_certifications(&self.app, &principal, req).await)
+    }
+
+    async fn revoke_certification_award(
+        &self,
+        request: Request<pb::RevokeCertificationAwardRequest>,
+    ) -> Result<Response<pb::RevokeCertificationAwardResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        edge::reply(certifications::revoke_certification_award(&self.app, &principal, req).await)
     }
 }

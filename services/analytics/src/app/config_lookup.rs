@@ -38,6 +38,32 @@ impl ConfigLookup {
         answer.map_err(|s| no_answer(name, &s)).ok()
     }
 
+    /// The certification's terms: `None` when config does not know it; UNAVAILABLE when
+    /// config cannot answer (a standing computed on no terms would be wrong, not stale).
+    pub async fn certification(&self, name: &str) -> Result<Option<pb::Certification>, ApiError> {
+        let client = self.client.as_ref().ok_or_else(config_unavailable)?;
+        match client.certification(name).await {
+            Ok(c) => Ok(Some(c)),
+            Err(s) if peer_is_transient(s.code()) => {
+                no_answer(name, &s);
+                Err(config_unavailable())
+            }
+            Err(s) => {
+                no_answer(name, &s);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The organization's certifications (`organizations/{id}`).
+    pub async fn certifications(&self, org_name: &str) -> Result<Vec<pb::Certification>, ApiError> {
+        let client = self.client.as_ref().ok_or_else(config_unavailable)?;
+        client.certifications(org_name).await.map_err(|s| {
+            no_answer(org_name, &s);
+            config_unavailable()
+        })
+    }
+
     /// Whether the organization shows the leaderboard to trainees. Fails closed: when config
     /// cannot say, the answer is an error (UNAVAILABLE while config is unreachable, so the
     /// client may retry; PERMISSION_DENIED when config refuses), never "visible".
@@ -77,6 +103,10 @@ fn leaderboard_decision(
             "this organization does not show the leaderboard to trainees".into(),
         )),
     }
+}
+
+fn config_unavailable() -> ApiError {
+    ApiError::Unavailable("the config service cannot be reached right now; try again".into())
 }
 
 /// A refusal is expected (the resource is gone); a peer that is down is worth a warning.

@@ -3,6 +3,7 @@
 //! service object below (also the service's description: its routes and what starts with
 //! it), the summary cache, the config lookups and the settings.
 
+pub mod certifications;
 pub mod config_lookup;
 pub mod drills;
 pub mod ingest;

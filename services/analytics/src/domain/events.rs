@@ -126,6 +126,90 @@ impl Check<'_> {
     }
 }
 
+/// A manager's override: the evaluation's effective numbers, as a copy of its grade with a
+/// higher override revision (see `Fact::apply`).
+fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) -> Body {
+    c.child(
+        "evaluation_overridden.session",
+        &p.session,
+        "sessions",
+        true,
+    );
+    c.child(
+        "evaluation_overridden.trainee",
+        &p.trainee,
+        "members",
+        false,
+    );
+    c.child(
+        "evaluation_overridden.scenario",
+        &p.scenario,
+        "scenarios",
+        false,
+    );
+    c.child(
+        "evaluation_overridden.assignment",
+        &p.assignment,
+        "assignments",
+        false,
+    );
+    c.child(
+        "evaluation_overridden.evaluation",
+        &p.evaluation,
+        "evaluations",
+        true,
+    );
+    if !(0.0..=100.0).contains(&p.overall_score) {
+        c.bad("evaluation_overridden.overall_score", "must be 0 to 100");
+    }
+    if p.revision < 1 {
+        c.bad("evaluation_overridden.revision", "must be at least 1");
+    }
+    let mut skills: Vec<(String, i64)> = Vec::new();
+    for (i, s) in p.skill_scores.iter().enumerate() {
+        if s.skill.is_empty() || !(0.0..=100.0).contains(&s.score) {
+            c.bad(
+                &format!("evaluation_overridden.skill_scores[{i}]"),
+                "needs a skill and a score of 0 to 100",
+            );
+        } else if !skills.iter().any(|(k, _)| *k == s.skill) {
+            skills.push((s.skill.clone(), score_to_milli(s.score)));
+        }
+    }
+    skills.sort();
+    let start_us = c.time(
+        "evaluation_overridden.session_start_time",
+        p.session_start_time.as_ref(),
+    );
+    let duration_ms = c.duration(
+        "evaluation_overridden.session_duration",
+        p.session_duration.as_ref(),
+    );
+    Body::Session {
+        event: Box::new(SessionEvent::Graded {
+            info: SessionInfo {
+                session: p.session.clone(),
+                trainee: p.trainee.clone(),
+                scenario: p.scenario.clone(),
+                assignment: p.assignment.clone(),
+                start_us,
+                duration_ms,
+            },
+            grade: Grade {
+                evaluation: p.evaluation.clone(),
+                score_milli: score_to_milli(p.overall_score),
+                passed: p.passed,
+                closed: p.closed,
+                graded_us: occur_us,
+                skills,
+                override_rev: p.revision,
+            },
+            supersedes: String::new(),
+        }),
+        usage: None,
+    }
+}
+
 /// Checks one event; `prefix` names it in violations (e.g. "events[3].").
 pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>> {
     let org = names::parse_organization(&e.organization).unwrap_or_default();
@@ -258,6 +342,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                         closed: p.closed,
                         graded_us: occur_us,
                         skills,
+                        override_rev: 0,
                     },
                     supersedes: p.supersedes.clone(),
                 }),
@@ -278,6 +363,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                 usage: None,
             }
         }
+        Some(Payload::EvaluationOverridden(p)) => overridden(&mut c, p, occur_us),
         Some(Payload::GradingStarted(_)) => Body::Ignored,
         Some(Payload::ConfigChanged(p)) => {
             let own = p.resource == e.organization

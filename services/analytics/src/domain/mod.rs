@@ -6,6 +6,7 @@
 //! one rule makes reordering, duplicates and regrades safe: whatever a fact looks like after
 //! the events, the rollups hold exactly the sum of the current facts.
 
+pub mod certifications;
 pub mod drills;
 pub mod events;
 pub mod summary;
@@ -39,6 +40,10 @@ pub struct Grade {
     pub graded_us: i64,
     /// (skill, score in thousandths), sorted by skill, one entry per skill.
     pub skills: Vec<(String, i64)>,
+    /// The evaluation's override revision these numbers carry (0: the grader's own); of two
+    /// copies of one evaluation the higher revision wins.
+    #[serde(default)]
+    pub override_rev: i64,
 }
 
 /// One session as analytics sees it, merged from whichever events arrived so far.
@@ -336,9 +341,23 @@ impl Fact {
                     self.superseded.push(supersedes.clone());
                     self.superseded.sort();
                 }
-                let mut candidates: Vec<Grade> = self.grade.take().into_iter().collect();
-                candidates.push(grade.clone());
-                self.grade = candidates
+                let grade = match self.grade.take() {
+                    // Another copy of the same evaluation (an override, or the grade an
+                    // override overtook): the highest override revision wins, dated by the
+                    // earliest copy, whatever the order of arrival.
+                    Some(old) if old.evaluation == grade.evaluation => {
+                        let graded_us = old.graded_us.min(grade.graded_us);
+                        let mut kept = if grade.override_rev > old.override_rev {
+                            grade.clone()
+                        } else {
+                            old
+                        };
+                        kept.graded_us = graded_us;
+                        vec![kept]
+                    }
+                    old => old.into_iter().chain([grade.clone()]).collect(),
+                };
+                self.grade = grade
                     .into_iter()
                     .filter(|g| !self.superseded.contains(&g.evaluation))
                     .max_by(|a, b| (a.graded_us, &a.evaluation).cmp(&(b.graded_us, &b.evaluation)));
@@ -447,9 +466,41 @@ mod tests {
                 closed: false,
                 graded_us: at,
                 skills: vec![("rapport".into(), score_to_milli(score))],
+                override_rev: 0,
             },
             supersedes: supersedes.into(),
         }
+    }
+
+    fn overridden(eval: &str, at: i64, score: f64, rev: i64) -> SessionEvent {
+        let mut e = graded(eval, at, score, "");
+        if let SessionEvent::Graded { grade, .. } = &mut e {
+            grade.override_rev = rev;
+        }
+        e
+    }
+
+    #[test]
+    fn highest_override_revision_wins_in_any_order() {
+        let events = [
+            graded("e1", 1, 50.0, ""),
+            overridden("e1", 5, 90.0, 1),
+            overridden("e1", 6, 20.0, 2),
+        ];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]] {
+            let mut f = Fact::new("organizations/o/sessions/s", "o");
+            for i in order {
+                f.apply(&events[i]);
+            }
+            let g = f.grade.as_ref().expect("graded");
+            assert_eq!((g.score_milli, g.override_rev, g.graded_us), (20_000, 2, 1));
+        }
+        // A regrade replaces the overridden evaluation, late override or not.
+        let mut f = Fact::new("organizations/o/sessions/s", "o");
+        for e in [&events[0], &graded("e2", 9, 60.0, "e1"), &events[2]] {
+            f.apply(e);
+        }
+        assert_eq!(f.grade.as_ref().map(|g| g.score_milli), Some(60_000));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! writes them. Plain SQL that SQLite and PostgreSQL both accept; `?` placeholders are
 //! renumbered for PostgreSQL by [`stmt`].
 
+pub mod certifications;
 pub mod ingest;
 mod m0002_origins;
+mod m0003_override_rev;
 pub mod query;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(ReadModel),
             Box::new(m0002_origins::Origins),
+            Box::new(m0003_override_rev::FactOverrideRevision),
+            Box::new(certifications::CertificationRevocations),
         ]
     }
 }
@@ -192,10 +196,10 @@ pub(crate) fn get_str(row: &QueryResult, col: &str) -> Result<String, DbErr> {
 pub(crate) const FACT_COLUMNS: &str = "session, org, trainee, scenario, assignment, start_us, \
      duration_ms, ended, cancelled, grading_failed, graded, evaluation, score_milli, passed, \
      closed, graded_us, skills, superseded, real_call, drill_evaluation, drill_criterion, \
-     drill_skill, drill_before_milli";
+     drill_skill, drill_before_milli, override_rev";
 
 /// Columns in [`FACT_COLUMNS`] (one value each in [`fact_values`]).
-pub(crate) const FACT_COLUMN_COUNT: usize = 23;
+pub(crate) const FACT_COLUMN_COUNT: usize = 24;
 
 pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
     let bad = |e: serde_json::Error| DbErr::Custom(format!("analytics_facts json: {e}"));
@@ -207,6 +211,7 @@ pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
             closed: get_i64(row, "closed")? == 1,
             graded_us: get_i64(row, "graded_us")?,
             skills: serde_json::from_str(&get_str(row, "skills")?).map_err(bad)?,
+            override_rev: get_i64(row, "override_rev")?,
         })
     } else {
         None
@@ -276,6 +281,7 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
             .into(),
         drill.map(|d| d.skill.clone()).unwrap_or_default().into(),
         drill.map(|d| d.before_milli).into(),
+        g.map_or(0, |g| g.override_rev).into(),
     ]
 }
 

@@ -8,7 +8,7 @@ use salestrainer_proto::config as pb;
 use salestrainer_runtime::api as edge;
 use tonic::{Request, Response, Status};
 
-use crate::app::{ConfigApp, content, credentials, organizations, templates};
+use crate::app::{ConfigApp, certifications, content, credentials, organizations, templates};
 
 pub struct ConfigServiceApi {
     app: Arc<ConfigApp>,
@@ -442,5 +442,73 @@ impl pb::config_service_server::ConfigService for ConfigServiceApi {
         let deleted =
             content::delete::<pb::Assignment>(&self.app, &principal, &req.name, &req.etag).await;
         edge::reply(deleted.map(|()| pb::DeleteAssignmentResponse {}))
+    }
+
+    async fn create_certification(
+        &self,
+        request: Request<pb::CreateCertificationRequest>,
+    ) -> Result<Response<pb::CreateCertificationResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        let created = content::create(
+            &self.app,
+            &principal,
+            &req.parent,
+            req.certification,
+            &req.certification_id,
+        )
+        .await;
+        edge::reply(
+            created.map(|certification| pb::CreateCertificationResponse {
+                certification: Some(certification),
+            }),
+        )
+    }
+
+    async fn get_certification(
+        &self,
+        request: Request<pb::GetCertificationRequest>,
+    ) -> Result<Response<pb::GetCertificationResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        let found = content::get(&self.app, &principal, &req.name).await;
+        edge::reply(found.map(|certification| pb::GetCertificationResponse {
+            certification: Some(certification),
+        }))
+    }
+
+    async fn list_certifications(
+        &self,
+        request: Request<pb::ListCertificationsRequest>,
+    ) -> Result<Response<pb::ListCertificationsResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        edge::reply(certifications::list_certifications(&self.app, &principal, req).await)
+    }
+
+    async fn update_certification(
+        &self,
+        request: Request<pb::UpdateCertificationRequest>,
+    ) -> Result<Response<pb::UpdateCertificationResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        let updated = content::update(
+            &self.app,
+            &principal,
+            req.certification,
+            req.update_mask.as_ref(),
+        )
+        .await;
+        edge::reply(
+            updated.map(|certification| pb::UpdateCertificationResponse {
+                certification: Some(certification),
+            }),
+        )
+    }
+
+    async fn delete_certification(
+        &self,
+        request: Request<pb::DeleteCertificationRequest>,
+    ) -> Result<Response<pb::DeleteCertificationResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        let deleted =
+            content::delete::<pb::Certification>(&self.app, &principal, &req.name, &req.etag).await;
+        edge::reply(deleted.map(|()| pb::DeleteCertificationResponse {}))
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod cache;
+pub mod certifications;
 pub mod content;
 pub mod credentials;
 pub mod keys;

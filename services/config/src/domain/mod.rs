@@ -1,5 +1,6 @@
 //! Domain logic of the config service: plain Rust, no I/O.
 
+pub mod certifications;
 pub mod crypto;
 pub mod fields;
 pub mod stored_values;

@@ -16,6 +16,7 @@ pub const PERSONAS: &str = "personas";
 pub const SCENARIOS: &str = "scenarios";
 pub const RUBRICS: &str = "rubrics";
 pub const ASSIGNMENTS: &str = "assignments";
+pub const CERTIFICATIONS: &str = "certifications";
 
 pub async fn get<C: ConnectionTrait>(
     conn: &C,

@@ -1,7 +1,9 @@
-// My progress: trend chart, weakest skills, recent results, assignments due and overdue.
+// My progress: trend chart, weakest skills, recent results, assignments due and overdue,
+// certifications.
 import { analytics, config, daysAgo, fmtDay, me, org, timeZone, toDate } from "../api";
 import { call } from "../api";
 import { Bar, Loading, Page, Score, Table, TrendChart, useLoad } from "../ui";
+import { MyCertifications } from "./certifications";
 
 export function Progress() {
   const state = useLoad(async () => {
@@ -88,6 +90,7 @@ export function Progress() {
                   />
                 </section>
               </div>
+              <MyCertifications />
               <h2>Recent results</h2>
               <Table
                 empty="No graded sessions yet."

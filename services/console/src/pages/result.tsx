@@ -9,6 +9,7 @@ import type { Evaluation } from "../gen/salestrainer/grading/v1/resources_pb.js"
 import { call, config, errorText, fmtDate, grading, me, newId, org } from "../api";
 import { Bar, ErrorBox, Loading, Page, Score, Table, go, useLoad } from "../ui";
 import { LineComments, withComment } from "./comments";
+import { EarlierOverrides, OverrideNote, OverridePanel } from "./override";
 
 const secs = (d?: Duration) => (d ? Number(d.seconds) + d.nanos / 1e9 : 0);
 
@@ -60,6 +61,8 @@ export function Result({ id }: { id: string }) {
   };
   // WatchSession pushes new comments, and the end of grading (then the page reloads).
   const loaded = !!state.data;
+  // The evaluation as the last override returned it (until the page reloads).
+  const [changed, setChanged] = useState<Evaluation | null>(null);
   useEffect(() => {
     if (!loaded) return;
     const abort = new AbortController();
@@ -97,7 +100,8 @@ export function Result({ id }: { id: string }) {
     <Page title="Result">
       <Loading state={state}>
         {({ session, transcript, evaluation, scenario }) => {
-          const ev = evaluation as Evaluation | undefined;
+          const loaded = evaluation as Evaluation | undefined;
+          const ev = changed && loaded && changed.name === loaded.name ? changed : loaded;
           const quotes = new Map<string, { text: string; criteria: string[] }[]>();
           for (const c of ev?.criterionScores ?? []) {
             for (const q of c.evidence) {
@@ -144,8 +148,13 @@ export function Result({ id }: { id: string }) {
                   <div class="summary-grid">
                     <div class="stat big">
                       <span class="label">Overall</span>
-                      <Score value={ev.overallScore} passed={ev.passed} />
-                      <span>{ev.passed ? "Passed" : "Not passed"}</span>
+                      <Score value={ev.effectiveScore} passed={ev.effectivePassed} />
+                      <span>{ev.effectivePassed ? "Passed" : "Not passed"}</span>
+                      {ev.overrideRevision > 0n && (
+                        <small class="muted" data-testid="grader-score">
+                          Grader's score: {ev.overallScore.toFixed(0)}
+                        </small>
+                      )}
                     </div>
                     <div class="stat">
                       <span class="label">Next step agreed</span>
@@ -156,6 +165,8 @@ export function Result({ id }: { id: string }) {
                       <p>{ev.summary}</p>
                     </div>
                   </div>
+                  {ev.overallOverride && <OverrideNote o={ev.overallOverride} />}
+                  <EarlierOverrides ev={ev} />
                   <div class="two-col">
                     <section>
                       <h2>Strengths</h2>
@@ -177,6 +188,7 @@ export function Result({ id }: { id: string }) {
                           </span>
                         </div>
                         <Bar value={c.normalizedScore * (c.normalizedScore <= 1 ? 100 : 1)} label={c.skill} />
+                        {c.override && <OverrideNote o={c.override} />}
                         <p class="muted">{c.rationale}</p>
                         {c.evidence.length > 0 && (
                           <button
@@ -191,6 +203,7 @@ export function Result({ id }: { id: string }) {
                       </li>
                     ))}
                   </ul>
+                  <OverridePanel ev={ev} onChanged={setChanged} />
                   {m && (
                     <>
                       <h2>Conversation metrics</h2>

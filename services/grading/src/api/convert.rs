@@ -5,7 +5,8 @@ use salestrainer_proto::grading as pb;
 use salestrainer_runtime::time::timestamp;
 
 use crate::app::jobs::job_etag;
-use crate::store::{self, evaluation, job};
+use crate::app::overrides::{evaluation_etag, override_name};
+use crate::store::{self, evaluation, job, overrides::audit};
 
 pub fn job_pb(j: &job::Model) -> pb::GradingJob {
     let waiting =
@@ -61,8 +62,30 @@ pub fn evaluation_pb(e: &evaluation::Model) -> pb::Evaluation {
         .map(|s| store::evaluation_name(&e.organization, s))
         .unwrap_or_default();
     out.create_time = Some(timestamp(e.create_us));
-    out.etag = format!("W/\"{}\"", e.id);
+    out.etag = evaluation_etag(e);
+    out.override_revision = e.override_revision;
+    if e.override_revision == 0 {
+        // No override: the grader's numbers are the effective ones.
+        out.effective_score = out.overall_score;
+        out.effective_passed = out.passed;
+        out.effective_skill_scores = out.skill_scores.clone();
+    }
     out
+}
+
+pub fn override_pb(a: &audit::Model) -> pb::EvaluationOverride {
+    pb::EvaluationOverride {
+        name: override_name(a),
+        criterion_id: a.criterion_id.clone(),
+        previous_score: a.previous_score,
+        score: a.score,
+        reason: a.reason.clone(),
+        author: a.author.clone(),
+        create_time: Some(timestamp(a.create_us)),
+        revision: a.revision,
+        previous_effective_score: a.previous_effective,
+        effective_score: a.effective,
+    }
 }
 
 pub fn watch_pb(j: &job::Model) -> pb::WatchGradingJobResponse {

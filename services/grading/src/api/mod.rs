@@ -106,6 +106,30 @@ impl pb::grading_service_server::GradingService for GradingServiceApi {
         }))
     }
 
+    async fn override_evaluation(
+        &self,
+        request: Request<pb::OverrideEvaluationRequest>,
+    ) -> Result<Response<pb::OverrideEvaluationResponse>, Status> {
+        let p = Principal::of(&request)?;
+        let e = self.app.override_evaluation(p, request.get_ref()).await?;
+        Ok(Response::new(pb::OverrideEvaluationResponse {
+            evaluation: Some(convert::evaluation_pb(&e)),
+        }))
+    }
+
+    async fn list_evaluation_overrides(
+        &self,
+        request: Request<pb::ListEvaluationOverridesRequest>,
+    ) -> Result<Response<pb::ListEvaluationOverridesResponse>, Status> {
+        let p = Principal::of(&request)?;
+        let page = self.app.list_overrides(p, request.get_ref()).await?;
+        Ok(Response::new(pb::ListEvaluationOverridesResponse {
+            evaluation_overrides: page.items.iter().map(convert::override_pb).collect(),
+            next_page_token: page.next_page_token,
+            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+        }))
+    }
+
     async fn watch_grading_job(
         &self,
         request: Request<pb::WatchGradingJobRequest>,

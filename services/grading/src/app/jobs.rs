@@ -17,8 +17,8 @@ use crate::store::{self, EvaluationQuery, JobQuery, NewJob, evaluation, job};
 
 /// The service object: the database and the engine, both ready once started.
 pub struct Grading {
-    db: Ready<DatabaseConnection>,
-    engine: Ready<Arc<Engine>>,
+    pub(super) db: Ready<DatabaseConnection>,
+    pub(super) engine: Ready<Arc<Engine>>,
 }
 
 /// One page of a list.
@@ -33,17 +33,17 @@ pub fn job_etag(j: &job::Model) -> String {
     format!("W/\"{}\"", j.version)
 }
 
-fn is_staff(p: &Principal) -> bool {
+pub(super) fn is_staff(p: &Principal) -> bool {
     matches!(p.role, Role::Admin | Role::Manager | Role::Service)
 }
 
 /// A trainee's member name ends with their subject.
-fn owns(p: &Principal, trainee: &str) -> bool {
+pub(super) fn owns(p: &Principal, trainee: &str) -> bool {
     trainee == p.subject || trainee.rsplit('/').next() == Some(p.subject.as_str())
 }
 
 /// The caller may see resources of organization `org` (an id).
-fn check_org(p: &Principal, org: &str, what: &str) -> ApiResult<()> {
+pub(super) fn check_org(p: &Principal, org: &str, what: &str) -> ApiResult<()> {
     if p.can_access_organization(org) {
         Ok(())
     } else {
@@ -59,10 +59,10 @@ fn check_parent(parent: &str) -> ApiResult<&str> {
 
 /// Part of every page token's fingerprint: the unit of its key. Tokens made while the store
 /// kept milliseconds fingerprint without it and are refused (INVALID_ARGUMENT), not misread.
-const KEY_UNIT: &str = "create_us";
+pub(super) const KEY_UNIT: &str = "create_us";
 
 /// A page's position: the (create_us, id) of the last row of the previous page.
-fn page_after(token: &str, query: u64) -> ApiResult<Option<(i64, String)>> {
+pub(super) fn page_after(token: &str, query: u64) -> ApiResult<Option<(i64, String)>> {
     paging::decode(token, query)?
         .map(|k| {
             k.split_once('.')
@@ -84,7 +84,7 @@ fn no_filter(filter: &str) -> ApiResult<()> {
 }
 
 /// Up to `size` of `rows` (fetched with one more) and the token of the next page.
-fn page<T>(
+pub(super) fn page<T>(
     rows: store::Rows<T>,
     size: u64,
     query: u64,

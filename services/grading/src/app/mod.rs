@@ -2,6 +2,7 @@
 //! service's description for the runtime.
 //!
 //! - `jobs`: the service object behind the API (submit, jobs, evaluations, regrade, watch);
+//! - `overrides`: a manager's scores beside the grader's, and their audit;
 //! - `session_events`: the event handler that turns SessionEnded events into jobs;
 //! - the job engine: `dispatch` (claiming, the embedded and distributed modes), `attempt`
 //!   (running one attempt through `pipeline`), `result` (turning outcomes into writes),
@@ -17,6 +18,7 @@ pub mod eval;
 pub mod inputs;
 pub mod jobs;
 pub mod llm_provider;
+pub mod overrides;
 pub mod pipeline;
 pub mod rate_limit;
 mod result;

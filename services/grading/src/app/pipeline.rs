@@ -109,6 +109,10 @@ pub struct GradeDto {
     pub overall: f64,
     pub skills: Vec<(String, f64)>,
     pub passed: bool,
+    /// The rubric's passing score `passed` used (absent in checkpoints written before it was
+    /// recorded).
+    #[serde(default)]
+    pub passing_score: Option<f64>,
     pub strengths: Vec<String>,
     pub improvements: Vec<String>,
     pub summary: String,
@@ -259,6 +263,7 @@ pub fn grade_deterministic(
             .map(|s| (s.skill.clone(), s.score))
             .collect(),
         passed: e.passed,
+        passing_score: Some(inputs.rubric.passing_score),
         strengths: e.strengths,
         improvements: e.improvements,
         summary: e.summary,
@@ -285,6 +290,7 @@ pub fn grade_from_llm(
         overall,
         skills: skills.iter().map(|s| (s.skill.clone(), s.score)).collect(),
         passed: overall >= inputs.rubric.passing_score,
+        passing_score: Some(inputs.rubric.passing_score),
         strengths: answer.strengths,
         improvements: answer.improvements,
         summary: answer.summary,
@@ -388,6 +394,7 @@ pub fn evaluation_pb(
         rubric: g.rubric.clone(),
         overall_score: g.overall,
         passed: g.passed,
+        passing_score: g.passing_score,
         closed: close.closed,
         summary,
         strengths: g.strengths.clone(),
@@ -413,6 +420,7 @@ pub fn evaluation_pb(
                         segment_id: e.turn_id.clone(),
                     })
                     .collect(),
+                r#override: None,
             })
             .collect(),
         skill_scores: g

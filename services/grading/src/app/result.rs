@@ -138,6 +138,7 @@ impl Engine {
             superseded_by: None,
             body: body.encode_to_vec(),
             create_us: now,
+            override_revision: 0,
         };
         let event = salestrainer_runtime::events::new_event(
             &j.organization,

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod grader;
 pub mod limiter;
 pub mod llm;
+pub mod overrides;
 pub mod prompt;
 pub mod retry;
 pub mod text;

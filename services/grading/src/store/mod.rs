@@ -9,6 +9,7 @@
 pub mod entities;
 mod m0003_instants_us;
 mod migration;
+pub mod overrides;
 mod reads;
 
 pub use reads::*;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(salestrainer_bus::CreateInbox),
             Box::new(migration::CreateGradingTables),
             Box::new(m0003_instants_us::GradingInstantsInMicros),
+            Box::new(overrides::CreateOverrides),
         ]
     }
 }
@@ -603,9 +605,8 @@ async fn insert_evaluations<C: ConnectionTrait>(
         rows.push(row);
     }
     let supersedes = rows.iter().map(|r| r.supersedes.clone()).collect();
-    evaluation::Entity::insert_many(rows.into_iter().map(evaluation::ActiveModel::from))
-        .exec_without_returning(txn)
-        .await?;
+    // The superseded rows first: from here an override of them is refused, so the overrides
+    // carried onto their successors are the last ones.
     for (prev, by) in stored_superseded {
         evaluation::Entity::update_many()
             .col_expr(evaluation::Column::SupersededBy, Expr::value(Some(by)))
@@ -613,6 +614,10 @@ async fn insert_evaluations<C: ConnectionTrait>(
             .exec(txn)
             .await?;
     }
+    overrides::carry_over(txn, &mut rows).await?;
+    evaluation::Entity::insert_many(rows.into_iter().map(evaluation::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await?;
     Ok(supersedes)
 }
 
