@@ -494,6 +494,7 @@ async fn prepare(channel: Channel, token: String, scenario: String, key: String)
                 mode: call::SessionMode::Text as i32,
                 // The same request id after a lost answer: the same session.
                 request_id: key.clone(),
+                ..Default::default()
             },
             &token,
         );

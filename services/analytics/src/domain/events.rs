@@ -194,6 +194,8 @@ fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) ->
                 assignment: p.assignment.clone(),
                 start_us,
                 duration_ms,
+                // Only the call service's events know it; merging keeps what they said.
+                origin: Origin::default(),
             },
             grade: Grade {
                 evaluation: p.evaluation.clone(),

@@ -256,7 +256,7 @@ pub async fn import_call(
         }
         return Err(err.into());
     }
-    core.changed(model.clone(), true);
+    core.changed(&model, true);
     Ok(Imported {
         session: model,
         format,

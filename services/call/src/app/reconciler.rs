@@ -164,7 +164,7 @@ async fn reconcile_session(
     .await
     .map_err(|e| tonic::Status::internal(format!("applying grading's outcome: {e}")))?;
     Ok(applied.map(|changed| {
-        core.changed(changed, false);
+        core.changed(&changed, false);
         kind
     }))
 }
