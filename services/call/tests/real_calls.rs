@@ -601,7 +601,10 @@ async fn drill_reopens_the_weakest_moment(backend: Backend) {
         .find(|k| k.skill == of.skill)
         .unwrap()
         .score;
-    assert!((row.mean_score_before - before_skill).abs() < 0.01, "{row:?}");
+    assert!(
+        (row.mean_score_before - before_skill).abs() < 0.01,
+        "{row:?}"
+    );
     assert!((row.mean_score_after - after_skill).abs() < 0.01, "{row:?}");
     assert!((row.lift - (after_skill - before_skill)).abs() < 0.01);
     // Staff see everyone's; a trainee not another's.
