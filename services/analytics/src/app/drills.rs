@@ -61,12 +61,21 @@ pub async fn get_drill_impact(
         let facts = query::graded_drills(db, &org, &range, trainee.as_deref())
             .await
             .map_err(db_err)?;
+        let drilled: Vec<String> = facts
+            .iter()
+            .filter_map(|f| Some(f.origin.drill.as_ref()?.evaluation.clone()))
+            .collect();
+        let before = query::current_skills(db, &org, &drilled)
+            .await
+            .map_err(db_err)?;
         let outcomes: Vec<DrillOutcome<'_>> = facts
             .iter()
             .filter_map(|f| {
+                let drill = f.origin.drill.as_ref()?;
                 Some(DrillOutcome {
-                    drill: f.origin.drill.as_ref()?,
+                    drill,
                     skills: &f.grade.as_ref()?.skills,
+                    drilled_skills: before.get(&drill.evaluation).map(Vec::as_slice),
                 })
             })
             .collect();

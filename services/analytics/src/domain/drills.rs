@@ -1,14 +1,18 @@
-//! Drill impact: per drilled criterion, the mean score before (the criterion's score in the
-//! drilled evaluation) and after (the drill session's score on that criterion's skill).
+//! Drill impact: per drilled criterion, the mean score of its skill before (in the drilled
+//! evaluation) and after (in the drill session). Skill against skill, since a grade event
+//! carries skill scores; when the drilled evaluation is no longer current (a regrade replaced
+//! it), the criterion's own score, which the drill recorded, stands for before.
 
 use std::collections::BTreeMap;
 
 use super::{Drill, ratio};
 
-/// One graded drill session: its drill and its skill scores (thousandths).
+/// One graded drill session: its drill and its skill scores (thousandths), and the skill
+/// scores of the drilled evaluation when it is still current.
 pub struct DrillOutcome<'a> {
     pub drill: &'a Drill,
     pub skills: &'a [(String, i64)],
+    pub drilled_skills: Option<&'a [(String, i64)]>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,11 +38,15 @@ pub fn impact(outcomes: &[DrillOutcome<'_>]) -> Vec<Impact> {
         let Some((_, after)) = o.skills.iter().find(|(s, _)| *s == o.drill.skill) else {
             continue;
         };
+        let before = o
+            .drilled_skills
+            .and_then(|k| k.iter().find(|(s, _)| *s == o.drill.skill))
+            .map_or(o.drill.before_milli, |(_, score)| *score);
         let e = sums
             .entry((o.drill.criterion.as_str(), o.drill.skill.as_str()))
             .or_default();
         e.0 += 1;
-        e.1 += o.drill.before_milli;
+        e.1 += before;
         e.2 += after;
     }
     let mut out: Vec<Impact> = sums
@@ -81,24 +89,29 @@ mod tests {
             ("rapport".to_owned(), 10_000),
         ];
         let s3 = vec![("rapport".to_owned(), 90_000)];
+        // a's drilled evaluation is current: its skill score (10) is before, not a's 20.
+        let drilled = vec![("objection_handling".to_owned(), 10_000)];
         let got = impact(&[
             DrillOutcome {
                 drill: &a,
                 skills: &s1,
+                drilled_skills: Some(&drilled),
             },
             DrillOutcome {
                 drill: &b,
                 skills: &s2,
+                drilled_skills: None,
             },
             DrillOutcome {
                 drill: &c,
                 skills: &s3,
+                drilled_skills: None,
             },
         ]);
         assert_eq!(got.len(), 1, "a drill without its skill scored is left out");
         assert_eq!(got[0].drills, 2);
-        assert!((got[0].mean_before - 30.0).abs() < 1e-9);
+        assert!((got[0].mean_before - 25.0).abs() < 1e-9);
         assert!((got[0].mean_after - 70.0).abs() < 1e-9);
-        assert!((got[0].lift() - 40.0).abs() < 1e-9);
+        assert!((got[0].lift() - 45.0).abs() < 1e-9);
     }
 }

@@ -293,6 +293,39 @@ pub async fn graded_drills<C: ConnectionTrait>(
     rows.iter().map(fact_from_row).collect()
 }
 
+/// The skill scores of those `evaluations` that are still their session's current grade.
+pub async fn current_skills<C: ConnectionTrait>(
+    db: &C,
+    org: &str,
+    evaluations: &[String],
+) -> Result<HashMap<String, Vec<(String, i64)>>, DbErr> {
+    let mut out = HashMap::new();
+    let mut unique: Vec<&String> = evaluations.iter().collect();
+    unique.sort();
+    unique.dedup();
+    for chunk in unique.chunks(200) {
+        let mut values: Vec<Value> = vec![org.into()];
+        values.extend(chunk.iter().map(|e| Value::from((*e).clone())));
+        let rows = db
+            .query_all_raw(stmt(
+                db.get_database_backend(),
+                &format!(
+                    "SELECT evaluation, skills FROM analytics_facts WHERE org = ? AND graded = 1 \
+                     AND evaluation IN ({})",
+                    marks(chunk.len())
+                ),
+                values,
+            ))
+            .await?;
+        for r in &rows {
+            let skills: Vec<(String, i64)> = serde_json::from_str(&get_str(r, "skills")?)
+                .map_err(|e| DbErr::Custom(format!("analytics_facts json: {e}")))?;
+            out.insert(get_str(r, "evaluation")?, skills);
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgressRow {
     pub trainee: String,
