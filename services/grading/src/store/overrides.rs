@@ -265,9 +265,11 @@ pub async fn carry_over<C: ConnectionTrait>(
             .iter_mut()
             .filter(|r| r.supersedes.as_deref() == Some(prev.id.as_str()))
         {
-            let mut body = pb::Evaluation::decode(row.body.as_slice()).unwrap_or_default();
-            body.earlier_overrides.extend(earlier.iter().cloned());
-            row.body = body.encode_to_vec();
+            // A body that does not decode is left as it is rather than replaced.
+            if let Ok(mut body) = pb::Evaluation::decode(row.body.as_slice()) {
+                body.earlier_overrides.extend(earlier.iter().cloned());
+                row.body = body.encode_to_vec();
+            }
         }
     }
     Ok(())
