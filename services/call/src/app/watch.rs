@@ -91,30 +91,43 @@ pub async fn open(
                     }
                 }
             }
-            while comments {
-                let after = seen.clone();
-                let Some(batch) = read(&core, &tx, |db| {
-                    let (id, after) = (id.clone(), after.clone());
-                    async move { store::comments_after(&db, &id, after, COMMENT_BATCH).await }
-                })
-                .await
-                else {
-                    return;
-                };
-                let full = batch.len() as u64 == COMMENT_BATCH;
-                for c in batch {
-                    seen = Some((c.create_us, c.id.clone()));
-                    if tx.send(Push::Comment(m.clone(), c)).await.is_err() {
-                        return;
-                    }
-                }
-                if !full {
-                    break;
-                }
+            if comments && !push_comments(&core, &tx, &id, &mut seen, &m).await {
+                return;
             }
         }
     });
     Ok(ReceiverStream::new(out))
+}
+
+/// Pushes the session's comments newer than `seen`, oldest first. `false` once the client left.
+async fn push_comments(
+    core: &CallApp,
+    tx: &mpsc::Sender<Push>,
+    id: &str,
+    seen: &mut Option<(i64, String)>,
+    m: &Arc<session::Model>,
+) -> bool {
+    loop {
+        let after = seen.clone();
+        let Some(batch) = read(core, tx, |db| {
+            let (id, after) = (id.to_owned(), after.clone());
+            async move { store::comments_after(&db, &id, after, COMMENT_BATCH).await }
+        })
+        .await
+        else {
+            return false;
+        };
+        let full = batch.len() as u64 == COMMENT_BATCH;
+        for c in batch {
+            *seen = Some((c.create_us, c.id.clone()));
+            if tx.send(Push::Comment(m.clone(), c)).await.is_err() {
+                return false;
+            }
+        }
+        if !full {
+            return true;
+        }
+    }
 }
 
 /// Who holds a stream: a member of an organization, or a service identity.
