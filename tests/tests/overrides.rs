@@ -60,6 +60,36 @@ async fn tom_on_leaderboard(w: &World) -> Option<f64> {
         .map(|e| e.value)
 }
 
+/// Waits until call's copy of the session (what session lists show) carries `score`.
+async fn session_shows(w: &World, score: f64) {
+    let started = Instant::now();
+    loop {
+        let s = w
+            .call()
+            .get_session(authed(
+                salestrainer_proto::call::GetSessionRequest {
+                    name: w.session.clone(),
+                },
+                &w.trainee,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        if (s.overall_score - score).abs() < 0.01 && s.passed == (score >= 60.0) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the session shows {} (passed {}), not {score}",
+            s.overall_score,
+            s.passed
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the organization's average and tom's leaderboard value are `score`.
 async fn analytics_shows(w: &World, score: f64) -> Duration {
     let started = Instant::now();
@@ -174,6 +204,7 @@ async fn overrides_on(backend: Backend) {
     );
     let took = analytics_shows(&w, target).await;
     println!("{backend:?}: analytics showed the override {took:?} after the response");
+    session_shows(&w, target).await;
 
     // The old etag is stale now; a criterion override with the new one moves nothing of the
     // overall (the overall override wins) but is audited.

@@ -62,6 +62,7 @@ fn model(id: &str, now: i64) -> session::Model {
         drill_skill: String::new(),
         drill_score: 0.0,
         drill_objection: String::new(),
+        score_revision: 0,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The consumer of grading's events: moves a session to GRADING / GRADED / FAILED (the rules
-//! are `domain::session`'s, applied by the store) and tells watchers. The runtime's consumer
+//! are `domain::session`'s, applied by the store), copies a manager's override onto the
+//! session's score, and tells watchers. The runtime's consumer
 //! loop runs it (see `CallApp::start`).
 
 use std::sync::Arc;
@@ -19,7 +20,12 @@ use crate::store::{self, GradingUpdate};
 pub const GROUP: &str = "call";
 
 /// The grading events that move a session.
-pub const EVENT_TYPES: &[&str] = &["grading.started", "session.graded", "grading.failed"];
+pub const EVENT_TYPES: &[&str] = &[
+    "grading.started",
+    "session.graded",
+    "grading.failed",
+    "evaluation.overridden",
+];
 
 pub struct GradingEvents(pub Arc<CallApp>);
 
@@ -58,9 +64,19 @@ fn update_of(event: &ev::Event) -> Option<(&str, GradingUpdate)> {
                 score: e.overall_score,
                 passed: e.passed,
                 closed: e.closed,
+                revision: 0,
             },
         ),
         Some(ev::event::Payload::GradingFailed(e)) => (&e.session, GradingUpdate::Failed),
+        Some(ev::event::Payload::EvaluationOverridden(e)) => (
+            &e.session,
+            GradingUpdate::Overridden {
+                evaluation: e.evaluation.clone(),
+                score: e.overall_score,
+                passed: e.passed,
+                revision: e.revision,
+            },
+        ),
         _ => return None,
     };
     let (_, id) = names::parse_child(session, "sessions")?;

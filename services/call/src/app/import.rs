@@ -241,6 +241,7 @@ pub async fn import_call(
         drill_skill: String::new(),
         drill_score: 0.0,
         drill_objection: String::new(),
+        score_revision: 0,
     };
     if let Err(err) = store::insert_imported(db, &model, &segments).await {
         // A concurrent retry with the same request id won the unique index.

@@ -138,11 +138,13 @@ async fn reconcile_session(
                 .evaluation
                 .ok_or_else(|| tonic::Status::internal("grading returned no evaluation"))?;
             (
+                // The score the evaluation counts now: a manager's override included.
                 GradingUpdate::Graded {
                     evaluation: e.name,
-                    score: e.overall_score,
-                    passed: e.passed,
+                    score: e.effective_score,
+                    passed: e.effective_passed,
                     closed: e.closed,
+                    revision: e.override_revision,
                 },
                 "session_graded",
             )

@@ -239,6 +239,7 @@ pub async fn start(
         drill_skill: drill.as_ref().map(|d| d.skill.clone()).unwrap_or_default(),
         drill_score: drill.as_ref().map(|d| d.score).unwrap_or_default(),
         drill_objection: drill.map(|d| d.objection).unwrap_or_default(),
+        score_revision: 0,
     };
     let m = match store::insert_session(db, model).await {
         Ok(m) => m,

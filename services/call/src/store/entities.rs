@@ -60,6 +60,9 @@ pub mod session {
         pub drill_skill: String,
         pub drill_score: f64,
         pub drill_objection: String,
+        /// The grade's override revision `overall_score`/`passed` reflect (0: the grader's;
+        /// `m0005_score_revision`).
+        pub score_revision: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m0001_calls;
 mod m0002_provenance_limits;
 mod m0003_origins;
 mod m0004_comments;
+mod m0005_score_revision;
 mod receipts;
 mod segments;
 mod sessions;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_provenance_limits::Migration),
             Box::new(m0003_origins::Migration),
             Box::new(m0004_comments::Migration),
+            Box::new(m0005_score_revision::Migration),
         ]
     }
 }

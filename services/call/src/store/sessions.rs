@@ -113,6 +113,7 @@ pub(crate) async fn insert_row<C: ConnectionTrait>(
         drill_skill: Set(model.drill_skill.clone()),
         drill_score: Set(model.drill_score),
         drill_objection: Set(model.drill_objection.clone()),
+        score_revision: Set(model.score_revision),
     };
     session::Entity::insert(am)
         .exec_without_returning(txn)
@@ -510,8 +511,17 @@ pub enum GradingUpdate {
         score: f64,
         passed: bool,
         closed: bool,
+        /// The override revision `score` reflects (0 for the grader's own score).
+        revision: i64,
     },
     Failed,
+    /// A manager's override of the session's current evaluation (grading's revision).
+    Overridden {
+        evaluation: String,
+        score: f64,
+        passed: bool,
+        revision: i64,
+    },
 }
 
 /// Applies a grading event to a session inside `txn`; returns the updated session when it
@@ -528,6 +538,12 @@ pub async fn apply_grading<C: ConnectionTrait>(
         GradingUpdate::Started => Change::GradingStarted,
         GradingUpdate::Graded { .. } => Change::Graded,
         GradingUpdate::Failed => Change::GradingFailed,
+        GradingUpdate::Overridden {
+            evaluation,
+            score,
+            passed,
+            revision,
+        } => return apply_override(txn, m, evaluation, *score, *passed, *revision).await,
     };
     let Some(Ok(Step::To(next))) = state_of(m.state).map(|s| transition(s, change)) else {
         return Ok(None);
@@ -542,12 +558,14 @@ pub async fn apply_grading<C: ConnectionTrait>(
         score,
         passed,
         closed,
+        revision,
     } = update
     {
         m.evaluation = evaluation.clone();
         m.overall_score = *score;
         m.passed = *passed;
         m.closed = *closed;
+        m.score_revision = *revision;
     }
     session::Entity::update_many()
         .col_expr(session::Column::State, Expr::value(m.state))
@@ -558,9 +576,44 @@ pub async fn apply_grading<C: ConnectionTrait>(
         .col_expr(session::Column::OverallScore, Expr::value(m.overall_score))
         .col_expr(session::Column::Passed, Expr::value(m.passed))
         .col_expr(session::Column::Closed, Expr::value(m.closed))
+        .col_expr(session::Column::ScoreRevision, Expr::value(m.score_revision))
         .col_expr(session::Column::Version, Expr::value(m.version))
         .col_expr(session::Column::UpdateUs, Expr::value(now))
         .filter(session::Column::Id.eq(session_id))
+        .exec(txn)
+        .await?;
+    Ok(Some(m))
+}
+
+/// Copies an override's effective score onto the session when it is about the session's
+/// current evaluation and newer than the score it holds (a regrade's evaluation, or a late
+/// older override, leaves it alone). The state does not change.
+async fn apply_override<C: ConnectionTrait>(
+    txn: &C,
+    mut m: session::Model,
+    evaluation: &str,
+    score: f64,
+    passed: bool,
+    revision: i64,
+) -> Result<Option<session::Model>, DbErr> {
+    if m.evaluation != evaluation || revision <= m.score_revision {
+        return Ok(None);
+    }
+    let now = now_us();
+    m.overall_score = score;
+    m.passed = passed;
+    m.score_revision = revision;
+    m.version += 1;
+    m.update_us = now;
+    session::Entity::update_many()
+        .col_expr(session::Column::OverallScore, Expr::value(score))
+        .col_expr(session::Column::Passed, Expr::value(passed))
+        .col_expr(session::Column::ScoreRevision, Expr::value(revision))
+        .col_expr(session::Column::Version, Expr::value(m.version))
+        .col_expr(session::Column::UpdateUs, Expr::value(now))
+        .filter(session::Column::Id.eq(m.id.clone()))
+        .filter(session::Column::Evaluation.eq(evaluation))
+        .filter(session::Column::ScoreRevision.lt(revision))
         .exec(txn)
         .await?;
     Ok(Some(m))

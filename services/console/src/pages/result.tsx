@@ -59,23 +59,21 @@ export function Result({ id }: { id: string }) {
       setDrilling(false);
     }
   };
-  // WatchSession pushes new comments, and the end of grading (then the page reloads).
-  const loaded = !!state.data;
   // The evaluation as the last override returned it (until the page reloads).
   const [changed, setChanged] = useState<Evaluation | null>(null);
+  // WatchSession pushes new comments, and the end of grading (then the page reloads). Its
+  // first message is the state now, which may already be past the state the page loaded.
+  const loaded = state.data?.session.state;
   useEffect(() => {
-    if (!loaded) return;
+    if (loaded === undefined) return;
     const abort = new AbortController();
     (async () => {
       try {
-        let first = true;
         for await (const w of call.watchSession({ name, includeComments: true }, { signal: abort.signal })) {
           const c = w.comment;
           if (c) {
             setComments((list) => withComment(list, c));
-          } else if (first) {
-            first = false; // the state as loaded
-          } else if (w.state === SessionState.GRADED || w.state === SessionState.FAILED) {
+          } else if (w.state !== loaded && (w.state === SessionState.GRADED || w.state === SessionState.FAILED)) {
             state.reload();
           }
         }
