@@ -203,8 +203,10 @@ impl ServerBuilder {
         let stack = ServiceBuilder::new()
             .map_request(plain_http1_passes_grpc_web)
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(TraceLayer)
-            .layer(MetricsLayer)
+            // Spans per request only when they are exported: creating and formatting one that
+            // goes nowhere cost more than any other layer.
+            .option_layer(crate::telemetry::exporting().then_some(TraceLayer))
+            .layer(MetricsLayer::default())
             .layer(DrainLayer::new(cut.clone()))
             .load_shed()
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(

@@ -67,6 +67,12 @@ impl Stats {
         }
     }
 
+    /// Successful calls (or steps) of `rpc`.
+    pub fn count(&self, rpc: &str) -> u64 {
+        let rpcs = self.rpcs.lock().unwrap_or_else(|p| p.into_inner());
+        rpcs.get(rpc).map_or(0, |r| r.hist.len())
+    }
+
     pub fn total_errors(&self) -> u64 {
         let rpcs = self.rpcs.lock().unwrap_or_else(|p| p.into_inner());
         rpcs.values().flat_map(|r| r.errors.values()).sum()

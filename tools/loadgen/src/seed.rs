@@ -1,5 +1,5 @@
 //! What the load needs in the organization, created through the public API as its admin:
-//! trainee and manager members, a persona and a scenario open to all. Whatever already exists
+//! trainee and manager members, a persona, a rubric and a scenario open to all. Whatever already exists
 //! (an earlier run) is kept.
 
 use salestrainer_proto::config::{self as cfg, config_service_client::ConfigServiceClient};
@@ -116,6 +116,35 @@ pub async fn seed(
         )?)
         .await;
     created(r, "the persona")?;
+    let level = |score: i32, description: &str| cfg::ScoringLevel {
+        score,
+        description: description.into(),
+    };
+    let r = c
+        .create_rubric(authed(
+            cfg::CreateRubricRequest {
+                parent: plan.parent.clone(),
+                rubric: Some(cfg::Rubric {
+                    display_name: "Load: next step".into(),
+                    criteria: vec![cfg::Criterion {
+                        id: "next-step".into(),
+                        skill: "Next step".into(),
+                        description: "Asks for a concrete next step.".into(),
+                        weight: 1.0,
+                        scale_min: 1,
+                        scale_max: 5,
+                        levels: vec![level(1, "Missing"), level(3, "Vague"), level(5, "Booked")],
+                        signal_phrases: vec!["schedule".into(), "demo".into()],
+                    }],
+                    passing_score: 60.0,
+                    ..Default::default()
+                }),
+                rubric_id: "loadgen".into(),
+            },
+            &token,
+        )?)
+        .await;
+    created(r, "the rubric")?;
     let r = c
         .create_scenario(authed(
             cfg::CreateScenarioRequest {
@@ -123,7 +152,7 @@ pub async fn seed(
                 scenario: Some(cfg::Scenario {
                     display_name: "Load: cold call".into(),
                     persona: format!("{}/personas/loadgen", plan.parent),
-                    rubric: format!("{}/rubrics/{}", plan.parent, args.rubric),
+                    rubric: format!("{}/rubrics/loadgen", plan.parent),
                     product_brief: "Automatic route planning.".into(),
                     goal: Some(cfg::Goal {
                         kind: cfg::GoalKind::BookMeeting as i32,
