@@ -203,8 +203,8 @@ impl ServerBuilder {
         let stack = ServiceBuilder::new()
             .map_request(plain_http1_passes_grpc_web)
             .layer(tonic_web::GrpcWebLayer::new())
-            // Spans per request only when they are exported: creating and formatting one that
-            // goes nowhere cost more than any other layer.
+            // A span per request only when spans are exported: otherwise it was created (and
+            // formatted by the log layer at `info`) on every call for nobody.
             .option_layer(crate::telemetry::exporting().then_some(TraceLayer))
             .layer(MetricsLayer::default())
             .layer(DrainLayer::new(cut.clone()))
