@@ -128,6 +128,9 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
+/// Clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+
 /// Verifies tokens. Users: HS256 with the development secret (unless production RS256 keys
 /// are configured and development tokens are not explicitly allowed) and/or RS256 with the
 /// identity provider's keys. Services: HS256 with the service key only — a user token claiming
@@ -241,7 +244,7 @@ impl JwtVerifier {
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut validation = Validation::new(alg);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.validate_aud = false;
         let mut required = vec!["exp", "sub"];
@@ -422,11 +425,50 @@ impl AuthPolicy {
     }
 }
 
+/// Tokens that passed [`JwtVerifier::verify`], by their exact text. A client sends the same
+/// token on every call; checking its signatures (two HMACs), decoding and parsing it again each
+/// time was the largest cost of an authenticated call. A hit is only as good as a fresh
+/// verification: the verifier's keys and rules never change after start, a signature over the
+/// same bytes stays valid, `nbf` once passed stays passed, and `exp` is checked again on every
+/// hit with the verifier's leeway. Refused tokens are never cached, so callers without a valid
+/// token cannot fill it; the bound and the TTL cap what valid ones can hold.
+struct VerifiedTokens {
+    cache: moka::sync::Cache<Box<str>, Arc<Claims>>,
+}
+
+impl VerifiedTokens {
+    const CAPACITY: u64 = 10_000;
+    const TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+    fn new() -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(Self::CAPACITY)
+                .time_to_live(Self::TTL)
+                .build(),
+        }
+    }
+
+    fn verify(&self, verifier: &JwtVerifier, token: &str) -> Result<Arc<Claims>, &'static str> {
+        if let Some(claims) = self.cache.get(token) {
+            // As jsonwebtoken decides expiry: refused once `exp < now - leeway`.
+            if claims.exp.saturating_add(LEEWAY_SECS) >= now_secs() {
+                return Ok(claims);
+            }
+            self.cache.invalidate(token);
+        }
+        let claims = Arc::new(verifier.verify(token)?);
+        self.cache.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+}
+
 /// Tower layer that authenticates every non-public request and inserts the [`Principal`]:
 /// the token verified, then (when a membership source is set) the caller's stored role.
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
+    verified: Arc<VerifiedTokens>,
     policy: Arc<AuthPolicy>,
     memberships: Option<Arc<dyn Memberships>>,
 }
@@ -439,6 +481,7 @@ impl AuthLayer {
     ) -> Self {
         Self {
             verifier,
+            verified: Arc::new(VerifiedTokens::new()),
             policy: Arc::new(policy),
             memberships,
         }
@@ -459,8 +502,8 @@ impl AuthLayer {
             })
             .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
         let claims = self
-            .verifier
-            .verify(token.trim())
+            .verified
+            .verify(&self.verifier, token.trim())
             .map_err(Status::unauthenticated)?;
         if self.policy.internal_methods.contains(path) && claims.role != Role::Service {
             return Err(Status::permission_denied(
@@ -468,8 +511,8 @@ impl AuthLayer {
             ));
         }
         Ok(Some(Principal {
-            subject: claims.sub,
-            organization: claims.org,
+            subject: claims.sub.clone(),
+            organization: claims.org.clone(),
             role: claims.role,
         }))
     }
@@ -723,6 +766,42 @@ mod tests {
         settings.allow_dev_tokens = true;
         let v = JwtVerifier::from_settings(&settings, A).unwrap();
         assert!(v.verify(&dev).is_ok());
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_once_expired_and_refusals_are_not_cached() {
+        let v = JwtVerifier::new(Some(A), &[], "").unwrap();
+        let cache = VerifiedTokens::new();
+        let token = TokenMinter::new(A, "")
+            .mint("a", "acme", Role::Admin, 60)
+            .unwrap();
+        let first = cache.verify(&v, &token).unwrap();
+        let again = cache.verify(&v, &token).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the second call is a hit");
+        // The same text, now past its expiry plus leeway, as if time had passed.
+        let mut expired = (*first).clone();
+        expired.exp = now_secs() - LEEWAY_SECS - 1;
+        cache.cache.insert(token.as_str().into(), Arc::new(expired));
+        assert!(cache.verify(&v, &token).is_ok(), "re-verified, still valid");
+        let stale = Claims {
+            exp: now_secs() - LEEWAY_SECS - 1,
+            ..(*first).clone()
+        };
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &stale,
+            &EncodingKey::from_secret(A),
+        )
+        .unwrap();
+        cache.cache.insert(old.as_str().into(), Arc::new(stale));
+        assert!(cache.verify(&v, &old).is_err(), "an expired hit is refused");
+        assert!(cache.cache.get(old.as_str()).is_none());
+        // A bad signature is refused every time and never stored.
+        let forged = forged(B, Role::Admin, "acme", "", None);
+        for _ in 0..2 {
+            assert!(cache.verify(&v, &forged).is_err());
+        }
+        assert!(cache.cache.get(forged.as_str()).is_none());
     }
 
     #[test]

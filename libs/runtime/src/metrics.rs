@@ -2,9 +2,10 @@
 //! admin HTTP endpoint that serves them.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     pin::Pin,
-    sync::OnceLock,
+    sync::{Arc, OnceLock, RwLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -61,6 +62,7 @@ pub async fn serve_admin(
     Ok(local)
 }
 
+/// The `service` and `method` labels of a request path.
 fn split_path(path: &str) -> (String, String) {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let service = parts.next().unwrap_or_default().to_owned();
@@ -68,62 +70,159 @@ fn split_path(path: &str) -> (String, String) {
     (service, method)
 }
 
-/// The gRPC status of a response as a code name (`Ok`, `NotFound`, …), if it is known yet.
-fn grpc_code(headers: &http::HeaderMap) -> Option<String> {
+/// The `code` label of each gRPC status number, as `tonic::Code`'s `Debug` spells it.
+const CODE_NAMES: [&str; 17] = [
+    "Ok",
+    "Cancelled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// The gRPC status of a response as an index into [`CODE_NAMES`], if it is known yet; an
+/// unknown number counts as `Unknown`, as `tonic::Code::from_i32` maps it.
+fn grpc_code(headers: &http::HeaderMap) -> Option<usize> {
     let raw = headers.get("grpc-status")?.to_str().ok()?;
-    let code = raw.parse::<i32>().map(tonic::Code::from_i32).ok()?;
-    Some(format!("{code:?}"))
+    let code = raw.parse::<i32>().ok()?;
+    Some(
+        usize::try_from(code)
+            .ok()
+            .filter(|c| *c < CODE_NAMES.len())
+            .unwrap_or(2),
+    )
 }
 
-#[derive(Clone, Default)]
-pub struct MetricsLayer;
-
-impl<S> tower::Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct MetricsService<S> {
-    inner: S,
-}
-
-struct Observation {
+/// One method's metric handles, registered once: looking a metric up by name and labels on
+/// every request (hashing, label allocations, the registry's lock) cost more than recording.
+struct MethodMetrics {
     service: String,
     method: String,
-    start: Instant,
-    done: bool,
+    in_flight: metrics::Gauge,
+    duration: metrics::Histogram,
+    codes: [OnceLock<metrics::Counter>; CODE_NAMES.len()],
 }
 
-impl Observation {
-    fn finish(&mut self, code: &str) {
-        if self.done {
-            return;
+impl MethodMetrics {
+    fn new(path: &str) -> Self {
+        let (service, method) = split_path(path);
+        let labels = [("service", service.clone()), ("method", method.clone())];
+        Self {
+            in_flight: metrics::gauge!("grpc_server_in_flight", "service" => service.clone()),
+            duration: metrics::histogram!("grpc_server_request_duration_seconds", &labels),
+            codes: Default::default(),
+            service,
+            method,
         }
-        self.done = true;
-        let labels = [
-            ("service", self.service.clone()),
-            ("method", self.method.clone()),
-        ];
-        metrics::gauge!("grpc_server_in_flight", "service" => self.service.clone()).decrement(1.0);
-        metrics::histogram!("grpc_server_request_duration_seconds", &labels)
-            .record(self.start.elapsed().as_secs_f64());
+    }
+
+    fn requests(&self, code: &str) -> metrics::Counter {
         metrics::counter!(
             "grpc_server_requests_total",
             "service" => self.service.clone(),
             "method" => self.method.clone(),
             "code" => code.to_owned()
         )
-        .increment(1);
+    }
+
+    fn count(&self, code: Outcome) {
+        match code {
+            Outcome::Code(i) => self.codes[i]
+                .get_or_init(|| self.requests(CODE_NAMES[i]))
+                .increment(1),
+            Outcome::Other(label) => self.requests(label).increment(1),
+        }
+    }
+}
+
+/// Handles by request path. Paths come from callers, so the table is bounded: past
+/// [`MAX_CACHED_PATHS`] a path's handles are registered per request, as they used to be.
+#[derive(Default)]
+struct Handles {
+    by_path: RwLock<HashMap<Box<str>, Arc<MethodMetrics>>>,
+}
+
+const MAX_CACHED_PATHS: usize = 4096;
+
+impl Handles {
+    fn get(&self, path: &str) -> Arc<MethodMetrics> {
+        let read = self.by_path.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = read.get(path) {
+            return m.clone();
+        }
+        let full = read.len() >= MAX_CACHED_PATHS;
+        drop(read);
+        let m = Arc::new(MethodMetrics::new(path));
+        if !full {
+            let mut write = self.by_path.write().unwrap_or_else(|p| p.into_inner());
+            return write.entry(path.into()).or_insert(m).clone();
+        }
+        m
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct MetricsLayer {
+    handles: Arc<Handles>,
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            handles: self.handles.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    handles: Arc<Handles>,
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Code(usize),
+    Other(&'static str),
+}
+
+struct Observation {
+    metrics: Arc<MethodMetrics>,
+    start: Instant,
+    done: bool,
+}
+
+impl Observation {
+    fn finish(&mut self, code: Outcome) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.metrics.in_flight.decrement(1.0);
+        self.metrics
+            .duration
+            .record(self.start.elapsed().as_secs_f64());
+        self.metrics.count(code);
     }
 }
 
 impl Drop for Observation {
     fn drop(&mut self) {
         // A stream dropped before its trailers (client went away) still counts.
-        self.finish("CANCELLED_OR_DROPPED");
+        self.finish(Outcome::Other("CANCELLED_OR_DROPPED"));
     }
 }
 
@@ -145,11 +244,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (service, method) = split_path(req.uri().path());
-        metrics::gauge!("grpc_server_in_flight", "service" => service.clone()).increment(1.0);
+        let metrics = self.handles.get(req.uri().path());
+        metrics.in_flight.increment(1.0);
         let mut obs = Observation {
-            service,
-            method,
+            metrics,
             start: Instant::now(),
             done: false,
         };
@@ -159,7 +257,7 @@ where
             let resp = inner.call(req).await?;
             if let Some(code) = grpc_code(resp.headers()) {
                 // Trailers-only response: the outcome is known now.
-                obs.finish(&code);
+                obs.finish(Outcome::Code(code));
                 return Ok(resp);
             }
             let (parts, body) = resp.into_parts();
@@ -193,11 +291,11 @@ impl HttpBody for ObservedBody {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
-                    this.obs.finish(&code);
+                    this.obs.finish(Outcome::Code(code));
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.obs.finish("STREAM_ERROR"),
-            Poll::Ready(None) => this.obs.finish("Ok"),
+            Poll::Ready(Some(Err(_))) => this.obs.finish(Outcome::Other("STREAM_ERROR")),
+            Poll::Ready(None) => this.obs.finish(Outcome::Code(0)),
             Poll::Pending => {}
         }
         polled
@@ -209,5 +307,39 @@ impl HttpBody for ObservedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_labels_match_tonic() {
+        for (i, name) in CODE_NAMES.iter().enumerate() {
+            let code = tonic::Code::from_i32(i32::try_from(i).unwrap());
+            assert_eq!(format!("{code:?}"), *name);
+        }
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("5"));
+        assert_eq!(grpc_code(&h), Some(5));
+        h.insert("grpc-status", http::HeaderValue::from_static("99"));
+        assert_eq!(grpc_code(&h), Some(2), "unknown numbers count as Unknown");
+    }
+
+    #[test]
+    fn handles_are_shared_per_path_and_bounded() {
+        let handles = Handles::default();
+        let a = handles.get("/pkg.Svc/A");
+        assert!(Arc::ptr_eq(&a, &handles.get("/pkg.Svc/A")));
+        assert_eq!((a.service.as_str(), a.method.as_str()), ("pkg.Svc", "A"));
+        for i in 0..MAX_CACHED_PATHS + 10 {
+            handles.get(&format!("/pkg.Svc/M{i}"));
+        }
+        assert_eq!(
+            handles.by_path.read().unwrap().len(),
+            MAX_CACHED_PATHS,
+            "callers cannot grow the table without bound"
+        );
     }
 }

@@ -203,8 +203,10 @@ impl ServerBuilder {
         let stack = ServiceBuilder::new()
             .map_request(plain_http1_passes_grpc_web)
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(TraceLayer)
-            .layer(MetricsLayer)
+            // A span per request only when spans are exported: otherwise it was created (and
+            // formatted by the log layer at `info`) on every call for nobody.
+            .option_layer(crate::telemetry::exporting().then_some(TraceLayer))
+            .layer(MetricsLayer::default())
             .layer(DrainLayer::new(cut.clone()))
             .load_shed()
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(

@@ -4,6 +4,7 @@
 
 use std::{
     collections::BTreeMap,
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll},
 };
 
@@ -19,6 +20,15 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::settings::TelemetrySettings;
+
+/// Whether spans leave the process: an OTLP exporter was installed with the subscriber.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// True once [`init`] installed a subscriber that exports spans over OTLP. Without one, a
+/// request span would only be created, formatted and dropped on every call.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// Flushes and shuts the exporter down when dropped.
 pub struct Telemetry {
@@ -74,8 +84,9 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> anyhow::Result<Telem
     } else {
         registry.with(tracing_subscriber::fmt::layer()).try_init()
     };
-    if result.is_err() {
-        tracing::debug!("tracing subscriber already installed");
+    match result {
+        Ok(()) => EXPORTING.store(provider.is_some(), Ordering::Relaxed),
+        Err(_) => tracing::debug!("tracing subscriber already installed"),
     }
     Ok(Telemetry { provider })
 }
@@ -143,7 +154,8 @@ fn traced(path: &str) -> bool {
     !(path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection."))
 }
 
-/// Opens a server span per request, continuing the caller's trace from `traceparent`.
+/// Opens a server span per request, continuing the caller's trace from `traceparent`. The
+/// server mounts it only when spans are exported (see [`exporting`]).
 #[derive(Clone, Default)]
 pub struct TraceLayer;
 
