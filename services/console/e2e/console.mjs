@@ -182,7 +182,7 @@ try {
   if (!steps.includes("graded")) fail(`status steps: ${steps}`);
   await shot(tom, "trainee-graded");
   await tom.getByRole("link", { name: "See your result" }).click();
-  await tom.getByText("Overall").waitFor();
+  await tom.getByText("Overall", { exact: true }).waitFor();
   await tom.locator(".criteria li").first().waitFor();
   const crits = await tom.locator(".criteria li strong").allTextContents();
   if (!crits.includes("Discovery") || !crits.includes("Next step")) fail(`criteria shown: ${crits}`);
@@ -245,7 +245,7 @@ try {
   await uploader.getByRole("button", { name: "Upload and grade" }).click();
   await uploader.waitForURL(/#\/results\/[^/]+$/);
   await uploader.getByTestId("real-call").waitFor();
-  await uploader.getByText("Overall").waitFor({ timeout: 60_000 });
+  await uploader.getByText("Overall", { exact: true }).waitFor({ timeout: 60_000 });
   await shot(uploader, "manager-real-call-result");
 
   // ---- manager: the dashboard shows it ----
@@ -351,7 +351,7 @@ try {
   await alert.waitFor();
   const text = (await alert.textContent()) ?? "";
   if (!/Not allowed|Not found/.test(text)) fail(`tina saw: ${text}`);
-  if ((await tina.getByText("Overall").count()) > 0) fail("tina saw tom's scores");
+  if ((await tina.getByText("Overall", { exact: true }).count()) > 0) fail("tina saw tom's scores");
   await shot(tina, "trainee-denied-phone");
   await tina.goto(`${BASE}/#/practice`);
   await tina.getByRole("heading", { name: "Scenarios" }).waitFor();

@@ -13,8 +13,8 @@
 //!   `reconciler`: repairs ended sessions whose grading events were lost;
 //! - `settings`: the service's knobs.
 
-pub mod drill;
 pub mod comments;
+pub mod drill;
 pub mod grading_events;
 pub mod import;
 pub mod llm_persona;

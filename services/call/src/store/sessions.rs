@@ -576,7 +576,10 @@ pub async fn apply_grading<C: ConnectionTrait>(
         .col_expr(session::Column::OverallScore, Expr::value(m.overall_score))
         .col_expr(session::Column::Passed, Expr::value(m.passed))
         .col_expr(session::Column::Closed, Expr::value(m.closed))
-        .col_expr(session::Column::ScoreRevision, Expr::value(m.score_revision))
+        .col_expr(
+            session::Column::ScoreRevision,
+            Expr::value(m.score_revision),
+        )
         .col_expr(session::Column::Version, Expr::value(m.version))
         .col_expr(session::Column::UpdateUs, Expr::value(now))
         .filter(session::Column::Id.eq(session_id))
