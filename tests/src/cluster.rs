@@ -456,40 +456,9 @@ impl Cluster {
         let _ = tokio::task::spawn_blocking(move || drop(self)).await;
     }
 
-    /// Drops the four test databases, on a runtime of its own: Drop cannot await, and it
-    /// runs on panics too, so failed runs leave no databases behind either.
+    /// Drops the four test databases (see [`drop_service_databases`]).
     fn drop_databases(&self) {
-        let prefix = self
-            .db_template
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                use sea_orm::ConnectionTrait;
-                let url = format!("{}/postgres", postgres_server_url());
-                let Ok(admin) = sea_orm::Database::connect(url).await else {
-                    return;
-                };
-                for service in SERVICE_NAMES {
-                    let name = prefix.replace("{service}", service);
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                }
-                let _ = admin.close().await;
-            });
-        });
-        let _ = cleanup.join();
+        drop_service_databases(&self.db_template);
     }
 }
 
@@ -507,4 +476,38 @@ impl Drop for Cluster {
             eprintln!("logs and configs kept in {}", dir.keep().display());
         }
     }
+}
+
+/// Drops the four services' PostgreSQL databases named by `db_template` (`…/{service}…`), on
+/// a runtime of its own: callers are Drop impls, which cannot await and run on panics too,
+/// so failed runs leave no databases behind either.
+pub fn drop_service_databases(db_template: &str) {
+    let prefix = db_template
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let cleanup = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            use sea_orm::ConnectionTrait;
+            let url = format!("{}/postgres", postgres_server_url());
+            let Ok(admin) = sea_orm::Database::connect(url).await else {
+                return;
+            };
+            for service in SERVICE_NAMES {
+                let name = prefix.replace("{service}", service);
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+            let _ = admin.close().await;
+        });
+    });
+    let _ = cleanup.join();
 }

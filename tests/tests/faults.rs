@@ -29,16 +29,16 @@ use salestrainer_proto::{
     grading::{self, grading_service_client::GradingServiceClient},
 };
 use salestrainer_runtime::{Role, auth::TokenMinter};
+use salestrainer_tests::cluster::SERVICE_NAMES as SERVICES;
 use salestrainer_tests::{
-    Backend, TEST_SECRET, authed, cluster::binary_dir, fresh_postgres_template,
-    postgres_server_url, seed_organization, spawn_app_with, wait_serving,
+    Backend, TEST_SECRET, authed, cluster::binary_dir, fresh_postgres_template, seed_organization,
+    spawn_app_with, wait_serving,
 };
 use sea_orm::ConnectionTrait;
 use tonic::transport::Channel;
 
 const ORG: &str = "organizations/demo";
 const TRAINEE: &str = "faults-trainee";
-const SERVICES: [&str; 4] = ["config", "call", "grading", "analytics"];
 /// Longest wait for the suite to settle after a fault.
 const SETTLE_LIMIT: Duration = Duration::from_secs(45);
 /// Sessions per phase.
@@ -349,35 +349,7 @@ impl Drop for Suite {
             }
         }
         self.redis.kill();
-        let prefix = self
-            .db_template
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let url = format!("{}/postgres", postgres_server_url());
-                let Ok(admin) = sea_orm::Database::connect(url).await else {
-                    return;
-                };
-                for service in SERVICES {
-                    let name = prefix.replace("{service}", service);
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                }
-            });
-        })
-        .join();
+        salestrainer_tests::cluster::drop_service_databases(&self.db_template);
     }
 }
 

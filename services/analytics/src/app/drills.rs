@@ -1,12 +1,15 @@
 //! GetDrillImpact: whether drills lift the criterion they drill (see `domain::drills`).
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
 
 use super::{
     AnalyticsApp,
     messages::clamp_i32,
-    request_checks::{authorize_org, check_filter, db_err, is_trainee, own_member, resolve_range},
+    request_checks::{
+        authorize_org, check_filter, db_err, is_trainee, organization_named, own_member,
+        resolve_range,
+    },
 };
 use crate::{
     domain::drills::{DrillOutcome, impact},
@@ -18,12 +21,7 @@ pub async fn get_drill_impact(
     p: &Principal,
     req: pb::GetDrillImpactRequest,
 ) -> ApiResult<pb::GetDrillImpactResponse> {
-    let Some(org) = names::parse_organization(&req.organization).map(str::to_owned) else {
-        return Err(ApiError::invalid(
-            "organization",
-            "must be organizations/{organization}",
-        ));
-    };
+    let org = organization_named("organization", &req.organization)?;
     authorize_org(p, &org)?;
     let mut v = Violations::new();
     let mut trainee = check_filter(&mut v, "trainee", &req.trainee, "members", &org);

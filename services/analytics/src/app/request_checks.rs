@@ -48,6 +48,13 @@ pub fn organization_of(
         .ok_or_else(|| ApiError::invalid(field, shape))
 }
 
+/// The organization id of a request's `organizations/{organization}` field.
+pub fn organization_named(field: &str, value: &str) -> Result<String, ApiError> {
+    names::parse_organization(value)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid(field, "must be organizations/{organization}"))
+}
+
 /// An optional filter naming a child of `org`.
 pub fn check_filter(
     v: &mut Violations,

@@ -2,7 +2,7 @@
 //! authorized, then answered from the summary cache or computed from [`super::reports`].
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, names, time};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations, time};
 
 use super::{
     AnalyticsApp,
@@ -10,7 +10,7 @@ use super::{
     reports,
     request_checks::{
         RankedPage, authorize_org, check_filter, check_time_zone, db_err, is_trainee,
-        organization_of, own_member, resolve_range, time_key,
+        organization_named, organization_of, own_member, resolve_range, time_key,
     },
 };
 use crate::{
@@ -38,12 +38,7 @@ pub async fn get_organization_summary(
     p: &Principal,
     req: pb::GetOrganizationSummaryRequest,
 ) -> ApiResult<pb::GetOrganizationSummaryResponse> {
-    let Some(org) = names::parse_organization(&req.name).map(str::to_owned) else {
-        return Err(ApiError::invalid(
-            "name",
-            "must be organizations/{organization}",
-        ));
-    };
+    let org = organization_named("name", &req.name)?;
     authorize_org(p, &org)?;
     let mut v = Violations::new();
     let mut filters = Filters {
@@ -228,12 +223,7 @@ pub async fn get_leaderboard(
     p: &Principal,
     req: pb::GetLeaderboardRequest,
 ) -> ApiResult<pb::GetLeaderboardResponse> {
-    let Some(org) = names::parse_organization(&req.organization).map(str::to_owned) else {
-        return Err(ApiError::invalid(
-            "organization",
-            "must be organizations/{organization}",
-        ));
-    };
+    let org = organization_named("organization", &req.organization)?;
     authorize_org(p, &org)?;
     let mut v = Violations::new();
     let filters = Filters {

@@ -1,11 +1,11 @@
 //! GetUsage: LLM usage and cost per day, provider and model (staff only).
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, Violations, names};
+use salestrainer_runtime::{ApiError, ApiResult, Principal, Role, Violations};
 
 use super::{
     AnalyticsApp,
-    request_checks::{authorize_org, check_time_zone, db_err, resolve_range},
+    request_checks::{authorize_org, check_time_zone, db_err, organization_named, resolve_range},
 };
 use crate::{domain::summary, store::query};
 
@@ -14,12 +14,7 @@ pub async fn get_usage(
     p: &Principal,
     req: pb::GetUsageRequest,
 ) -> ApiResult<pb::GetUsageResponse> {
-    let Some(org) = names::parse_organization(&req.organization).map(str::to_owned) else {
-        return Err(ApiError::invalid(
-            "organization",
-            "must be organizations/{organization}",
-        ));
-    };
+    let org = organization_named("organization", &req.organization)?;
     authorize_org(p, &org)?;
     p.require_role(&[Role::Admin, Role::Manager])?;
     let mut v = Violations::new();

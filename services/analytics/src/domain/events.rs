@@ -116,6 +116,23 @@ impl Check<'_> {
         ms
     }
 
+    /// One score per skill (the first wins), sorted; a bad entry is a violation.
+    fn skills(&mut self, field: &str, scores: &[pb::SkillScore]) -> Vec<(String, i64)> {
+        let mut skills: Vec<(String, i64)> = Vec::new();
+        for (i, s) in scores.iter().enumerate() {
+            if s.skill.is_empty() || !(0.0..=100.0).contains(&s.score) {
+                self.bad(
+                    &format!("{field}[{i}]"),
+                    "needs a skill and a score of 0 to 100",
+                );
+            } else if !skills.iter().any(|(k, _)| *k == s.skill) {
+                skills.push((s.skill.clone(), score_to_milli(s.score)));
+            }
+        }
+        skills.sort();
+        skills
+    }
+
     fn time(&mut self, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
         let ts = ts?;
         let us = micros(ts);
@@ -165,18 +182,7 @@ fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) ->
     if p.revision < 1 {
         c.bad("evaluation_overridden.revision", "must be at least 1");
     }
-    let mut skills: Vec<(String, i64)> = Vec::new();
-    for (i, s) in p.skill_scores.iter().enumerate() {
-        if s.skill.is_empty() || !(0.0..=100.0).contains(&s.score) {
-            c.bad(
-                &format!("evaluation_overridden.skill_scores[{i}]"),
-                "needs a skill and a score of 0 to 100",
-            );
-        } else if !skills.iter().any(|(k, _)| *k == s.skill) {
-            skills.push((s.skill.clone(), score_to_milli(s.score)));
-        }
-    }
-    skills.sort();
+    let skills = c.skills("evaluation_overridden.skill_scores", &p.skill_scores);
     let start_us = c.time(
         "evaluation_overridden.session_start_time",
         p.session_start_time.as_ref(),
@@ -306,18 +312,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
             if !(0.0..=100.0).contains(&p.overall_score) {
                 c.bad("session_graded.overall_score", "must be 0 to 100");
             }
-            let mut skills: Vec<(String, i64)> = Vec::new();
-            for (i, s) in p.skill_scores.iter().enumerate() {
-                if s.skill.is_empty() || !(0.0..=100.0).contains(&s.score) {
-                    c.bad(
-                        &format!("session_graded.skill_scores[{i}]"),
-                        "needs a skill and a score of 0 to 100",
-                    );
-                } else if !skills.iter().any(|(k, _)| *k == s.skill) {
-                    skills.push((s.skill.clone(), score_to_milli(s.score)));
-                }
-            }
-            skills.sort();
+            let skills = c.skills("session_graded.skill_scores", &p.skill_scores);
             let start_us = c.time(
                 "session_graded.session_start_time",
                 p.session_start_time.as_ref(),

@@ -24,23 +24,10 @@ async fn visible_session(
     name: &str,
     field: &str,
 ) -> ApiResult<session::Model> {
-    let (org, id) = names::parse_child(name, "sessions").ok_or_else(|| {
-        ApiError::invalid(
-            field,
-            "must be organizations/{organization}/sessions/{session}",
-        )
-    })?;
-    let not_found = || ApiError::NotFound(format!("session {name}"));
-    if !p.can_access_organization(org) {
-        return Err(not_found());
-    }
-    let m = store::get(core.db()?, id)
-        .await?
-        .filter(|m| m.organization == org)
-        .ok_or_else(not_found)?;
+    let m = super::load_in_organization(core, p, name, field).await?;
     // Another trainee's session does not exist for a trainee: its name says nothing.
     if p.role == Role::Trainee && m.trainee != member_name(p) {
-        return Err(not_found());
+        return Err(ApiError::NotFound(format!("session {name}")));
     }
     Ok(m)
 }

@@ -275,8 +275,9 @@ pub fn member_name(p: &Principal) -> String {
     names::child_name(&p.organization, "members", &p.subject)
 }
 
-/// Loads a session the caller may see. Trainees see only their own; services see all.
-pub async fn load_visible(
+/// Loads the session `name` (request field `field`) of an organization the caller belongs to;
+/// another organization's session is answered as if it did not exist.
+pub async fn load_in_organization(
     core: &CallApp,
     p: &Principal,
     name: &str,
@@ -288,15 +289,24 @@ pub async fn load_visible(
             "must be organizations/{organization}/sessions/{session}",
         )
     })?;
-    // Another organization's session is answered as if it did not exist.
     let not_found = || ApiError::NotFound(format!("session {name}"));
     if !p.can_access_organization(org) {
         return Err(not_found());
     }
-    let m = store::get(core.db()?, id)
+    store::get(core.db()?, id)
         .await?
         .filter(|m| m.organization == org)
-        .ok_or_else(not_found)?;
+        .ok_or_else(not_found)
+}
+
+/// Loads a session the caller may see. Trainees see only their own; services see all.
+pub async fn load_visible(
+    core: &CallApp,
+    p: &Principal,
+    name: &str,
+    field: &str,
+) -> ApiResult<session::Model> {
+    let m = load_in_organization(core, p, name, field).await?;
     if p.role == Role::Trainee && m.trainee != member_name(p) {
         return Err(ApiError::PermissionDenied(
             "trainees may only access their own sessions".into(),
