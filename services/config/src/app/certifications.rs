@@ -8,7 +8,7 @@ use salestrainer_runtime::{ApiResult, Principal, Violations};
 use super::{
     ConfigApp,
     access::ADMIN,
-    content::{Columns, ContentKind, Reference, list},
+    content::{Columns, ContentKind, Reference, list, meta},
 };
 use crate::{
     domain::certifications as rules,
@@ -29,27 +29,7 @@ impl ContentKind for pb::Certification {
     ];
     const WRITERS: &'static [salestrainer_runtime::Role] = ADMIN;
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn etag(&self) -> &str {
-        &self.etag
-    }
-    fn display_name(&self) -> &str {
-        &self.display_name
-    }
-    fn set_meta(
-        &mut self,
-        name: String,
-        etag: String,
-        create: Option<prost_types::Timestamp>,
-        update: Option<prost_types::Timestamp>,
-    ) {
-        self.name = name;
-        self.etag = etag;
-        self.create_time = create;
-        self.update_time = update;
-    }
+    meta!();
     fn merge_path(&mut self, p: &Self, path: &str) {
         match path {
             "display_name" => self.display_name = p.display_name.clone(),

@@ -565,16 +565,21 @@ pub async fn delete<K: ContentKind>(
 
 // ---- the four kinds ----
 
+/// The `ContentKind` accessors every content message has alike; a kind without a
+/// `display_name` field writes its own (`meta!(without_display_name)`).
 macro_rules! meta {
     () => {
+        meta!(without_display_name);
+        fn display_name(&self) -> &str {
+            &self.display_name
+        }
+    };
+    (without_display_name) => {
         fn name(&self) -> &str {
             &self.name
         }
         fn etag(&self) -> &str {
             &self.etag
-        }
-        fn display_name(&self) -> &str {
-            &self.display_name
         }
         fn set_meta(
             &mut self,
@@ -590,6 +595,7 @@ macro_rules! meta {
         }
     };
 }
+pub(super) use meta;
 
 fn difficulty_key(d: i32) -> &'static str {
     match pb::Difficulty::try_from(d).unwrap_or_default() {
@@ -766,27 +772,10 @@ impl ContentKind for pb::Assignment {
     ];
     const WRITERS: &'static [salestrainer_runtime::Role] = STAFF;
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn etag(&self) -> &str {
-        &self.etag
-    }
+    meta!(without_display_name);
     fn display_name(&self) -> &str {
         // Assignments have no display name; events carry the scenario instead.
         &self.scenario
-    }
-    fn set_meta(
-        &mut self,
-        name: String,
-        etag: String,
-        create: Option<prost_types::Timestamp>,
-        update: Option<prost_types::Timestamp>,
-    ) {
-        self.name = name;
-        self.etag = etag;
-        self.create_time = create;
-        self.update_time = update;
     }
     fn merge_path(&mut self, p: &Self, path: &str) {
         match path {
