@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use salestrainer_db_write::begin_write;
+
 use crate::outbox::entity::{self, Column};
 use crate::{Envelope, Error, Result, Transport};
 
@@ -130,7 +132,7 @@ impl Relay {
 
     async fn run(self, shutdown: CancellationToken) {
         if !self.transport.durable() && !self.opts.replay_on_start.is_zero() {
-            match crate::outbox::resend_sent_within(&self.db, self.opts.replay_on_start).await {
+            match self.resend_within(self.opts.replay_on_start).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     events = n,
@@ -177,7 +179,7 @@ impl Relay {
                 }
             }
             if tokio::time::Instant::now() >= next_cleanup {
-                match crate::outbox::purge_sent(&self.db, self.opts.retention).await {
+                match self.purge().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "bus relay: purged sent outbox rows"),
                     Err(e) => tracing::warn!(error = %e, "bus relay: purge failed"),
@@ -206,10 +208,26 @@ impl Relay {
 }
 
 impl Relay {
+    /// [`crate::outbox::resend_sent_within`] as a write queued with the service's own.
+    async fn resend_within(&self, window: Duration) -> std::result::Result<u64, sea_orm::DbErr> {
+        let txn = begin_write(&self.db).await?;
+        let n = crate::outbox::resend_sent_within(&txn, window).await?;
+        txn.commit().await?;
+        Ok(n)
+    }
+
+    /// [`crate::outbox::purge_sent`] as a write queued with the service's own.
+    async fn purge(&self) -> std::result::Result<u64, sea_orm::DbErr> {
+        let txn = begin_write(&self.db).await?;
+        let n = crate::outbox::purge_sent(&txn, self.opts.retention).await?;
+        txn.commit().await?;
+        Ok(n)
+    }
+
     /// The transport lost what it held: rows sent within `replay_after_loss` go out again
     /// (consumers' inboxes make a second copy harmless).
     async fn replay_after_loss(&self) {
-        match crate::outbox::resend_sent_within(&self.db, self.opts.replay_after_loss).await {
+        match self.resend_within(self.opts.replay_after_loss).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(
@@ -230,45 +248,85 @@ impl Relay {
 ///
 /// On PostgreSQL the batch is read with `FOR UPDATE SKIP LOCKED` inside a transaction, so
 /// several replicas of a service never publish the same row at the same time. On SQLite (one
-/// process) it runs without a long transaction, which would block the service's writers.
+/// process) the batch is read outside any transaction and the outcome is written in one short
+/// write transaction, queued with the service's own writers: a lock held while publishing
+/// would block them, and an ungated write would meet them in SQLite's busy handler.
 pub async fn relay_once(
     db: &DatabaseConnection,
     transport: &dyn Transport,
     batch_size: u64,
 ) -> Result<usize> {
-    match db.get_database_backend() {
+    let outcome = match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
-            let outcome = relay_batch(&txn, transport, batch_size, true).await?;
+            let rows = unsent(&txn, batch_size, true).await?;
+            let outcome = publish_rows(rows, transport).await;
+            outcome.record(&txn).await?;
             txn.commit().await?;
-            outcome.into_result()
+            outcome
         }
-        _ => relay_batch(db, transport, batch_size, false)
-            .await?
-            .into_result(),
-    }
+        _ => {
+            let rows = unsent(db, batch_size, false).await?;
+            let outcome = publish_rows(rows, transport).await;
+            if !outcome.is_empty() {
+                let txn = begin_write(db).await?;
+                outcome.record(&txn).await?;
+                txn.commit().await?;
+            }
+            outcome
+        }
+    };
+    outcome.into_result()
 }
 
 struct Outcome {
-    sent: usize,
-    failure: Option<Error>,
+    sent_ids: Vec<i64>,
+    /// The row whose publish failed, and why.
+    failure: Option<(i64, Error)>,
 }
 
 impl Outcome {
+    fn is_empty(&self) -> bool {
+        self.sent_ids.is_empty() && self.failure.is_none()
+    }
+
+    /// Marks the published rows sent and counts the failed attempt.
+    async fn record<C: ConnectionTrait>(&self, conn: &C) -> Result<()> {
+        if let Some((id, e)) = &self.failure {
+            entity::Entity::update_many()
+                .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+                .col_expr(
+                    Column::LastError,
+                    Expr::value(truncate(&e.to_string(), 1000)),
+                )
+                .filter(Column::Id.eq(*id))
+                .exec(conn)
+                .await?;
+        }
+        if !self.sent_ids.is_empty() {
+            // If we crash before this commits the rows are published again: at least once.
+            entity::Entity::update_many()
+                .col_expr(Column::SentAt, Expr::value(Utc::now()))
+                .filter(Column::Id.is_in(self.sent_ids.clone()))
+                .exec(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     fn into_result(self) -> Result<usize> {
         match self.failure {
-            Some(e) => Err(e),
-            None => Ok(self.sent),
+            Some((_, e)) => Err(e),
+            None => Ok(self.sent_ids.len()),
         }
     }
 }
 
-async fn relay_batch<C: ConnectionTrait>(
+async fn unsent<C: ConnectionTrait>(
     conn: &C,
-    transport: &dyn Transport,
     batch_size: u64,
     lock: bool,
-) -> Result<Outcome> {
+) -> Result<Vec<entity::Model>> {
     let mut query = entity::Entity::find()
         .filter(Column::SentAt.is_null())
         .order_by_asc(Column::Id)
@@ -276,41 +334,26 @@ async fn relay_batch<C: ConnectionTrait>(
     if lock {
         query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let rows = query.all(conn).await?;
-    let mut sent_ids = Vec::with_capacity(rows.len());
-    let mut failure = None;
+    Ok(query.all(conn).await?)
+}
+
+/// Publishes `rows` in order, stopping at the first failure.
+async fn publish_rows(rows: Vec<entity::Model>, transport: &dyn Transport) -> Outcome {
+    let mut outcome = Outcome {
+        sent_ids: Vec::with_capacity(rows.len()),
+        failure: None,
+    };
     for row in rows {
         let id = row.id;
-        let env = to_envelope(row);
-        match transport.publish(&env).await {
-            Ok(()) => sent_ids.push(id),
+        match transport.publish(&to_envelope(row)).await {
+            Ok(()) => outcome.sent_ids.push(id),
             Err(e) => {
-                entity::Entity::update_many()
-                    .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-                    .col_expr(
-                        Column::LastError,
-                        Expr::value(truncate(&e.to_string(), 1000)),
-                    )
-                    .filter(Column::Id.eq(id))
-                    .exec(conn)
-                    .await?;
-                failure = Some(e);
+                outcome.failure = Some((id, e));
                 break;
             }
         }
     }
-    if !sent_ids.is_empty() {
-        // If we crash before this commits the rows are published again: at least once.
-        entity::Entity::update_many()
-            .col_expr(Column::SentAt, Expr::value(Utc::now()))
-            .filter(Column::Id.is_in(sent_ids.clone()))
-            .exec(conn)
-            .await?;
-    }
-    Ok(Outcome {
-        sent: sent_ids.len(),
-        failure,
-    })
+    outcome
 }
 
 fn to_envelope(row: entity::Model) -> Envelope {
