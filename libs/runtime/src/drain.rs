@@ -3,6 +3,7 @@
 //! connection tasks) open.
 
 use std::{
+    future::Future,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -40,32 +41,54 @@ pub struct Drain<S> {
 impl<S, B> tower::Service<http::Request<B>> for Drain<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = DrainFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let fut = self.inner.call(req);
-        let cut = self.cut.clone();
-        Box::pin(async move {
-            let resp = fut.await?;
-            let (parts, body) = resp.into_parts();
-            let body = CuttableBody {
-                inner: body,
-                cut: Box::pin(cut.cancelled_owned()),
-                done: false,
-            };
-            Ok(http::Response::from_parts(
-                parts,
-                tonic::body::Body::new(body),
-            ))
-        })
+        DrainFuture {
+            inner: self.inner.call(req),
+            cut: Some(self.cut.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner response with its body made cuttable; a named future, not a boxed one, as
+    /// this runs on every call.
+    pub struct DrainFuture<F> {
+        #[pin]
+        inner: F,
+        cut: Option<CancellationToken>,
+    }
+}
+
+impl<F, E> Future for DrainFuture<F>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let resp = std::task::ready!(this.inner.poll(cx))?;
+        let cut = this.cut.take().unwrap_or_default();
+        let (parts, body) = resp.into_parts();
+        let body = CuttableBody {
+            inner: body,
+            cut,
+            waiting: None,
+            done: false,
+        };
+        Poll::Ready(Ok(http::Response::from_parts(
+            parts,
+            tonic::body::Body::new(body),
+        )))
     }
 }
 
@@ -73,7 +96,10 @@ pin_project_lite::pin_project! {
     struct CuttableBody {
         #[pin]
         inner: tonic::body::Body,
-        cut: Pin<Box<WaitForCancellationFutureOwned>>,
+        cut: CancellationToken,
+        // Registered only once the body waits: a unary reply is ready at once and never
+        // pays for a waiter.
+        waiting: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         done: bool,
     }
 }
@@ -98,7 +124,10 @@ impl HttpBody for CuttableBody {
             }
             ready => return ready,
         }
-        if this.cut.as_mut().poll(cx).is_ready() {
+        let waiting = this
+            .waiting
+            .get_or_insert_with(|| Box::pin(this.cut.clone().cancelled_owned()));
+        if waiting.as_mut().poll(cx).is_ready() {
             *this.done = true;
             let mut trailers = http::HeaderMap::new();
             trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
