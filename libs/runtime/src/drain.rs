@@ -143,4 +143,8 @@ impl HttpBody for CuttableBody {
     fn is_end_stream(&self) -> bool {
         self.done || self.inner.is_end_stream()
     }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

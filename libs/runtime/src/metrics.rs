@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     net::SocketAddr,
     pin::Pin,
     sync::{Arc, OnceLock, RwLock},
@@ -10,7 +11,6 @@ use std::{
     time::Instant,
 };
 
-use futures::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -228,16 +228,11 @@ impl Drop for Observation {
 
 impl<S, B> tower::Service<http::Request<B>> for MetricsService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = MetricsFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -246,27 +241,51 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let metrics = self.handles.get(req.uri().path());
         metrics.in_flight.increment(1.0);
-        let mut obs = Observation {
+        let obs = Observation {
             metrics,
             start: Instant::now(),
             done: false,
         };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let resp = inner.call(req).await?;
-            if let Some(code) = grpc_code(resp.headers()) {
-                // Trailers-only response: the outcome is known now.
-                obs.finish(Outcome::Code(code));
-                return Ok(resp);
-            }
-            let (parts, body) = resp.into_parts();
-            let body = ObservedBody { inner: body, obs };
-            Ok(http::Response::from_parts(
-                parts,
-                tonic::body::Body::new(body),
-            ))
-        })
+        MetricsFuture {
+            inner: self.inner.call(req),
+            obs: Some(obs),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner response, observed; a named future, not a boxed one, as this runs on every
+    /// call. Dropped before the response (client gone), its observation counts the call.
+    pub struct MetricsFuture<F> {
+        #[pin]
+        inner: F,
+        obs: Option<Observation>,
+    }
+}
+
+impl<F, E> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let resp = std::task::ready!(this.inner.poll(cx))?;
+        let Some(mut obs) = this.obs.take() else {
+            return Poll::Ready(Ok(resp));
+        };
+        if let Some(code) = grpc_code(resp.headers()) {
+            // Trailers-only response: the outcome is known now.
+            obs.finish(Outcome::Code(code));
+            return Poll::Ready(Ok(resp));
+        }
+        let (parts, body) = resp.into_parts();
+        let body = ObservedBody { inner: body, obs };
+        Poll::Ready(Ok(http::Response::from_parts(
+            parts,
+            tonic::body::Body::new(body),
+        )))
     }
 }
 
