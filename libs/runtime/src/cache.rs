@@ -2,13 +2,22 @@
 //! (LRU eviction, so a new entry is always admitted and the least recently used one goes).
 //! Used where distributed mode has no shared cache, and in front of peer calls.
 
-use std::{hash::Hash, time::Duration};
+use std::{hash::Hash, sync::OnceLock, time::Duration};
 
+use metrics::{Counter, Gauge};
 use moka::{policy::EvictionPolicy, sync::Cache};
 
 pub struct TtlCache<K, V> {
     name: &'static str,
     inner: Cache<K, V>,
+    /// Registered on first use (after the recorder is installed), not on every lookup.
+    handles: OnceLock<Handles>,
+}
+
+struct Handles {
+    hits: Counter,
+    misses: Counter,
+    entries: Gauge,
 }
 
 impl<K, V> TtlCache<K, V>
@@ -22,20 +31,38 @@ where
             .time_to_live(ttl)
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        Self { name, inner }
+        Self {
+            name,
+            inner,
+            handles: OnceLock::new(),
+        }
+    }
+
+    fn handles(&self) -> &Handles {
+        self.handles.get_or_init(|| {
+            let name = self.name;
+            Handles {
+                hits: metrics::counter!("cache_requests_total", "cache" => name, "outcome" => "hit"),
+                misses: metrics::counter!("cache_requests_total", "cache" => name, "outcome" => "miss"),
+                entries: metrics::gauge!("cache_entries", "cache" => name),
+            }
+        })
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
         let hit = self.inner.get(key);
-        let outcome = if hit.is_some() { "hit" } else { "miss" };
-        metrics::counter!("cache_requests_total", "cache" => self.name, "outcome" => outcome)
-            .increment(1);
+        let h = self.handles();
+        if hit.is_some() {
+            h.hits.increment(1);
+        } else {
+            h.misses.increment(1);
+        }
         hit
     }
 
     pub fn insert(&self, key: K, value: V) {
         self.inner.insert(key, value);
-        metrics::gauge!("cache_entries", "cache" => self.name).set(self.inner.entry_count() as f64);
+        self.handles().entries.set(self.inner.entry_count() as f64);
     }
 
     pub fn invalidate(&self, key: &K) {
