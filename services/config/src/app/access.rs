@@ -45,9 +45,9 @@ impl Caller {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("member has unknown role")))?;
         Ok(Self {
             service: false,
-            org: member.organization_id,
+            org: member.organization_id.clone(),
             role,
-            member_id: member.id,
+            member_id: member.id.clone(),
         })
     }
 

@@ -42,9 +42,10 @@ type ResourceKey = (String, String, String);
 
 pub struct ReadCache {
     /// (organization, subject) → member. Only members are cached, never "not a member".
-    members: TtlCache<MemberKey, member::Model>,
+    /// Shared, not copied, on every hit: these are read on every request.
+    members: TtlCache<MemberKey, Arc<member::Model>>,
     /// (organization, collection, id) → persona, scenario, rubric or assignment row.
-    resources: TtlCache<ResourceKey, resource::Model>,
+    resources: TtlCache<ResourceKey, Arc<resource::Model>>,
     generation: AtomicU64,
     /// False with a zero TTL: reads bypass the cache.
     enabled: bool,
@@ -80,18 +81,22 @@ impl ReadCache {
         conn: &C,
         org: &str,
         subject: &str,
-    ) -> Result<Option<member::Model>, DbErr> {
+    ) -> Result<Option<Arc<member::Model>>, DbErr> {
         if !self.enabled {
-            return store::organizations::member_by_subject(conn, org, subject).await;
+            return Ok(store::organizations::member_by_subject(conn, org, subject)
+                .await?
+                .map(Arc::new));
         }
         let key = (org.to_owned(), subject.to_owned());
         if let Some(m) = self.members.get(&key) {
             return Ok(Some(m));
         }
         let seen = self.generation.load(Ordering::SeqCst);
-        let found = store::organizations::member_by_subject(conn, org, subject).await?;
+        let found = store::organizations::member_by_subject(conn, org, subject)
+            .await?
+            .map(Arc::new);
         if let Some(m) = &found {
-            self.members.insert(key.clone(), m.clone());
+            self.members.insert(key.clone(), Arc::clone(m));
             if self.generation.load(Ordering::SeqCst) != seen {
                 self.members.invalidate(&key);
             }
@@ -106,18 +111,18 @@ impl ReadCache {
         org: &str,
         collection: &str,
         id: &str,
-    ) -> Result<Option<resource::Model>, DbErr> {
+    ) -> Result<Option<Arc<resource::Model>>, DbErr> {
         if !self.enabled {
-            return sc::get(conn, org, collection, id).await;
+            return Ok(sc::get(conn, org, collection, id).await?.map(Arc::new));
         }
         let key = (org.to_owned(), collection.to_owned(), id.to_owned());
         if let Some(r) = self.resources.get(&key) {
             return Ok(Some(r));
         }
         let seen = self.generation.load(Ordering::SeqCst);
-        let found = sc::get(conn, org, collection, id).await?;
+        let found = sc::get(conn, org, collection, id).await?.map(Arc::new);
         if let Some(r) = &found {
-            self.resources.insert(key.clone(), r.clone());
+            self.resources.insert(key.clone(), Arc::clone(r));
             if self.generation.load(Ordering::SeqCst) != seen {
                 self.resources.invalidate(&key);
             }
