@@ -27,18 +27,29 @@ pub trait Memberships: Send + Sync + 'static {
         organization: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, ApiResult<Option<Role>>>;
+
+    /// The answer when it is at hand without waiting (a cache hit): the auth layer then skips
+    /// its asynchronous path. `None` means "ask [`Memberships::role`]".
+    fn cached(&self, _organization: &str, _subject: &str) -> Option<Option<Role>> {
+        None
+    }
 }
 
 /// The caller as the services see them: a user's role replaced by their stored one; a user
 /// who is not a member of the token's organization is refused. Services pass as they are.
-pub async fn resolve(source: &dyn Memberships, mut principal: Principal) -> ApiResult<Principal> {
+pub async fn resolve(source: &dyn Memberships, principal: Principal) -> ApiResult<Principal> {
     if principal.is_service() {
         return Ok(principal);
     }
-    match source
+    let role = source
         .role(&principal.organization, &principal.subject)
-        .await?
-    {
+        .await?;
+    with_stored_role(principal, role)
+}
+
+/// A user principal with `role`, their stored role (`None`: not a member, refused).
+pub fn with_stored_role(mut principal: Principal, role: Option<Role>) -> ApiResult<Principal> {
+    match role {
         // A stored "service" role cannot exist; refuse rather than trust it.
         Some(Role::Service) | None => Err(ApiError::PermissionDenied(format!(
             "{} is not a member of organizations/{}",
@@ -137,6 +148,11 @@ impl Memberships for ConfigMemberships {
         subject: &'a str,
     ) -> BoxFuture<'a, ApiResult<Option<Role>>> {
         Box::pin(self.lookup(organization, subject))
+    }
+
+    fn cached(&self, organization: &str, subject: &str) -> Option<Option<Role>> {
+        self.cache
+            .get(&(organization.to_owned(), subject.to_owned()))
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
@@ -545,32 +545,69 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    /// Left: the caller is known at once (public path, service, or a cached membership), the
+    /// common case, with no boxed future and no copy of the inner stack. Right: a refusal, or
+    /// the membership must be fetched.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Self::Response, Self::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let principal = match self.layer.check(&req) {
-            Ok(p) => p,
-            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        let refuse = |status: Status| -> Self::Future {
+            Either::Right(Box::pin(async move { Ok(status.into_http()) }))
         };
+        let principal = match self.layer.check(&req) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Either::Left(self.inner.call(req)),
+            Err(status) => return refuse(status),
+        };
+        let principal = match &self.layer.memberships {
+            Some(source) if !principal.is_service() => {
+                match source.cached(&principal.organization, &principal.subject) {
+                    Some(role) => match crate::access::with_stored_role(principal, role) {
+                        Ok(p) => p,
+                        Err(e) => return refuse(e.into()),
+                    },
+                    None => return Either::Right(self.resolve_then_call(principal, req)),
+                }
+            }
+            _ => principal,
+        };
+        req.extensions_mut().insert(principal);
+        Either::Left(self.inner.call(req))
+    }
+}
+
+impl<S> AuthService<S> {
+    /// Asks the membership source, then calls the inner service with the resolved caller.
+    fn resolve_then_call<B>(
+        &mut self,
+        principal: Principal,
+        mut req: http::Request<B>,
+    ) -> BoxFuture<'static, Result<S::Response, S::Error>>
+    where
+        S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         // Take the service that was driven to readiness, leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let memberships = self.layer.memberships.clone();
         Box::pin(async move {
-            if let Some(p) = principal {
-                let p = match &memberships {
-                    Some(source) => match crate::access::resolve(source.as_ref(), p).await {
-                        Ok(p) => p,
-                        Err(e) => return Ok(tonic::Status::from(e).into_http()),
-                    },
-                    None => p,
-                };
-                req.extensions_mut().insert(p);
-            }
+            let p = match &memberships {
+                Some(source) => match crate::access::resolve(source.as_ref(), principal).await {
+                    Ok(p) => p,
+                    Err(e) => return Ok(tonic::Status::from(e).into_http()),
+                },
+                None => principal,
+            };
+            req.extensions_mut().insert(p);
             inner.call(req).await
         })
     }
