@@ -48,7 +48,8 @@ async fn touch_active<C: ConnectionTrait>(
     session_id: &str,
     now: i64,
 ) -> Result<session::Model, WriteError> {
-    let res = session::Entity::update_many()
+    // One round trip on the hot path (every turn): the update returns the row it changed.
+    let changed = session::Entity::update_many()
         .col_expr(session::Column::LastActivityUs, Expr::value(now))
         .col_expr(
             session::Column::TranscriptVersion,
@@ -56,11 +57,12 @@ async fn touch_active<C: ConnectionTrait>(
         )
         .filter(session::Column::Id.eq(session_id))
         .filter(session::Column::State.eq(state_code(SessionState::Active)))
-        .exec(txn)
+        .exec_with_returning(txn)
         .await?;
-    let current = get(txn, session_id).await?;
-    match current {
-        Some(m) if res.rows_affected > 0 => Ok(m),
+    if let Some(m) = changed.into_iter().next() {
+        return Ok(m);
+    }
+    match get(txn, session_id).await? {
         Some(m) => Err(WriteError::NotActive(m.state)),
         None => Err(WriteError::NotFound),
     }
