@@ -1015,6 +1015,7 @@ fn grading_rows(w: &World) -> Vec<Row> {
                 trainee: member("tom"),
                 assignment: String::new(),
                 request_id: "matrix".into(),
+                ..Default::default()
             }
         ),
         unary!(
