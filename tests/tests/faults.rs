@@ -858,25 +858,28 @@ async fn sigkill_redis_without_persistence_under_load() {
         .expect("the fault suite took longer than 90 s");
 }
 
-/// Embedded suite: a session whose end was accepted but whose SessionEnded never reached the
-/// bus (written here straight to call's table, as if the event had been lost) is handed to
-/// grading by the reconciler, graded once and shown GRADED.
-async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
+/// The embedded suite with a reconciler that acts after a second, and in organization `org`
+/// an admin, a trainee (their tokens) and a scenario open to all, with a started session of
+/// the trainee's in which they said one line.
+struct Reconciling {
+    app: salestrainer_tests::TestApp,
+    admin: String,
+    trainee: String,
+    session: String,
+}
+
+async fn reconciling(backend: Backend, org: &str) -> Reconciling {
     let app = spawn_app_with(|s| {
         s.database_url = backend.database_url();
         s.set_section("call", serde_json::json!({ "reconcile_after_secs": 1 }));
     })
     .await;
     wait_serving(&app, "", Duration::from_secs(30)).await;
-    seed_organization(
-        &app,
-        "recon",
-        &[("boss", Role::Admin), ("tess", Role::Trainee)],
-    )
-    .await;
-    let admin = app.token(Role::Admin, "boss", "recon");
-    let trainee = app.token(Role::Trainee, "tess", "recon");
-    let scenario = create_scenario(app.channel.clone(), &admin, "organizations/recon").await;
+    seed_organization(&app, org, &[("boss", Role::Admin), ("tess", Role::Trainee)]).await;
+    let admin = app.token(Role::Admin, "boss", org);
+    let trainee = app.token(Role::Trainee, "tess", org);
+    let parent = format!("organizations/{org}");
+    let scenario = create_scenario(app.channel.clone(), &admin, &parent).await;
     let session = prepare(
         app.channel.clone(),
         trainee.clone(),
@@ -884,6 +887,58 @@ async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
         "lost-event".into(),
     )
     .await;
+    Reconciling {
+        app,
+        admin,
+        trainee,
+        session,
+    }
+}
+
+/// Waits (20 s at most) for `session` to be GRADED.
+async fn wait_graded(
+    backend: Backend,
+    channel: Channel,
+    token: &str,
+    session: &str,
+) -> call::Session {
+    let mut calls = CallServiceClient::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = calls
+            .get_session(authed(
+                call::GetSessionRequest {
+                    name: session.to_owned(),
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        if s.state == call::SessionState::Graded as i32 {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: the reconciler did not get the session graded (state {})",
+            s.state
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Embedded suite: a session whose end was accepted but whose SessionEnded never reached the
+/// bus (written here straight to call's table, as if the event had been lost) is handed to
+/// grading by the reconciler, graded once and shown GRADED.
+async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
+    let Reconciling {
+        app,
+        admin,
+        trainee,
+        session,
+    } = reconciling(backend, "recon").await;
     let id = session.rsplit('/').next().unwrap().to_owned();
     // Ended in call's table with no SessionEnded in the outbox: the event is lost.
     let db = salestrainer_runtime::db::connect(&app.settings.database_url_for("call"))
@@ -904,31 +959,7 @@ async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
     ))
     .await
     .unwrap();
-    let mut calls = CallServiceClient::new(app.channel.clone());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let graded = loop {
-        let s = calls
-            .get_session(authed(
-                call::GetSessionRequest {
-                    name: session.clone(),
-                },
-                &trainee,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .session
-            .unwrap();
-        if s.state == call::SessionState::Graded as i32 {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{backend:?}: the reconciler did not get the session graded (state {})",
-            s.state
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let graded = wait_graded(backend, app.channel.clone(), &trainee, &session).await;
     let evaluations = GradingServiceClient::new(app.channel.clone())
         .list_evaluations(authed(
             grading::ListEvaluationsRequest {
@@ -980,28 +1011,12 @@ async fn reconciler_grades_a_session_whose_event_was_lost_postgres() {
 /// is reconciled, and analytics counts it complete: as a real call, on its own day, with its
 /// duration, all of which reach analytics only through SubmitSession and SessionGraded.
 async fn reconciled_session_reaches_analytics_complete(backend: Backend) {
-    let app = spawn_app_with(|s| {
-        s.database_url = backend.database_url();
-        s.set_section("call", serde_json::json!({ "reconcile_after_secs": 1 }));
-    })
-    .await;
-    wait_serving(&app, "", Duration::from_secs(30)).await;
-    seed_organization(
-        &app,
-        "lost",
-        &[("boss", Role::Admin), ("tess", Role::Trainee)],
-    )
-    .await;
-    let admin = app.token(Role::Admin, "boss", "lost");
-    let trainee = app.token(Role::Trainee, "tess", "lost");
-    let scenario = create_scenario(app.channel.clone(), &admin, "organizations/lost").await;
-    let original = prepare(
-        app.channel.clone(),
-        trainee.clone(),
-        scenario,
-        "original".into(),
-    )
-    .await;
+    let Reconciling {
+        app,
+        admin,
+        session: original,
+        ..
+    } = reconciling(backend, "lost").await;
     let original_id = original.rsplit('/').next().unwrap().to_owned();
     let copy_id = uuid::Uuid::now_v7().to_string();
     const DAY_US: i64 = 86_400_000_000;
@@ -1042,29 +1057,7 @@ async fn reconciled_session_reaches_analytics_complete(backend: Backend) {
     txn.commit().await.unwrap();
 
     let copy = format!("organizations/lost/sessions/{copy_id}");
-    let mut calls = CallServiceClient::new(app.channel.clone());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = calls
-            .get_session(authed(
-                call::GetSessionRequest { name: copy.clone() },
-                &admin,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .session
-            .unwrap();
-        if s.state == call::SessionState::Graded as i32 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{backend:?}: the reconciler did not get the session graded (state {})",
-            s.state
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_graded(backend, app.channel.clone(), &admin, &copy).await;
     let summary = |source: analytics::SessionSource| {
         let mut c = AnalyticsServiceClient::new(app.channel.clone());
         let token = admin.clone();

@@ -161,6 +161,43 @@ async fn evaluation(s: &Suite, token: &str, name: &str) -> Result<gr::Evaluation
         .map(|r| r.into_inner().evaluation.expect("evaluation"))
 }
 
+/// The organization's numbers (as mia, a manager) of one source, within one scenario or all.
+async fn summary(s: &Suite, source: an::SessionSource, scenario: &str) -> an::SummaryStats {
+    analytics(s)
+        .get_organization_summary(authed(
+            an::GetOrganizationSummaryRequest {
+                name: "organizations/acme".into(),
+                scenario: scenario.into(),
+                source: source as i32,
+                ..Default::default()
+            },
+            &s.mia,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .summary
+        .unwrap()
+}
+
+/// The real calls' leaderboard, within one scenario or all.
+async fn leaderboard(s: &Suite, scenario: &str) -> Vec<an::LeaderboardEntry> {
+    analytics(s)
+        .get_leaderboard(authed(
+            an::GetLeaderboardRequest {
+                organization: "organizations/acme".into(),
+                scenario: scenario.into(),
+                source: an::SessionSource::RealCall as i32,
+                ..Default::default()
+            },
+            &s.mia,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+}
+
 /// A graded TEXT practice session of tom's on `scenario`.
 async fn practise(s: &Suite) -> pb::Session {
     let session = s
@@ -239,28 +276,9 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     );
     assert_eq!(list(&s, pb::SessionSource::Unspecified, "").await.len(), 2);
 
-    let summary = |source: an::SessionSource| {
-        let mut c = analytics(&s);
-        let token = s.mia.clone();
-        async move {
-            c.get_organization_summary(authed(
-                an::GetOrganizationSummaryRequest {
-                    name: "organizations/acme".into(),
-                    source: source as i32,
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .summary
-            .unwrap()
-        }
-    };
     let real = eventually(
         "the real call counted",
-        || summary(an::SessionSource::RealCall),
+        || summary(&s, an::SessionSource::RealCall, ""),
         |x| x.graded_sessions == 1,
     )
     .await;
@@ -268,7 +286,7 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     assert!((real.average_score - graded.overall_score).abs() < 0.01);
     let practice_summary = eventually(
         "the practice call counted",
-        || summary(an::SessionSource::Unspecified),
+        || summary(&s, an::SessionSource::Unspecified, ""),
         |x| x.graded_sessions == 1,
     )
     .await;
@@ -290,20 +308,9 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     assert_eq!(trainee_real.summary.unwrap().sessions, 1);
     assert_eq!(trainee_real.recent_evaluations.len(), 1);
     assert_eq!(trainee_real.recent_evaluations[0].session, session.name);
-    let board = analytics(&s)
-        .get_leaderboard(authed(
-            an::GetLeaderboardRequest {
-                organization: "organizations/acme".into(),
-                source: an::SessionSource::RealCall as i32,
-                ..Default::default()
-            },
-            &s.mia,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(board.entries.len(), 1);
-    assert_eq!(board.entries[0].sessions, 1);
+    let board = leaderboard(&s, "").await;
+    assert_eq!(board.len(), 1);
+    assert_eq!(board[0].sessions, 1);
 }
 
 /// A real customer has no persona: a call uploaded with a rubric and no scenario is graded on
@@ -332,30 +339,9 @@ async fn real_call_without_scenario_is_graded_and_counted(backend: Backend) {
         .collect();
     assert_eq!(ids, ["discovery", "objections"]);
 
-    let summary = |source: an::SessionSource, scenario: &str| {
-        let mut c = analytics(&s);
-        let token = s.mia.clone();
-        let scenario = scenario.to_owned();
-        async move {
-            c.get_organization_summary(authed(
-                an::GetOrganizationSummaryRequest {
-                    name: "organizations/acme".into(),
-                    scenario,
-                    source: source as i32,
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .summary
-            .unwrap()
-        }
-    };
     let real = eventually(
         "the real call counted",
-        || summary(an::SessionSource::RealCall, ""),
+        || summary(&s, an::SessionSource::RealCall, ""),
         |x| x.graded_sessions == 1,
     )
     .await;
@@ -364,39 +350,21 @@ async fn real_call_without_scenario_is_graded_and_counted(backend: Backend) {
     assert!((real.average_score - graded.overall_score).abs() < 0.01);
     // Not practice, and under no scenario.
     assert_eq!(
-        summary(an::SessionSource::Unspecified, "").await.sessions,
-        0
-    );
-    assert_eq!(
-        summary(an::SessionSource::RealCall, SCENARIO)
+        summary(&s, an::SessionSource::Unspecified, "")
             .await
             .sessions,
         0
     );
-    let board = |scenario: &str| {
-        let mut c = analytics(&s);
-        let token = s.mia.clone();
-        let scenario = scenario.to_owned();
-        async move {
-            c.get_leaderboard(authed(
-                an::GetLeaderboardRequest {
-                    organization: "organizations/acme".into(),
-                    scenario,
-                    source: an::SessionSource::RealCall as i32,
-                    ..Default::default()
-                },
-                &token,
-            ))
+    assert_eq!(
+        summary(&s, an::SessionSource::RealCall, SCENARIO)
             .await
-            .unwrap()
-            .into_inner()
-            .entries
-        }
-    };
-    let all = board("").await;
+            .sessions,
+        0
+    );
+    let all = leaderboard(&s, "").await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].sessions, 1);
-    assert!(board(SCENARIO).await.is_empty());
+    assert!(leaderboard(&s, SCENARIO).await.is_empty());
     let trainee_real = analytics(&s)
         .get_trainee_summary(authed(
             an::GetTraineeSummaryRequest {
