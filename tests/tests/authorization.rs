@@ -838,6 +838,7 @@ fn call_rows(w: &World) -> Vec<Row> {
                 parent: ORG.into(),
                 trainee: member("tom"),
                 scenario: w.scenario.clone(),
+                rubric: format!("{ORG}/rubrics/discovery"),
                 content: "Tom: Hi, Tom from Acme.\nBuyer: We already have a vendor.\n".into(),
                 rep_speaker: "Tom".into(),
                 ..Default::default()
