@@ -402,6 +402,7 @@ async fn internal_rpcs(w: &World, token: &str) -> Vec<(&'static str, Code)> {
                             trainee: member("tom"),
                             assignment: String::new(),
                             request_id: "attacker".into(),
+                            ..Default::default()
                         },
                         token,
                     ))

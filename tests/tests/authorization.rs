@@ -838,6 +838,7 @@ fn call_rows(w: &World) -> Vec<Row> {
                 parent: ORG.into(),
                 trainee: member("tom"),
                 scenario: w.scenario.clone(),
+                rubric: format!("{ORG}/rubrics/discovery"),
                 content: "Tom: Hi, Tom from Acme.\nBuyer: We already have a vendor.\n".into(),
                 rep_speaker: "Tom".into(),
                 ..Default::default()
@@ -1015,6 +1016,7 @@ fn grading_rows(w: &World) -> Vec<Row> {
                 trainee: member("tom"),
                 assignment: String::new(),
                 request_id: "matrix".into(),
+                ..Default::default()
             }
         ),
         unary!(

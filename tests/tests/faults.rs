@@ -10,8 +10,9 @@
 //! builds of the binaries (to measure a baseline) and `SALESTRAINER_FAULTS_NO_LIMIT=1` then
 //! waits up to five minutes per phase instead of failing at the bound.
 //!
-//! The last test runs the embedded suite (SQLite and PostgreSQL): a session that ended without
-//! its SessionEnded ever reaching the bus is graded through the reconciler.
+//! The last tests run the embedded suite (SQLite and PostgreSQL): a session that ended without
+//! its SessionEnded ever reaching the bus is graded through the reconciler, and a real call none
+//! of whose events left call reaches analytics complete (source, day, duration) that way.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::{
@@ -857,25 +858,28 @@ async fn sigkill_redis_without_persistence_under_load() {
         .expect("the fault suite took longer than 90 s");
 }
 
-/// Embedded suite: a session whose end was accepted but whose SessionEnded never reached the
-/// bus (written here straight to call's table, as if the event had been lost) is handed to
-/// grading by the reconciler, graded once and shown GRADED.
-async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
+/// The embedded suite with a reconciler that acts after a second, and in organization `org`
+/// an admin, a trainee (their tokens) and a scenario open to all, with a started session of
+/// the trainee's in which they said one line.
+struct Reconciling {
+    app: salestrainer_tests::TestApp,
+    admin: String,
+    trainee: String,
+    session: String,
+}
+
+async fn reconciling(backend: Backend, org: &str) -> Reconciling {
     let app = spawn_app_with(|s| {
         s.database_url = backend.database_url();
         s.set_section("call", serde_json::json!({ "reconcile_after_secs": 1 }));
     })
     .await;
     wait_serving(&app, "", Duration::from_secs(30)).await;
-    seed_organization(
-        &app,
-        "recon",
-        &[("boss", Role::Admin), ("tess", Role::Trainee)],
-    )
-    .await;
-    let admin = app.token(Role::Admin, "boss", "recon");
-    let trainee = app.token(Role::Trainee, "tess", "recon");
-    let scenario = create_scenario(app.channel.clone(), &admin, "organizations/recon").await;
+    seed_organization(&app, org, &[("boss", Role::Admin), ("tess", Role::Trainee)]).await;
+    let admin = app.token(Role::Admin, "boss", org);
+    let trainee = app.token(Role::Trainee, "tess", org);
+    let parent = format!("organizations/{org}");
+    let scenario = create_scenario(app.channel.clone(), &admin, &parent).await;
     let session = prepare(
         app.channel.clone(),
         trainee.clone(),
@@ -883,6 +887,58 @@ async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
         "lost-event".into(),
     )
     .await;
+    Reconciling {
+        app,
+        admin,
+        trainee,
+        session,
+    }
+}
+
+/// Waits (20 s at most) for `session` to be GRADED.
+async fn wait_graded(
+    backend: Backend,
+    channel: Channel,
+    token: &str,
+    session: &str,
+) -> call::Session {
+    let mut calls = CallServiceClient::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = calls
+            .get_session(authed(
+                call::GetSessionRequest {
+                    name: session.to_owned(),
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        if s.state == call::SessionState::Graded as i32 {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: the reconciler did not get the session graded (state {})",
+            s.state
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Embedded suite: a session whose end was accepted but whose SessionEnded never reached the
+/// bus (written here straight to call's table, as if the event had been lost) is handed to
+/// grading by the reconciler, graded once and shown GRADED.
+async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
+    let Reconciling {
+        app,
+        admin,
+        trainee,
+        session,
+    } = reconciling(backend, "recon").await;
     let id = session.rsplit('/').next().unwrap().to_owned();
     // Ended in call's table with no SessionEnded in the outbox: the event is lost.
     let db = salestrainer_runtime::db::connect(&app.settings.database_url_for("call"))
@@ -903,31 +959,7 @@ async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
     ))
     .await
     .unwrap();
-    let mut calls = CallServiceClient::new(app.channel.clone());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let graded = loop {
-        let s = calls
-            .get_session(authed(
-                call::GetSessionRequest {
-                    name: session.clone(),
-                },
-                &trainee,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .session
-            .unwrap();
-        if s.state == call::SessionState::Graded as i32 {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{backend:?}: the reconciler did not get the session graded (state {})",
-            s.state
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let graded = wait_graded(backend, app.channel.clone(), &trainee, &session).await;
     let evaluations = GradingServiceClient::new(app.channel.clone())
         .list_evaluations(authed(
             grading::ListEvaluationsRequest {
@@ -972,4 +1004,109 @@ async fn reconciler_grades_a_session_whose_event_was_lost_sqlite() {
 #[tokio::test]
 async fn reconciler_grades_a_session_whose_event_was_lost_postgres() {
     reconciler_grades_a_session_whose_event_was_lost(Backend::Postgres).await;
+}
+
+/// Embedded suite: a real call of which no event ever left call — neither SessionStarted nor
+/// SessionEnded (its rows are a copy of another session's under a new id, three days back) —
+/// is reconciled, and analytics counts it complete: as a real call, on its own day, with its
+/// duration, all of which reach analytics only through SubmitSession and SessionGraded.
+async fn reconciled_session_reaches_analytics_complete(backend: Backend) {
+    let Reconciling {
+        app,
+        admin,
+        session: original,
+        ..
+    } = reconciling(backend, "lost").await;
+    let original_id = original.rsplit('/').next().unwrap().to_owned();
+    let copy_id = uuid::Uuid::now_v7().to_string();
+    const DAY_US: i64 = 86_400_000_000;
+    let now = salestrainer_runtime::time::now_us();
+    let start_us = now - 3 * DAY_US;
+    let day_start = start_us - start_us.rem_euclid(DAY_US);
+    let db = salestrainer_runtime::db::connect(&app.settings.database_url_for("call"))
+        .await
+        .unwrap();
+    // One connection (the temporary tables live on it), no outbox row.
+    let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
+    for sql in [
+        format!(
+            "CREATE TEMP TABLE lost_session AS SELECT * FROM call_sessions WHERE id = '{original_id}'"
+        ),
+        format!(
+            "UPDATE lost_session SET id = '{copy_id}', request_id = NULL, state = {}, \
+             source = {}, start_us = {start_us}, end_us = {}, duration_ms = 95000, \
+             update_us = {}, transcript_final = TRUE, end_reason = {}",
+            call::SessionState::Ended as i32,
+            call::SessionSource::RealCall as i32,
+            start_us + 95_000_000,
+            now - 10_000_000,
+            call::EndReason::TraineeEnded as i32,
+        ),
+        "INSERT INTO call_sessions SELECT * FROM lost_session".into(),
+        format!(
+            "CREATE TEMP TABLE lost_segments AS SELECT * FROM call_segments \
+             WHERE session_id = '{original_id}'"
+        ),
+        format!("UPDATE lost_segments SET session_id = '{copy_id}'"),
+        "INSERT INTO call_segments SELECT * FROM lost_segments".into(),
+        "DROP TABLE lost_session".into(),
+        "DROP TABLE lost_segments".into(),
+    ] {
+        txn.execute_unprepared(&sql).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+
+    let copy = format!("organizations/lost/sessions/{copy_id}");
+    wait_graded(backend, app.channel.clone(), &admin, &copy).await;
+    let summary = |source: analytics::SessionSource| {
+        let mut c = AnalyticsServiceClient::new(app.channel.clone());
+        let token = admin.clone();
+        async move {
+            c.get_organization_summary(authed(
+                analytics::GetOrganizationSummaryRequest {
+                    name: "organizations/lost".into(),
+                    start_time: Some(salestrainer_runtime::time::timestamp(day_start)),
+                    end_time: Some(salestrainer_runtime::time::timestamp(day_start + DAY_US)),
+                    source: source as i32,
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .summary
+            .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let real = loop {
+        let real = summary(analytics::SessionSource::RealCall).await;
+        if real.graded_sessions == 1 {
+            break real;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: analytics never counted the reconciled real call on its day: {real:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    assert_eq!(real.sessions, 1, "{backend:?}: {real:?}");
+    assert_eq!(real.average_duration.unwrap().seconds, 95, "{backend:?}");
+    let practice = summary(analytics::SessionSource::Practice).await;
+    assert_eq!(
+        practice.sessions, 0,
+        "{backend:?}: not counted as practice: {practice:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reconciled_session_reaches_analytics_complete_sqlite() {
+    reconciled_session_reaches_analytics_complete(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn reconciled_session_reaches_analytics_complete_postgres() {
+    reconciled_session_reaches_analytics_complete(Backend::Postgres).await;
 }

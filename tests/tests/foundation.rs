@@ -396,3 +396,44 @@ async fn prometheus_metrics_count_requests_by_code() {
     assert!(body.contains("grpc_server_in_flight"));
     app.stop().await;
 }
+
+/// Each service's section holds the window in which its outbox relay sends events again after
+/// Redis lost its data: 24 h unless set, and what its section says when set.
+#[test]
+fn each_service_reads_its_relay_replay_window() {
+    use salestrainer_analytics::app::settings::AnalyticsSettings;
+    use salestrainer_call::app::settings::CallSettings;
+    use salestrainer_config::app::settings::ConfigSettings;
+    use salestrainer_grading::app::settings::GradingSettings;
+
+    fn windows(s: &salestrainer_runtime::Settings) -> [u64; 4] {
+        [
+            s.section::<ConfigSettings>("config")
+                .unwrap()
+                .relay_replay_after_loss_secs,
+            s.section::<CallSettings>("call")
+                .unwrap()
+                .relay_replay_after_loss_secs,
+            s.section::<GradingSettings>("grading")
+                .unwrap()
+                .relay_replay_after_loss_secs,
+            s.section::<AnalyticsSettings>("analytics")
+                .unwrap()
+                .relay_replay_after_loss_secs,
+        ]
+    }
+    let mut s = salestrainer_runtime::Settings::default();
+    assert_eq!(windows(&s), [24 * 3600; 4]);
+    for (service, secs) in [
+        ("config", 60),
+        ("call", 120),
+        ("grading", 0),
+        ("analytics", 7200),
+    ] {
+        s.set_section(
+            service,
+            serde_json::json!({ "relay_replay_after_loss_secs": secs }),
+        );
+    }
+    assert_eq!(windows(&s), [60, 120, 0, 7200]);
+}

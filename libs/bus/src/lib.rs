@@ -58,7 +58,7 @@ pub mod transport;
 pub use envelope::{Envelope, HEADER_TRACEPARENT, HEADER_TRACESTATE};
 pub use error::{Error, Result};
 pub use migration::{CreateInbox, CreateOutbox};
-pub use relay::{Relay, RelayNotifier, RelayOptions, relay_once};
+pub use relay::{REPLAY_AFTER_LOSS_SECS, Relay, RelayNotifier, RelayOptions, relay_once};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::{
     BoxFuture, Delivery, InProcessOptions, InProcessTransport, QueueDepth, RedisOptions,

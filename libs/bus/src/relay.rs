@@ -49,6 +49,11 @@ pub struct RelayOptions {
     pub replay_after_loss: Duration,
 }
 
+/// The default of [`RelayOptions::replay_after_loss`], in seconds: as long as sent rows are
+/// kept, since a consumer may have been down that long. Each service's settings may change it
+/// (`relay_replay_after_loss_secs`).
+pub const REPLAY_AFTER_LOSS_SECS: u64 = 24 * 3600;
+
 impl Default for RelayOptions {
     fn default() -> Self {
         Self {
@@ -63,8 +68,7 @@ impl Default for RelayOptions {
             // As long as sent rows are kept.
             replay_on_start: Duration::from_secs(24 * 3600),
             loss_marker: None,
-            // As long as sent rows are kept: a consumer may have been down that long.
-            replay_after_loss: Duration::from_secs(24 * 3600),
+            replay_after_loss: Duration::from_secs(REPLAY_AFTER_LOSS_SECS),
         }
     }
 }

@@ -238,8 +238,10 @@ async fn replay_scenario(tdb: TestDb) {
 }
 
 /// Redis loses what it held (a restart without persistence): the relay notices by its marker
-/// and sends again the events it had sent, which a consumer had already taken once.
-async fn loss_scenario(tdb: TestDb) {
+/// and sends again the events it had sent within `replay_after_loss`, which a consumer had
+/// already taken once. With a short window (a service's `relay_replay_after_loss_secs`), an
+/// event sent before it stays lost and a later one is sent again.
+async fn loss_scenario(tdb: TestDb, replay_after_loss: Duration) {
     let db = &tdb.db;
     let topic = unique("loss");
     let marker = unique("relay-test");
@@ -254,8 +256,10 @@ async fn loss_scenario(tdb: TestDb) {
     let opts = RelayOptions {
         sweep_interval: Duration::from_millis(100),
         loss_marker: Some(marker.clone()),
+        replay_after_loss,
         ..RelayOptions::default()
     };
+    let short = replay_after_loss < Duration::from_secs(60);
     let shutdown = CancellationToken::new();
     let (notifier, handle) = Relay::start(db.clone(), transport.clone(), opts, shutdown.clone());
     let mut sub = transport
@@ -268,6 +272,19 @@ async fn loss_scenario(tdb: TestDb) {
     let d = expect_next(&mut sub).await;
     assert_eq!(d.envelope, e1);
     d.ack().await.unwrap();
+    // The window only bounds what goes out again: e1 falls out of a short one.
+    let resent = if short {
+        tokio::time::sleep(replay_after_loss + Duration::from_millis(500)).await;
+        let e2 = envelope(&topic, 2);
+        enqueue_committed(db, &e2).await;
+        notifier.notify();
+        let d = expect_next(&mut sub).await;
+        assert_eq!(d.envelope, e2);
+        d.ack().await.unwrap();
+        e2
+    } else {
+        e1
+    };
     expect_nothing(&mut sub, Duration::from_millis(400)).await;
     drop(sub);
 
@@ -283,7 +300,10 @@ async fn loss_scenario(tdb: TestDb) {
         .await
         .unwrap();
     let d = expect_next(&mut sub).await;
-    assert_eq!(d.envelope, e1, "the lost event is sent again");
+    assert_eq!(
+        d.envelope, resent,
+        "the lost event within the window is sent again"
+    );
     d.ack().await.unwrap();
     expect_nothing(&mut sub, Duration::from_millis(400)).await;
     shutdown.cancel();
@@ -300,12 +320,32 @@ async fn loss_scenario(tdb: TestDb) {
 
 #[tokio::test]
 async fn relay_resends_what_redis_lost_sqlite() {
-    bounded(loss_scenario(TestDb::sqlite().await)).await;
+    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
+    bounded(loss_scenario(TestDb::sqlite().await, window)).await;
 }
 
 #[tokio::test]
 async fn relay_resends_what_redis_lost_postgres() {
-    bounded(loss_scenario(TestDb::postgres().await)).await;
+    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
+    bounded(loss_scenario(TestDb::postgres().await, window)).await;
+}
+
+#[tokio::test]
+async fn relay_resends_only_within_its_window_sqlite() {
+    bounded(loss_scenario(
+        TestDb::sqlite().await,
+        Duration::from_secs(1),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn relay_resends_only_within_its_window_postgres() {
+    bounded(loss_scenario(
+        TestDb::postgres().await,
+        Duration::from_secs(1),
+    ))
+    .await;
 }
 
 #[tokio::test]

@@ -97,22 +97,30 @@ impl Context {
         }
     }
 
-    /// Starts the outbox relay of `service`'s database.
-    pub fn start_relay(&self, service: &str, db: DatabaseConnection) -> RelayNotifier {
+    /// Starts the outbox relay of `service`'s database; `replay_after_loss_secs` is the
+    /// service's setting (see [`Context::relay_options`]).
+    pub fn start_relay(
+        &self,
+        service: &str,
+        db: DatabaseConnection,
+        replay_after_loss_secs: u64,
+    ) -> RelayNotifier {
         let (notifier, _handle) = Relay::start(
             db,
             self.bus.clone(),
-            self.relay_options(service),
+            self.relay_options(service, replay_after_loss_secs),
             self.shutdown.clone(),
         );
         notifier
     }
 
     /// The relay options of `service`: it checks under the service's name that the bus kept
-    /// what it published, and publishes again what a Redis restarted without persistence lost.
-    pub fn relay_options(&self, service: &str) -> RelayOptions {
+    /// what it published, and publishes again what a Redis restarted without persistence lost:
+    /// the events sent within the last `replay_after_loss_secs` (0: none).
+    pub fn relay_options(&self, service: &str, replay_after_loss_secs: u64) -> RelayOptions {
         RelayOptions {
             loss_marker: Some(format!("relay:{service}")),
+            replay_after_loss: Duration::from_secs(replay_after_loss_secs),
             ..RelayOptions::default()
         }
     }

@@ -190,6 +190,8 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                         usage: None,
                         regrade: g > 0,
                         supersedes: previous.clone(),
+                        // The session events say the source.
+                        source: ev::SessionSource::Unspecified as i32,
                     }),
                 ));
                 previous = evaluation;

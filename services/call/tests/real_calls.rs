@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, SCENARIO, Suite, suite_with};
+use common::{Backend, RESTRICTED, SCENARIO, Suite, suite_with};
 use salestrainer_proto::{analytics as an, call as pb, config as cfg, grading as gr};
 use salestrainer_tests::authed;
 use tokio::time::Instant;
@@ -161,6 +161,43 @@ async fn evaluation(s: &Suite, token: &str, name: &str) -> Result<gr::Evaluation
         .map(|r| r.into_inner().evaluation.expect("evaluation"))
 }
 
+/// The organization's numbers (as mia, a manager) of one source, within one scenario or all.
+async fn summary(s: &Suite, source: an::SessionSource, scenario: &str) -> an::SummaryStats {
+    analytics(s)
+        .get_organization_summary(authed(
+            an::GetOrganizationSummaryRequest {
+                name: "organizations/acme".into(),
+                scenario: scenario.into(),
+                source: source as i32,
+                ..Default::default()
+            },
+            &s.mia,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .summary
+        .unwrap()
+}
+
+/// The real calls' leaderboard, within one scenario or all.
+async fn leaderboard(s: &Suite, scenario: &str) -> Vec<an::LeaderboardEntry> {
+    analytics(s)
+        .get_leaderboard(authed(
+            an::GetLeaderboardRequest {
+                organization: "organizations/acme".into(),
+                scenario: scenario.into(),
+                source: an::SessionSource::RealCall as i32,
+                ..Default::default()
+            },
+            &s.mia,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+}
+
 /// A graded TEXT practice session of tom's on `scenario`.
 async fn practise(s: &Suite) -> pb::Session {
     let session = s
@@ -239,28 +276,9 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     );
     assert_eq!(list(&s, pb::SessionSource::Unspecified, "").await.len(), 2);
 
-    let summary = |source: an::SessionSource| {
-        let mut c = analytics(&s);
-        let token = s.mia.clone();
-        async move {
-            c.get_organization_summary(authed(
-                an::GetOrganizationSummaryRequest {
-                    name: "organizations/acme".into(),
-                    source: source as i32,
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .summary
-            .unwrap()
-        }
-    };
     let real = eventually(
         "the real call counted",
-        || summary(an::SessionSource::RealCall),
+        || summary(&s, an::SessionSource::RealCall, ""),
         |x| x.graded_sessions == 1,
     )
     .await;
@@ -268,7 +286,7 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     assert!((real.average_score - graded.overall_score).abs() < 0.01);
     let practice_summary = eventually(
         "the practice call counted",
-        || summary(an::SessionSource::Unspecified),
+        || summary(&s, an::SessionSource::Unspecified, ""),
         |x| x.graded_sessions == 1,
     )
     .await;
@@ -290,20 +308,104 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     assert_eq!(trainee_real.summary.unwrap().sessions, 1);
     assert_eq!(trainee_real.recent_evaluations.len(), 1);
     assert_eq!(trainee_real.recent_evaluations[0].session, session.name);
-    let board = analytics(&s)
-        .get_leaderboard(authed(
-            an::GetLeaderboardRequest {
-                organization: "organizations/acme".into(),
+    let board = leaderboard(&s, "").await;
+    assert_eq!(board.len(), 1);
+    assert_eq!(board[0].sessions, 1);
+}
+
+/// A real customer has no persona: a call uploaded with a rubric and no scenario is graded on
+/// that rubric, counted as a real call (under no scenario), and drilled on a scenario named then.
+async fn real_call_without_scenario_is_graded_and_counted(backend: Backend) {
+    let s = suite(backend).await;
+    let mut req = import("tom", VTT, pb::TranscriptFormat::Webvtt);
+    req.scenario.clear();
+    let session = import_call(&s, &s.mia, req)
+        .await
+        .expect("import without a scenario")
+        .session
+        .unwrap();
+    assert_eq!(session.scenario, "");
+    assert_eq!(session.rubric, RUBRIC);
+    assert_eq!(session.source, pb::SessionSource::RealCall as i32);
+
+    let graded = wait_graded(&s, &session.name).await;
+    let eval = evaluation(&s, &s.tom, &graded.evaluation).await.unwrap();
+    assert_eq!(eval.rubric, RUBRIC);
+    assert_eq!(eval.scenario, "");
+    let ids: Vec<&str> = eval
+        .criterion_scores
+        .iter()
+        .map(|c| c.criterion_id.as_str())
+        .collect();
+    assert_eq!(ids, ["discovery", "objections"]);
+
+    let real = eventually(
+        "the real call counted",
+        || summary(&s, an::SessionSource::RealCall, ""),
+        |x| x.graded_sessions == 1,
+    )
+    .await;
+    assert_eq!(real.sessions, 1);
+    assert_eq!(real.average_duration.unwrap().seconds, 22, "{real:?}");
+    assert!((real.average_score - graded.overall_score).abs() < 0.01);
+    // Not practice, and under no scenario.
+    assert_eq!(
+        summary(&s, an::SessionSource::Unspecified, "")
+            .await
+            .sessions,
+        0
+    );
+    assert_eq!(
+        summary(&s, an::SessionSource::RealCall, SCENARIO)
+            .await
+            .sessions,
+        0
+    );
+    let all = leaderboard(&s, "").await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].sessions, 1);
+    assert!(leaderboard(&s, SCENARIO).await.is_empty());
+    let trainee_real = analytics(&s)
+        .get_trainee_summary(authed(
+            an::GetTraineeSummaryRequest {
+                trainee: "organizations/acme/members/tom".into(),
                 source: an::SessionSource::RealCall as i32,
                 ..Default::default()
             },
-            &s.mia,
+            &s.tom,
         ))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(board.entries.len(), 1);
-    assert_eq!(board.entries[0].sessions, 1);
+    assert_eq!(trainee_real.summary.unwrap().graded_sessions, 1);
+    assert_eq!(trainee_real.recent_evaluations[0].session, session.name);
+
+    // A drill of it needs a scenario to play the customer: one the trainee may practise.
+    let drill_req = |scenario: &str| pb::StartSessionRequest {
+        parent: "organizations/acme".into(),
+        scenario: scenario.into(),
+        drill: graded.evaluation.clone(),
+        ..Default::default()
+    };
+    let start = |req: pb::StartSessionRequest| {
+        let mut c = s.call.clone();
+        let token = s.tom.clone();
+        async move { c.start_session(authed(req, &token)).await }
+    };
+    let err = start(drill_req("")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violation(&err).0, "scenario");
+    let err = start(drill_req(RESTRICTED)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let drill = start(drill_req(SCENARIO))
+        .await
+        .expect("drill on a named scenario")
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(drill.scenario, SCENARIO);
+    assert_eq!(drill.rubric, RUBRIC);
+    assert_eq!(drill.drill_of.unwrap().evaluation, graded.evaluation);
 }
 
 fn violation(status: &tonic::Status) -> (String, String) {
@@ -419,6 +521,21 @@ async fn bad_files_and_callers_are_refused_and_change_nothing(backend: Backend) 
     .await
     .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+    // The rubric is required (a real call may have no scenario to take one from), and must
+    // exist.
+    let mut no_rubric = import("tom", VTT, pb::TranscriptFormat::Webvtt);
+    no_rubric.rubric.clear();
+    let err = import_call(&s, &s.mia, no_rubric).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violation(&err).0, "rubric");
+    let mut unknown = import("tom", VTT, pb::TranscriptFormat::Webvtt);
+    unknown.rubric = "organizations/acme/rubrics/nonesuch".into();
+    let err = import_call(&s, &s.mia, unknown).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let mut unknown = import("tom", VTT, pb::TranscriptFormat::Webvtt);
+    unknown.scenario = "organizations/acme/scenarios/nonesuch".into();
+    let err = import_call(&s, &s.mia, unknown).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
     assert!(
         list(&s, pb::SessionSource::Unspecified, "")
             .await
@@ -626,6 +743,16 @@ async fn sqlite_real_call_is_graded_and_counted_apart() {
 #[tokio::test]
 async fn postgres_real_call_is_graded_and_counted_apart() {
     real_call_is_graded_and_counted_apart(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_real_call_without_scenario_is_graded_and_counted() {
+    real_call_without_scenario_is_graded_and_counted(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_real_call_without_scenario_is_graded_and_counted() {
+    real_call_without_scenario_is_graded_and_counted(Backend::Postgres).await;
 }
 
 #[tokio::test]

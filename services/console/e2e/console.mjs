@@ -232,7 +232,8 @@ try {
   await upload("call.txt", "Tom: Hi Dana, how do you plan routes today?\nDana: By hand.\nthis line names no speaker\n");
   await uploader.getByLabel("The rep's speaker label").fill("Tom");
   await uploader.getByLabel("Member").selectOption("organizations/demo/members/tom");
-  await uploader.getByLabel("Scenario (what the call was about)").selectOption("organizations/demo/scenarios/e2e-scenario");
+  // A real call with no scenario: graded on the rubric alone.
+  await uploader.getByLabel("Rubric", { exact: true }).selectOption("organizations/demo/rubrics/e2e-rubric");
   await uploader.getByRole("button", { name: "Upload and grade" }).click();
   const fileError = uploader.getByTestId("content-error");
   await fileError.waitFor();

@@ -57,6 +57,7 @@ async fn api_authorization_dead_letters_retry_regrade_watch() {
         trainee: "organizations/acme/members/trainee-1".into(),
         assignment: String::new(),
         request_id: "evt-1".into(),
+        ..Default::default()
     };
     let denied = api
         .submit_session(manager(submit.clone()))
@@ -288,4 +289,132 @@ async fn api_authorization_dead_letters_retry_regrade_watch() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     h.stop.cancel();
+}
+
+/// SubmitSession is how the call service's reconciler hands on a session whose SessionEnded
+/// was lost: a session without a scenario (a real call) needs a rubric, and the job keeps what
+/// SessionEnded would have carried, so its SessionGraded dates, times and sources the session.
+async fn submit_keeps_what_session_ended_carries(backend: Backend) {
+    use prost::Message;
+    use salestrainer_bus::outbox::entity;
+    use salestrainer_proto::events as ev;
+    use salestrainer_runtime::{ApiError, time};
+    use sea_orm::EntityTrait;
+
+    let d = database(backend).await;
+    let h = engine(&d.db, fast_config(), None, None, None);
+    let db = Ready::new();
+    db.set(d.db.clone());
+    let engine_ready = Ready::new();
+    engine_ready.set(h.engine.clone());
+    let grading = Grading::new(db, engine_ready);
+    let call = Principal {
+        subject: "call".into(),
+        organization: String::new(),
+        role: Role::Service,
+    };
+    let base = pb::SubmitSessionRequest {
+        session: session("real"),
+        organization: "organizations/acme".into(),
+        trainee: "organizations/acme/members/trainee-1".into(),
+        request_id: "reconcile-real".into(),
+        ..Default::default()
+    };
+    let refused = |req: pb::SubmitSessionRequest| {
+        let grading = &grading;
+        let call = &call;
+        async move {
+            match grading.submit(call, &req).await {
+                Err(ApiError::InvalidArgument(v)) => v[0].field.clone(),
+                other => panic!(
+                    "{backend:?}: expected INVALID_ARGUMENT, got {:?}",
+                    other.map(|(j, _)| j)
+                ),
+            }
+        }
+    };
+    assert_eq!(refused(base.clone()).await, "rubric");
+    let with_rubric = pb::SubmitSessionRequest {
+        rubric: "organizations/acme/rubrics/discovery".into(),
+        ..base.clone()
+    };
+    assert_eq!(
+        refused(pb::SubmitSessionRequest {
+            source: 9,
+            ..with_rubric.clone()
+        })
+        .await,
+        "source"
+    );
+    assert_eq!(
+        refused(pb::SubmitSessionRequest {
+            session_duration: Some(prost_types::Duration {
+                seconds: -1,
+                nanos: 0
+            }),
+            ..with_rubric.clone()
+        })
+        .await,
+        "session_duration"
+    );
+    assert!(
+        outbox_types(&d.db).await.is_empty(),
+        "{backend:?}: a refusal creates nothing"
+    );
+
+    let start_us = time::now_us() - 3 * 86_400_000_000;
+    let (created, new) = grading
+        .submit(
+            &call,
+            &pb::SubmitSessionRequest {
+                session_start_time: Some(time::timestamp(start_us)),
+                session_duration: Some(time::duration(95_000)),
+                source: pb::SessionSource::RealCall as i32,
+                ..with_rubric
+            },
+        )
+        .await
+        .unwrap();
+    assert!(new);
+    assert_eq!(created.scenario, "");
+    assert_eq!(created.rubric, "organizations/acme/rubrics/discovery");
+    assert_eq!(created.session_start_us, Some(start_us));
+    assert_eq!(created.session_duration_ms, Some(95_000));
+    assert_eq!(created.session_source, pb::SessionSource::RealCall as i32);
+
+    wait_state(
+        &d.db,
+        &created.id,
+        pb::JobState::Succeeded,
+        Duration::from_secs(10),
+    )
+    .await;
+    let graded: Vec<ev::SessionGraded> = entity::Entity::find()
+        .all(&d.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(
+            |r| match ev::Event::decode(r.payload.as_slice()).unwrap().payload {
+                Some(ev::event::Payload::SessionGraded(g)) => Some(g),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(graded.len(), 1, "{backend:?}");
+    let g = &graded[0];
+    assert_eq!(g.session_start_time, Some(time::timestamp(start_us)));
+    assert_eq!(g.session_duration, Some(time::duration(95_000)));
+    assert_eq!(g.source, ev::SessionSource::RealCall as i32);
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn sqlite_submit_keeps_what_session_ended_carries() {
+    submit_keeps_what_session_ended_carries(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_submit_keeps_what_session_ended_carries() {
+    submit_keeps_what_session_ended_carries(Backend::Postgres).await;
 }

@@ -633,25 +633,28 @@ async fn limiter_keeps_a_tpm_limited_provider_from_answering_429() {
 /// handed out forever: the next claim ends it DEAD with GradingFailed, and nothing is graded.
 #[tokio::test]
 async fn job_that_keeps_losing_its_worker_goes_dead() {
-    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use sea_orm::sea_query::Expr;
     let d = database(Backend::Sqlite).await;
     let event = crate::common::testkit::session_ended("organizations/acme", "poison");
     let id = salestrainer_grading::app::session_events::handle_session_ended(&d.db, &event, 3)
         .await
         .unwrap()
         .unwrap();
-    // As after three claims whose workers all died mid-job.
-    store::job::ActiveModel {
-        id: Set(id.clone()),
-        state: Set(JobState::Running as i32),
-        attempts: Set(3),
-        lease_token: Set(Some("a-lost-worker".into())),
-        lease_until_us: Set(Some(now_us() - 1)),
-        ..Default::default()
-    }
-    .update(&d.db)
-    .await
-    .unwrap();
+    // As after three claims whose workers all died mid-job. (An UPDATE without RETURNING, as
+    // the store writes jobs: read back through RETURNING on SQLite, the column the latest
+    // migration added comes back missing.)
+    store::job::Entity::update_many()
+        .col_expr(
+            store::job::Column::State,
+            Expr::value(JobState::Running as i32),
+        )
+        .col_expr(store::job::Column::Attempts, Expr::value(3))
+        .col_expr(store::job::Column::LeaseToken, Expr::value("a-lost-worker"))
+        .col_expr(store::job::Column::LeaseUntilUs, Expr::value(now_us() - 1))
+        .filter(store::job::Column::Id.eq(id.as_str()))
+        .exec(&d.db)
+        .await
+        .unwrap();
     let h = engine(&d.db, fast_config(), None, None, None);
     let j = wait_state(&d.db, &id, JobState::Dead, T).await;
     assert_eq!(j.dead_reason, DeadReason::MaxAttemptsExceeded as i32);

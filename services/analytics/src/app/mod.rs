@@ -131,7 +131,11 @@ impl Service for AnalyticsApp {
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
-        ctx.start_relay(crate::SERVICE, db);
+        ctx.start_relay(
+            crate::SERVICE,
+            db,
+            self.settings.relay_replay_after_loss_secs,
+        );
         self.config.spawn_invalidator(ctx);
         if self.settings.consume_bus {
             ingest::spawn_consumers(&self, ctx);

@@ -16,6 +16,10 @@ pub struct AnalyticsSettings {
     pub cache_capacity: usize,
     /// Whether to follow the bus (off for tools that only ingest through the RPC).
     pub consume_bus: bool,
+    /// Distributed mode: when Redis is found to have lost its data (restarted without
+    /// persistence), the outbox relay sends again the events it sent this many seconds back
+    /// (consumers' inboxes drop the ones they had); 0 sends none.
+    pub relay_replay_after_loss_secs: u64,
 }
 
 impl Default for AnalyticsSettings {
@@ -25,6 +29,7 @@ impl Default for AnalyticsSettings {
             cache_ttl_ms: 60_000,
             cache_capacity: 10_000,
             consume_bus: true,
+            relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
         }
     }
 }

@@ -404,6 +404,8 @@ async fn ingest(channel: &Channel, token: &str, a: &Args) -> anyhow::Result<f64>
                 }),
                 regrade: false,
                 supersedes: String::new(),
+                // The session events say the source.
+                source: ev::SessionSource::Unspecified as i32,
             })),
         });
     }

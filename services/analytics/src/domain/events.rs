@@ -330,7 +330,9 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                         assignment: p.assignment.clone(),
                         start_us,
                         duration_ms,
-                        origin: Origin::default(),
+                        // Grading repeats the source the call service gave it, for a
+                        // session whose own events never arrived (drills only they know).
+                        origin: origin(p.source, None),
                     },
                     grade: Grade {
                         evaluation: p.evaluation.clone(),
@@ -394,5 +396,58 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
         })
     } else {
         Err(c.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::{Dim, Fact};
+
+    fn graded(source: pb::SessionSource) -> pb::Event {
+        pb::Event {
+            event_id: "e1".into(),
+            occur_time: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            organization: "organizations/acme".into(),
+            payload: Some(Payload::SessionGraded(pb::SessionGraded {
+                session: "organizations/acme/sessions/s1".into(),
+                evaluation: "organizations/acme/evaluations/v1".into(),
+                trainee: "organizations/acme/members/tom".into(),
+                session_start_time: Some(prost_types::Timestamp {
+                    seconds: 1_699_990_000,
+                    nanos: 0,
+                }),
+                overall_score: 80.0,
+                source: source as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn fact_of(e: &pb::Event) -> Fact {
+        let Body::Session { event, .. } = parse(e, "").unwrap().body else {
+            panic!("a session event");
+        };
+        let mut fact = Fact::new(&event.info().session, "acme");
+        fact.apply(&event);
+        fact
+    }
+
+    /// A session whose own events were lost is known only from its grade: the source grading
+    /// repeats keeps a real call out of practice numbers; no source leaves it practice.
+    #[test]
+    fn a_grade_alone_counts_a_real_call_apart() {
+        let real = fact_of(&graded(pb::SessionSource::RealCall));
+        assert!(real.origin.real_call);
+        assert!(real.counted());
+        assert_eq!(real.dims()[0], (Dim::RealOrg, ""));
+        let unknown = fact_of(&graded(pb::SessionSource::Unspecified));
+        assert!(!unknown.origin.real_call);
+        assert_eq!(unknown.dims()[0], (Dim::Org, ""));
     }
 }

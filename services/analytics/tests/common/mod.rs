@@ -150,6 +150,8 @@ pub fn graded(
             } else {
                 format!("organizations/{org}/sessions/{session}/evaluations/{supersedes}")
             },
+            // The session events say the source.
+            source: ev::SessionSource::Unspecified as i32,
         }),
     )
 }

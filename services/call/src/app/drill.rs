@@ -2,7 +2,8 @@
 //! identity; grading answers any evaluation to a service, so the owner check is here), its
 //! weakest criterion and moment picked (`domain::drill`), and the new session marked as that
 //! criterion's drill: same scenario (persona) and rubric, a persona that opens with the
-//! objection, and at most `drill_max_turns` trainee turns.
+//! objection, and at most `drill_max_turns` trainee turns. A real call imported without a
+//! scenario has no persona: the trainee names the scenario to drill on (`sessions::start`).
 
 use salestrainer_proto::{call as pb, grading as gpb};
 use salestrainer_runtime::{

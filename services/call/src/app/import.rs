@@ -1,5 +1,6 @@
 //! ImportCall: a real customer call's transcript file becomes a session of a member (source
-//! REAL_CALL), stored ENDED with its transcript, so grading grades it like a practice call.
+//! REAL_CALL), stored ENDED with its transcript, so grading grades it like a practice call,
+//! on the rubric given. A scenario is optional: a real customer has no persona.
 //!
 //! Who: managers and admins import for any member of their organization; a trainee only for
 //! themself (their own calls, to be coached on). Services may not (a call is a person's).
@@ -87,11 +88,13 @@ pub async fn import_call(
         "trainee",
         "must be organizations/{organization}/members/{member} of the caller's organization",
     );
+    // A real call may match no scenario (a customer has no persona); the rubric grades it.
     v.check(
-        !in_org(&r.scenario, "scenarios"),
+        !r.scenario.is_empty() && !in_org(&r.scenario, "scenarios"),
         "scenario",
         "must be organizations/{organization}/scenarios/{scenario} of the caller's organization",
     );
+    v.check(r.rubric.is_empty(), "rubric", "is required");
     v.check(
         !r.rubric.is_empty() && !in_org(&r.rubric, "rubrics"),
         "rubric",
@@ -183,18 +186,18 @@ pub async fn import_call(
         )
         .map_err(|e| ApiError::ResourceExhausted(limit_message(e)))?;
 
-    // The names must exist: the member, the scenario and the rubric (NOT_FOUND otherwise).
+    // The names must exist: the member, the rubric and any scenario (NOT_FOUND otherwise).
     core.config
         .member(&r.trainee)
         .await
         .map_err(|s| ApiError::from_peer(&s, &format!("member {}", r.trainee)))?;
-    core.scenario(&r.scenario).await?;
-    if !r.rubric.is_empty() {
-        core.config
-            .rubric(&r.rubric)
-            .await
-            .map_err(|s| ApiError::from_peer(&s, &format!("rubric {}", r.rubric)))?;
+    if !r.scenario.is_empty() {
+        core.scenario(&r.scenario).await?;
     }
+    core.config
+        .rubric(&r.rubric)
+        .await
+        .map_err(|s| ApiError::from_peer(&s, &format!("rubric {}", r.rubric)))?;
 
     let duration_ms = segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
     let model = session::Model {

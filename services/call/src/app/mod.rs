@@ -131,7 +131,11 @@ impl Service for CallApp {
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
-        self.relay.set(ctx.start_relay(crate::SERVICE, db.clone()));
+        self.relay.set(ctx.start_relay(
+            crate::SERVICE,
+            db.clone(),
+            self.settings.relay_replay_after_loss_secs,
+        ));
         self.changes.start(ctx);
         self.config.spawn_invalidator(ctx, crate::SERVICE);
         consumer::spawn(

@@ -20,7 +20,11 @@ use salestrainer_proto::grading::{
     self as gpb, JobState, grading_service_client::GradingServiceClient,
 };
 use salestrainer_runtime::{
-    Context, Peer, context::ServiceAuth, db::begin_write, names, time::now_us,
+    Context, Peer,
+    context::ServiceAuth,
+    db::begin_write,
+    names,
+    time::{duration, now_us, timestamp},
 };
 use tonic::{codegen::InterceptedService, transport::Channel};
 
@@ -112,11 +116,16 @@ async fn reconcile_session(
             session: store::session_name(m),
             organization: names::organization_name(&m.organization),
             scenario: m.scenario.clone(),
-            rubric: String::new(),
+            rubric: m.rubric.clone(),
             trainee: m.trainee.clone(),
             assignment: m.assignment.clone(),
             // Stable, so repeated rounds and replicas name the same request.
             request_id: format!("reconcile-{}", m.id),
+            // What SessionEnded would have told grading, so the grade reaches analytics dated,
+            // timed and counted under its source.
+            session_start_time: Some(timestamp(m.start_us)),
+            session_duration: m.duration_ms.map(duration),
+            source: m.source,
         })
         .await?
         .into_inner();

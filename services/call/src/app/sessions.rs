@@ -138,13 +138,22 @@ pub async fn start(
     let mut r = r;
     let drill = if drilling {
         let plan = super::drill::plan(core, p, &r.drill).await?;
-        if !r.scenario.is_empty() && r.scenario != plan.scenario {
+        if plan.scenario.is_empty() {
+            // A real call imported without a scenario: the trainee names the persona.
+            if r.scenario.is_empty() {
+                return Err(ApiError::invalid(
+                    "scenario",
+                    "the drilled call has no scenario: name the scenario to drill on",
+                ));
+            }
+        } else if !r.scenario.is_empty() && r.scenario != plan.scenario {
             return Err(ApiError::invalid(
                 "scenario",
                 "a drill runs on the drilled evaluation's scenario",
             ));
+        } else {
+            r.scenario = plan.scenario.clone();
         }
-        r.scenario = plan.scenario.clone();
         Some(plan)
     } else {
         None
@@ -152,7 +161,7 @@ pub async fn start(
     // Validates the scenario (NOT_FOUND when it does not exist) and gives the voice config.
     let setup = core.persona_setup(&org, &r.scenario).await?;
     let scenario = core.scenario(&r.scenario).await?;
-    if drill.is_some() {
+    if drill.as_ref().is_some_and(|d| !d.scenario.is_empty()) {
         // The trainee practised this scenario already: the drill is theirs to take.
     } else if !r.assignment.is_empty() {
         let a = core.assignment(&r.assignment).await?;

@@ -49,6 +49,10 @@ pub struct CallSettings {
     pub max_comment_bytes: u64,
     /// Most comments one session may hold (0 = the default).
     pub max_comments_per_session: u64,
+    /// Distributed mode: when Redis is found to have lost its data (restarted without
+    /// persistence), the outbox relay sends again the events it sent this many seconds back
+    /// (consumers' inboxes drop the ones they had); 0 sends none.
+    pub relay_replay_after_loss_secs: u64,
 }
 
 pub const MAX_TURN_CHARS: usize = 4_000;
@@ -85,6 +89,7 @@ impl Default for CallSettings {
             drill_max_turns: DRILL_MAX_TURNS,
             max_comment_bytes: MAX_COMMENT_BYTES,
             max_comments_per_session: MAX_COMMENTS_PER_SESSION,
+            relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct ConfigApp {
     /// The browser console's settings where [`Service::routes`] adds it
     /// (`[config] serve_console`).
     console: Option<salestrainer_console::ConsoleSettings>,
+    /// `[config] relay_replay_after_loss_secs`.
+    relay_replay_after_loss_secs: u64,
 }
 
 impl ConfigApp {
@@ -70,6 +72,7 @@ impl ConfigApp {
             notifier,
             cache,
             console: None,
+            relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
         }
     }
 
@@ -103,6 +106,7 @@ impl Service for ConfigApp {
             .ok();
         let cache = Arc::new(ReadCache::with_ttl_ms(settings.cache_ttl_ms));
         let mut app = Self::new(db, kek, RelayNotifier::new(), cache);
+        app.relay_replay_after_loss_secs = settings.relay_replay_after_loss_secs;
         if settings.serve_console {
             let console = ctx
                 .settings
@@ -129,7 +133,8 @@ impl Service for ConfigApp {
         // Other replicas' writes reach this one's read cache as events.
         self.cache.spawn_invalidator(ctx);
         // The relay is woken by this service's own commits (`committed`), not only by polling.
-        Relay::new(db, ctx.bus.clone(), ctx.relay_options(crate::SERVICE))
+        let options = ctx.relay_options(crate::SERVICE, self.relay_replay_after_loss_secs);
+        Relay::new(db, ctx.bus.clone(), options)
             .with_notifier(self.notifier.clone())
             .spawn(ctx.shutdown.clone());
     }

@@ -17,6 +17,10 @@ pub struct ConfigSettings {
     /// without development sign-in: on where the gateway routes `/` to this service
     /// (distributed mode). `salestrainer up` serves its own console and keeps this off.
     pub serve_console: bool,
+    /// Distributed mode: when Redis is found to have lost its data (restarted without
+    /// persistence), the outbox relay sends again the events it sent this many seconds back
+    /// (consumers' inboxes drop the ones they had); 0 sends none.
+    pub relay_replay_after_loss_secs: u64,
 }
 
 impl Default for ConfigSettings {
@@ -25,6 +29,7 @@ impl Default for ConfigSettings {
             credential_kek: String::new(),
             cache_ttl_ms: 30_000,
             serve_console: false,
+            relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
         }
     }
 }
@@ -39,6 +44,10 @@ impl std::fmt::Debug for ConfigSettings {
             )
             .field("cache_ttl_ms", &self.cache_ttl_ms)
             .field("serve_console", &self.serve_console)
+            .field(
+                "relay_replay_after_loss_secs",
+                &self.relay_replay_after_loss_secs,
+            )
             .finish()
     }
 }

@@ -212,7 +212,7 @@ export function Sessions({ trainee }: { trainee?: string }) {
               fmtDate(s.startTime),
               s.source === CallSource.REAL_CALL ? "real call" : s.drillOf ? "drill" : "practice",
               s.trainee.split("/").pop(),
-              s.scenario.split("/").pop(),
+              s.scenario.split("/").pop() || "—",
               STATES[s.state] ?? "?",
               s.state === SessionState.GRADED ? <Score value={s.overallScore} passed={s.passed} /> : "—",
               <span class="row">

@@ -1,6 +1,7 @@
 // Upload a real customer call: a transcript file (plain `Speaker: text` lines, WebVTT, SRT or
-// JSON segments), who the rep is, the member it belongs to, the scenario and rubric to grade
-// it with. A line the server cannot read comes back as a field error on the file naming it.
+// JSON segments), who the rep is, the member it belongs to, the rubric to grade it with and,
+// optionally, the scenario it matches (a real customer has no persona). A line the server
+// cannot read comes back as a field error on the file naming it.
 import { useState } from "preact/hooks";
 import { TranscriptFormat } from "../gen/salestrainer/call/v1/resources_pb.js";
 import { call, config, currentUser, errorText, fieldErrors, me, newId, org, ts } from "../api";
@@ -137,21 +138,22 @@ export function ImportCall() {
               />
             )}
             <Field
-              label="Scenario (what the call was about)"
-              path="scenario"
-              errors={errors}
-              value={scenario}
-              onInput={setScenario}
-              options={[["", "Choose a scenario"], ...scenarios.map((s) => [s.name, s.displayName] as [string, string])]}
-              required
-            />
-            <Field
               label="Rubric"
               path="rubric"
               errors={errors}
               value={rubric}
               onInput={setRubric}
-              options={[["", "The scenario's rubric"], ...rubrics.map((r) => [r.name, r.displayName] as [string, string])]}
+              options={[["", "Choose a rubric"], ...rubrics.map((r) => [r.name, r.displayName] as [string, string])]}
+              required
+            />
+            <Field
+              label="Scenario (optional: what the call was about)"
+              path="scenario"
+              errors={errors}
+              value={scenario}
+              onInput={setScenario}
+              options={[["", "No scenario"], ...scenarios.map((s) => [s.name, s.displayName] as [string, string])]}
+              hint="Counts the call under that scenario and gives the grader its goal and product."
             />
             <Field label="Title" path="title" errors={errors} value={title} onInput={setTitle} />
             <Field label="When the call took place" path="call_time" errors={errors} value={when} onInput={setWhen} type="datetime-local" />

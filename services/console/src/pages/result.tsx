@@ -29,7 +29,8 @@ export function Result({ id }: { id: string }) {
     const [t, ev, sc, cs] = await Promise.all([
       call.getTranscript({ name: `${name}/transcript` }),
       s.evaluation ? grading.getEvaluation({ name: s.evaluation }) : Promise.resolve(undefined),
-      config.getScenario({ name: s.scenario }).catch(() => undefined),
+      // A real call uploaded without a scenario has none to show.
+      s.scenario ? config.getScenario({ name: s.scenario }).catch(() => undefined) : Promise.resolve(undefined),
       // A session holds at most a few hundred comments (max_comments_per_session).
       call.listComments({ parent: name, pageSize: 1000 }),
     ]);
@@ -117,7 +118,7 @@ export function Result({ id }: { id: string }) {
                     Real call{session.title ? `: ${session.title}` : ""}
                   </span>
                 )}{" "}
-                {scenario?.displayName ?? session.scenario} · {session.trainee.split("/").pop()} ·{" "}
+                {scenario?.displayName ?? (session.scenario || "No scenario")} · {session.trainee.split("/").pop()} ·{" "}
                 {fmtDate(session.startTime)}
               </p>
               {session.drillOf && (
@@ -126,7 +127,8 @@ export function Result({ id }: { id: string }) {
                   {session.drillOf.score.toFixed(0)} before): “{session.drillOf.objection}”
                 </p>
               )}
-              {ev && session.trainee === me() && (
+              {/* A drill needs a persona: a call uploaded without a scenario has none. */}
+              {ev && session.trainee === me() && session.scenario && (
                 <div class="row">
                   <button type="button" disabled={drilling} onClick={() => drill(ev.name)} data-testid="drill-this">
                     Drill this

@@ -107,7 +107,8 @@ impl std::fmt::Debug for Credential {
 }
 
 pub trait GradingInputs: Send + Sync + 'static {
-    /// `rubric_override` empty = the scenario's rubric.
+    /// `rubric_override` empty = the scenario's rubric; `scenario` empty (a real call imported
+    /// without one) = the rubric alone, with no goal, product or persona.
     fn scenario<'a>(
         &'a self,
         organization: &'a str,
@@ -197,31 +198,43 @@ impl GradingInputs for ConfigInputs {
         rubric_override: &'a str,
     ) -> BoxFuture<'a, Result<ScenarioInputs, InputError>> {
         Box::pin(async move {
-            let sc = self
-                .client
-                .scenario(scenario)
-                .await
-                .map_err(|s| InputError::from_status("scenario", &s))?;
+            // A real call imported without a scenario: no goal, product or persona to give
+            // the grader, only its rubric.
+            let sc = if scenario.is_empty() {
+                cfgpb::Scenario::default()
+            } else {
+                self.client
+                    .scenario(scenario)
+                    .await
+                    .map_err(|s| InputError::from_status("scenario", &s))?
+            };
             let rubric_name = if rubric_override.is_empty() {
                 sc.rubric.clone()
             } else {
                 rubric_override.to_owned()
             };
+            if rubric_name.is_empty() {
+                return Err(InputError::Permanent(
+                    "the session has neither a scenario nor a rubric to grade with".into(),
+                ));
+            }
             let rubric = self
                 .client
                 .rubric(&rubric_name)
                 .await
                 .map_err(|s| InputError::from_status("rubric", &s))?;
             // The persona only gives the grader a name to look for; its absence is no failure.
-            let (persona_name, persona_role, persona_company) =
-                match self.client.persona(&sc.persona).await {
+            let (persona_name, persona_role, persona_company) = match sc.persona.as_str() {
+                "" => (None, String::new(), String::new()),
+                persona => match self.client.persona(persona).await {
                     Ok(p) => (
                         Some(p.display_name).filter(|n| !n.is_empty()),
                         p.role,
                         p.company,
                     ),
                     Err(_) => (None, String::new(), String::new()),
-                };
+                },
+            };
             let template_name =
                 store::resource_name(organization, "promptTemplates", "builtin-grading");
             let template = match self.client.prompt_template(&template_name, 0).await {

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use salestrainer_proto::grading as pb;
 use salestrainer_runtime::{
-    ApiError, ApiResult, Principal, Ready, Role, Violations, backoff::Backoff, db::begin_write,
-    names, paging, redact, time::parse_timestamp_opt,
+    ApiError, ApiResult, Principal, Ready, Role, Violations,
+    backoff::Backoff,
+    db::begin_write,
+    names, paging, redact,
+    time::{duration_ms, parse_timestamp_opt},
 };
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
@@ -173,10 +176,29 @@ impl Grading {
             "organization",
             "must be the session's organization",
         );
-        v.check(req.scenario.is_empty(), "scenario", "required");
+        // Grading needs a rubric: the one given, else the scenario's.
+        v.check(
+            req.scenario.is_empty() && req.rubric.is_empty(),
+            "rubric",
+            "required when scenario is empty",
+        );
         v.check(req.trainee.is_empty(), "trainee", "required");
         v.check(req.request_id.trim().is_empty(), "request_id", "required");
+        v.check(
+            pb::SessionSource::try_from(req.source).is_err(),
+            "source",
+            "unknown session source",
+        );
+        v.check(
+            req.session_duration
+                .as_ref()
+                .is_some_and(|d| duration_ms(d).is_none_or(|ms| ms < 0)),
+            "session_duration",
+            "must be a valid, non-negative duration",
+        );
         v.into_result()?;
+        let session_start_us =
+            parse_timestamp_opt("session_start_time", req.session_start_time.as_ref())?;
         let engine = self.engine.get()?;
         let n = NewJob {
             organization: req.organization.clone(),
@@ -186,8 +208,10 @@ impl Grading {
             scenario: req.scenario.clone(),
             assignment: req.assignment.clone(),
             rubric: req.rubric.clone(),
-            session_start_us: None,
-            session_duration_ms: None,
+            // As SessionEnded would have brought them (see `session_events::new_job`).
+            session_start_us,
+            session_duration_ms: req.session_duration.as_ref().and_then(duration_ms),
+            session_source: req.source,
             max_attempts: engine.cfg.max_attempts,
             trace_context: Default::default(),
         };
@@ -366,9 +390,15 @@ impl Grading {
             trainee: last.trainee.clone(),
             scenario: last.scenario.clone(),
             assignment: last.assignment.clone(),
-            rubric: r.rubric.clone(),
+            // A real call without a scenario has only the rubric it was submitted with.
+            rubric: if r.rubric.is_empty() {
+                last.rubric.clone()
+            } else {
+                r.rubric.clone()
+            },
             session_start_us: last.session_start_us,
             session_duration_ms: last.session_duration_ms,
+            session_source: last.session_source,
             max_attempts: engine.cfg.max_attempts,
             trace_context: Default::default(),
         };

@@ -76,7 +76,11 @@ impl Service for GradingApp {
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {
         // Events committed to the outbox (also before a crash) are published from here.
-        let notifier = ctx.start_relay(crate::SERVICE, db.clone());
+        let notifier = ctx.start_relay(
+            crate::SERVICE,
+            db.clone(),
+            self.settings.relay_replay_after_loss_secs,
+        );
         let engine = match production_engine(ctx, db, notifier, self.settings.engine()) {
             Ok(e) => e,
             Err(err) => {

@@ -151,6 +151,7 @@ impl Engine {
                 assignment: j.assignment.clone(),
                 session_start_time: j.session_start_us.map(timestamp),
                 session_duration: j.session_duration_ms.filter(|d| *d >= 0).map(duration),
+                source: j.session_source,
                 overall_score: g.overall,
                 passed: g.passed,
                 closed: close.closed,

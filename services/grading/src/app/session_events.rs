@@ -111,6 +111,7 @@ fn new_job(
         rubric: ended.rubric.clone(),
         session_start_us: ended.start_time.as_ref().and_then(micros),
         session_duration_ms: ended.duration.as_ref().and_then(duration_ms),
+        session_source: ended.source,
         max_attempts,
         trace_context: trace.clone(),
     })

@@ -33,6 +33,10 @@ pub struct GradingSettings {
     pub llm_timeout_ms: u64,
     /// `max_tokens` of a grading completion.
     pub max_completion_tokens: u64,
+    /// Distributed mode: when Redis is found to have lost its data (restarted without
+    /// persistence), the outbox relay sends again the events it sent this many seconds back
+    /// (consumers' inboxes drop the ones they had); 0 sends none.
+    pub relay_replay_after_loss_secs: u64,
 }
 
 impl Default for GradingSettings {
@@ -50,6 +54,7 @@ impl Default for GradingSettings {
             backoff_cap_ms: ms(e.backoff_cap),
             llm_timeout_ms: ms(e.llm_timeout),
             max_completion_tokens: e.max_completion_tokens,
+            relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
         }
     }
 }

@@ -26,6 +26,8 @@ pub mod job {
         pub rubric: String,
         pub session_start_us: Option<i64>,
         pub session_duration_ms: Option<i64>,
+        /// The session's `SessionSource` value (0: not known).
+        pub session_source: i32,
         /// `JobState` value.
         pub state: i32,
         pub attempts: i32,

@@ -8,6 +8,7 @@
 
 pub mod entities;
 mod m0003_instants_us;
+mod m0005_session_source;
 mod migration;
 pub mod overrides;
 mod reads;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(migration::CreateGradingTables),
             Box::new(m0003_instants_us::GradingInstantsInMicros),
             Box::new(overrides::CreateOverrides),
+            Box::new(m0005_session_source::GradingSessionSource),
         ]
     }
 }
@@ -74,6 +76,8 @@ pub struct NewJob {
     pub rubric: String,
     pub session_start_us: Option<i64>,
     pub session_duration_ms: Option<i64>,
+    /// The session's `SessionSource` number (0: not known).
+    pub session_source: i32,
     pub max_attempts: i32,
     /// W3C trace context the job's attempts continue (empty: the current span's).
     pub trace_context: std::collections::BTreeMap<String, String>,
@@ -94,6 +98,7 @@ fn new_row(n: &NewJob, generation: i32) -> job::ActiveModel {
         rubric: Set(n.rubric.clone()),
         session_start_us: Set(n.session_start_us),
         session_duration_ms: Set(n.session_duration_ms),
+        session_source: Set(n.session_source),
         state: Set(JobState::Queued as i32),
         attempts: Set(0),
         max_attempts: Set(Ord::max(n.max_attempts, 1)),
