@@ -190,6 +190,7 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                         usage: None,
                         regrade: g > 0,
                         supersedes: previous.clone(),
+                        criterion_scores: Vec::new(),
                     }),
                 ));
                 previous = evaluation;

@@ -404,6 +404,7 @@ async fn ingest(channel: &Channel, token: &str, a: &Args) -> anyhow::Result<f64>
                 }),
                 regrade: false,
                 supersedes: String::new(),
+                criterion_scores: Vec::new(),
             })),
         });
     }

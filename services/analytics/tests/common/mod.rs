@@ -150,6 +150,7 @@ pub fn graded(
             } else {
                 format!("organizations/{org}/sessions/{session}/evaluations/{supersedes}")
             },
+            criterion_scores: Vec::new(),
         }),
     )
 }

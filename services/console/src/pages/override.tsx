@@ -1,6 +1,6 @@
 // Manager overrides on a result: the effective score beside the grader's with each
 // override's reason, the form a manager or admin sets one with (the server's field errors
-// under each field), and the audit of who changed what.
+// under each field) or restores the grader's score with, and the audit of who changed what.
 import { useState } from "preact/hooks";
 import type { Evaluation, ScoreOverride } from "../gen/salestrainer/grading/v1/resources_pb.js";
 import { Code, currentUser, errorText, fieldErrors, fmtDate, grading, isCode, lastSegment } from "../api";
@@ -79,6 +79,35 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
       setError(Object.keys(fe).length ? "Please correct the highlighted fields." : errorText(err));
     }
   };
+  // Restores the grader's score of one field (criterion id, or "" for the overall score),
+  // with the reason typed in the form.
+  const restore = async (criterionId: string) => {
+    setErrors({});
+    setError("");
+    setOk("");
+    setStale(false);
+    try {
+      const r = await grading.clearEvaluationOverride({
+        name: ev.name,
+        criterionIds: criterionId ? [criterionId] : [],
+        overall: !criterionId,
+        reason,
+        etag: ev.etag,
+      });
+      setOk("Grader's score restored.");
+      setReason("");
+      if (r.evaluation) onChanged(r.evaluation);
+    } catch (err) {
+      const fe = fieldErrors(err);
+      setErrors(fe);
+      setStale(isCode(err, Code.Aborted) || isCode(err, Code.FailedPrecondition));
+      setError(Object.keys(fe).length ? "Please correct the highlighted fields." : errorText(err));
+    }
+  };
+  const overridden: [string, string][] = [
+    ...(ev.overallOverride ? [["", "Overall"] as [string, string]] : []),
+    ...ev.criterionScores.filter((c) => c.override).map((c) => [c.criterionId, `${c.skill} (${c.criterionId})`] as [string, string]),
+  ];
   const shown = (p: string) => ["overall_score", "reason", "criterion_overrides", "criterion_overrides[0].score", "criterion_overrides[0].criterion_id"].includes(p);
   const crit = ev.criterionScores.find((c) => c.criterionId === criterion);
   return (
@@ -129,6 +158,16 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
             </p>
           )}
           <button type="submit">Save override</button>
+          {overridden.length > 0 && (
+            <div class="restore" aria-label="Restore the grader's score">
+              <p class="muted">Or remove an override (the reason above is recorded in the audit):</p>
+              {overridden.map(([id, label]) => (
+                <button type="button" class="secondary" onClick={() => restore(id)}>
+                  Restore grader's score: {label}
+                </button>
+              ))}
+            </div>
+          )}
         </form>
       )}
       {superseded && <p class="muted">A regrade replaced this evaluation; override the current one.</p>}
@@ -145,7 +184,7 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
             who(a.author),
             a.criterionId || "overall",
             a.previousScore.toFixed(1),
-            a.score.toFixed(1),
+            a.cleared ? `${a.score.toFixed(1)} (grader's, restored)` : a.score.toFixed(1),
             `${a.previousEffectiveScore.toFixed(1)} → ${a.effectiveScore.toFixed(1)}`,
             a.reason,
           ])}

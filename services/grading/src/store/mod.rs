@@ -8,6 +8,7 @@
 
 pub mod entities;
 mod m0003_instants_us;
+mod m0005_override_cleared;
 mod migration;
 pub mod overrides;
 mod reads;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(migration::CreateGradingTables),
             Box::new(m0003_instants_us::GradingInstantsInMicros),
             Box::new(overrides::CreateOverrides),
+            Box::new(m0005_override_cleared::OverrideCleared),
         ]
     }
 }

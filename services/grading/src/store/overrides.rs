@@ -38,6 +38,8 @@ pub mod audit {
         pub previous_effective: f64,
         pub effective: f64,
         pub create_us: i64,
+        /// The override was removed: score is the grader's again.
+        pub cleared: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
