@@ -108,6 +108,15 @@ async fn analytics_shows(w: &World, score: f64) -> Duration {
     }
 }
 
+/// A score far from the grader's: the end of the criterion's scale it is not at.
+fn other_end(c: &gr::CriterionScore) -> f64 {
+    if c.score >= f64::from(c.scale_max) {
+        f64::from(c.scale_min)
+    } else {
+        f64::from(c.scale_max)
+    }
+}
+
 fn overall(name: &str, score: f64, reason: &str, etag: &str) -> gr::OverrideEvaluationRequest {
     gr::OverrideEvaluationRequest {
         name: name.into(),
@@ -217,11 +226,7 @@ async fn overrides_on(backend: Backend) {
         .iter()
         .find(|c| c.criterion_id == "closing")
         .unwrap();
-    let new_closing = if closing.score >= f64::from(closing.scale_max) {
-        f64::from(closing.scale_min)
-    } else {
-        f64::from(closing.scale_max)
-    };
+    let new_closing = other_end(&closing);
     let second = g
         .override_evaluation(authed(
             gr::OverrideEvaluationRequest {
@@ -390,11 +395,7 @@ async fn clear_restores_the_graders_score(w: &World, name: &str) {
         .find(|c| c.criterion_id == "closing")
         .unwrap()
         .clone();
-    let new_closing = if closing.score >= f64::from(closing.scale_max) {
-        f64::from(closing.scale_min)
-    } else {
-        f64::from(closing.scale_max)
-    };
+    let new_closing = other_end(&closing);
     let target = if grader < 50.0 { 95.0 } else { 10.0 };
     let mut req = overall(name, target, "strong close", "");
     req.criterion_overrides = vec![gr::CriterionOverride {

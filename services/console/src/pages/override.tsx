@@ -53,57 +53,59 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
   const [ok, setOk] = useState("");
   const [stale, setStale] = useState(false);
   const superseded = !!ev.supersededBy;
-  const submit = async (e: Event) => {
-    e.preventDefault();
+  // Sends one change (an override or a restore); the evaluation it returns replaces ours.
+  const send = async (call: () => Promise<{ evaluation?: Evaluation }>, done: string, reset: () => void) => {
     setErrors({});
     setError("");
     setOk("");
     setStale(false);
     try {
-      const r = await grading.overrideEvaluation({
-        name: ev.name,
-        overallScore: overall.trim() === "" ? undefined : Number(overall),
-        criterionOverrides: criterion ? [{ criterionId: criterion, score: score.trim() === "" ? NaN : Number(score) }] : [],
-        reason,
-        etag: ev.etag,
-      });
-      setOk("Override saved.");
-      setOverall("");
-      setScore("");
-      setReason("");
+      const r = await call();
+      setOk(done);
+      reset();
       if (r.evaluation) onChanged(r.evaluation);
     } catch (err) {
       const fe = fieldErrors(err);
       setErrors(fe);
-      setStale(isCode(err, Code.Aborted));
-      setError(Object.keys(fe).length ? "Please correct the highlighted fields." : errorText(err));
-    }
-  };
-  // Restores the grader's score of one field (criterion id, or "" for the overall score),
-  // with the reason typed in the form.
-  const restore = async (criterionId: string) => {
-    setErrors({});
-    setError("");
-    setOk("");
-    setStale(false);
-    try {
-      const r = await grading.clearEvaluationOverride({
-        name: ev.name,
-        criterionIds: criterionId ? [criterionId] : [],
-        overall: !criterionId,
-        reason,
-        etag: ev.etag,
-      });
-      setOk("Grader's score restored.");
-      setReason("");
-      if (r.evaluation) onChanged(r.evaluation);
-    } catch (err) {
-      const fe = fieldErrors(err);
-      setErrors(fe);
+      // Someone else changed it meanwhile (or already removed that override): reload.
       setStale(isCode(err, Code.Aborted) || isCode(err, Code.FailedPrecondition));
       setError(Object.keys(fe).length ? "Please correct the highlighted fields." : errorText(err));
     }
   };
+  const submit = (e: Event) => {
+    e.preventDefault();
+    return send(
+      () =>
+        grading.overrideEvaluation({
+          name: ev.name,
+          overallScore: overall.trim() === "" ? undefined : Number(overall),
+          criterionOverrides: criterion ? [{ criterionId: criterion, score: score.trim() === "" ? NaN : Number(score) }] : [],
+          reason,
+          etag: ev.etag,
+        }),
+      "Override saved.",
+      () => {
+        setOverall("");
+        setScore("");
+        setReason("");
+      },
+    );
+  };
+  // Restores the grader's score of one field (criterion id, or "" for the overall score),
+  // with the reason typed in the form.
+  const restore = (criterionId: string) =>
+    send(
+      () =>
+        grading.clearEvaluationOverride({
+          name: ev.name,
+          criterionIds: criterionId ? [criterionId] : [],
+          overall: !criterionId,
+          reason,
+          etag: ev.etag,
+        }),
+      "Grader's score restored.",
+      () => setReason(""),
+    );
   const overridden: [string, string][] = [
     ...(ev.overallOverride ? [["", "Overall"] as [string, string]] : []),
     ...ev.criterionScores.filter((c) => c.override).map((c) => [c.criterionId, `${c.skill} (${c.criterionId})`] as [string, string]),
