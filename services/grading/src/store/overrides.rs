@@ -18,7 +18,7 @@ use super::{Rows, evaluation, evaluation_name};
 pub mod audit {
     use sea_orm::entity::prelude::*;
 
-    /// One field changed by one OverrideEvaluation.
+    /// One field changed by one OverrideEvaluation or ClearEvaluationOverride.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "evaluation_overrides")]
     pub struct Model {
