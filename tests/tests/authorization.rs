@@ -1107,6 +1107,19 @@ fn grading_rows(w: &World) -> Vec<Row> {
                 ..Default::default()
             }
         ),
+        // Nothing named and no reason: INVALID_ARGUMENT for staff once authorized.
+        unary!(
+            "grading",
+            "ClearEvaluationOverride",
+            Staff,
+            true,
+            c(),
+            clear_evaluation_override,
+            gr::ClearEvaluationOverrideRequest {
+                name: w.evaluation.clone(),
+                ..Default::default()
+            }
+        ),
         unary!(
             "grading",
             "ListEvaluationOverrides",

@@ -1,7 +1,8 @@
 //! Manager overrides end to end, on SQLite and PostgreSQL: tom's graded session, overridden
 //! by mia over real connections; the summary and the leaderboard follow at once (through
 //! the EvaluationOverridden event), the audit lists the change, tom sees it, the refusals
-//! change nothing, and a regrade keeps the override visible as made on the earlier grade.
+//! change nothing, a regrade keeps the override visible as made on the earlier grade, and
+//! clearing overrides restores the grader's numbers everywhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -104,6 +105,15 @@ async fn analytics_shows(w: &World, score: f64) -> Duration {
             "analytics shows average {avg} and leaderboard {board:?}, not {score}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A score far from the grader's: the end of the criterion's scale it is not at.
+fn other_end(c: &gr::CriterionScore) -> f64 {
+    if c.score >= f64::from(c.scale_max) {
+        f64::from(c.scale_min)
+    } else {
+        f64::from(c.scale_max)
     }
 }
 
@@ -216,11 +226,7 @@ async fn overrides_on(backend: Backend) {
         .iter()
         .find(|c| c.criterion_id == "closing")
         .unwrap();
-    let new_closing = if closing.score >= f64::from(closing.scale_max) {
-        f64::from(closing.scale_min)
-    } else {
-        f64::from(closing.scale_max)
-    };
+    let new_closing = other_end(&closing);
     let second = g
         .override_evaluation(authed(
             gr::OverrideEvaluationRequest {
@@ -356,11 +362,184 @@ async fn overrides_on(backend: Backend) {
         .unwrap_err();
     assert_eq!(on_old.code(), Code::FailedPrecondition);
     assert_eq!(audit(&w, &w.evaluation, &w.admin).await.len(), 2);
+
+    clear_restores_the_graders_score(&w, &regraded).await;
     w.stop().await;
 }
 
+fn clear(
+    name: &str,
+    criteria: &[&str],
+    overall: bool,
+    reason: &str,
+) -> gr::ClearEvaluationOverrideRequest {
+    gr::ClearEvaluationOverrideRequest {
+        name: name.into(),
+        criterion_ids: criteria.iter().map(|c| (*c).to_owned()).collect(),
+        overall,
+        reason: reason.into(),
+        etag: String::new(),
+    }
+}
+
+/// On the current evaluation `name` (no overrides yet): overrides of the overall score and
+/// of "closing", then ClearEvaluationOverride puts the grader's numbers back, audited, and
+/// analytics and the session follow; the refusals change nothing.
+async fn clear_restores_the_graders_score(w: &World, name: &str) {
+    let mut g = w.grading();
+    let graded = evaluation(w, name, &w.admin).await;
+    let grader = graded.overall_score;
+    let closing = graded
+        .criterion_scores
+        .iter()
+        .find(|c| c.criterion_id == "closing")
+        .unwrap()
+        .clone();
+    let new_closing = other_end(&closing);
+    let target = if grader < 50.0 { 95.0 } else { 10.0 };
+    let mut req = overall(name, target, "strong close", "");
+    req.criterion_overrides = vec![gr::CriterionOverride {
+        criterion_id: "closing".into(),
+        score: new_closing,
+    }];
+    let set = g
+        .override_evaluation(authed(req, &w.manager))
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluation
+        .unwrap();
+    assert_eq!(set.effective_score, target);
+    analytics_shows(w, target).await;
+
+    // Refusals: tom, globex's admin, a criterion the evaluation lacks, nothing named, no
+    // reason, and a criterion without an override (nothing to clear).
+    let refused = |token: &str, r: gr::ClearEvaluationOverrideRequest| {
+        let mut g = w.grading();
+        let token = token.to_owned();
+        async move {
+            g.clear_evaluation_override(authed(r, &token))
+                .await
+                .unwrap_err()
+        }
+    };
+    let fine = clear(name, &["closing"], true, "the grader was right");
+    assert_eq!(
+        refused(&w.trainee, fine.clone()).await.code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        refused(&w.other_admin, fine.clone()).await.code(),
+        Code::NotFound
+    );
+    let status = refused(&w.manager, clear(name, &["no-such"], false, "")).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = String::from_utf8_lossy(status.details()).into_owned();
+    for field in ["criterion_ids[0]", "reason"] {
+        assert!(details.contains(field), "{field} named in {details:?}");
+    }
+    assert_eq!(
+        refused(&w.manager, clear(name, &[], false, "why"))
+            .await
+            .code(),
+        Code::InvalidArgument
+    );
+    let bare = refused(
+        &w.manager,
+        clear(name, &["closing", "discovery"], false, "why"),
+    )
+    .await;
+    assert_eq!(bare.code(), Code::FailedPrecondition, "{bare:?}");
+    let mut stale = fine.clone();
+    stale.etag = graded.etag.clone();
+    assert_eq!(refused(&w.manager, stale).await.code(), Code::Aborted);
+    let unchanged = evaluation(w, name, &w.admin).await;
+    assert_eq!(unchanged.etag, set.etag, "a refused clear changes nothing");
+    assert_eq!(audit(w, name, &w.admin).await.len(), 2);
+
+    // The overall override goes first: the effective score follows the closing override.
+    let mut first = clear(name, &[], true, "overall was too generous");
+    first.etag = set.etag.clone();
+    let half = g
+        .clear_evaluation_override(authed(first, &w.admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluation
+        .unwrap();
+    assert!(half.overall_override.is_none());
+    assert_eq!(half.override_revision, set.override_revision + 1);
+    let moved = half.effective_score;
+    assert_ne!(moved, target);
+    assert_ne!(moved, grader, "the closing override still moves it");
+    analytics_shows(w, moved).await;
+
+    // Then closing: the grader's numbers are back everywhere.
+    let done = g
+        .clear_evaluation_override(authed(
+            clear(name, &["closing"], false, "closing as graded"),
+            &w.manager,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluation
+        .unwrap();
+    assert_eq!(done.effective_score, grader);
+    assert_eq!(done.effective_passed, grader >= 60.0);
+    assert_eq!(done.effective_skill_scores, done.skill_scores);
+    assert!(done.criterion_scores.iter().all(|c| c.r#override.is_none()));
+    analytics_shows(w, grader).await;
+    session_shows(w, grader).await;
+    let again = refused(&w.manager, clear(name, &["closing"], false, "twice")).await;
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    // The audit: who restored what, from the override to the grader's score.
+    let entries = audit(w, name, &w.trainee).await;
+    assert_eq!(entries.len(), 4);
+    let e = &entries[0];
+    assert_eq!(
+        (
+            e.criterion_id.as_str(),
+            e.previous_score,
+            e.score,
+            e.cleared,
+            e.author.as_str(),
+            e.effective_score
+        ),
+        (
+            "closing",
+            new_closing,
+            closing.score,
+            true,
+            member("mia").as_str(),
+            grader
+        )
+    );
+    let e = &entries[1];
+    assert_eq!(
+        (
+            e.criterion_id.as_str(),
+            e.previous_score,
+            e.score,
+            e.cleared,
+            e.author.as_str(),
+            e.reason.as_str()
+        ),
+        (
+            "",
+            target,
+            moved,
+            true,
+            member("alice").as_str(),
+            "overall was too generous"
+        )
+    );
+    assert!(entries[2..].iter().all(|e| !e.cleared));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn overrides_count_at_once_are_audited_and_survive_a_regrade() {
+async fn overrides_count_at_once_are_audited_survive_a_regrade_and_clear() {
     for backend in Backend::ALL {
         overrides_on(backend).await;
     }

@@ -192,6 +192,7 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                         supersedes: previous.clone(),
                         // The session events say the source.
                         source: ev::SessionSource::Unspecified as i32,
+                        criterion_scores: Vec::new(),
                     }),
                 ));
                 previous = evaluation;

@@ -676,14 +676,22 @@ async fn drill_reopens_the_weakest_moment(backend: Backend) {
     assert_eq!(ended.end_reason, pb::EndReason::PersonaEnded as i32);
     let graded = wait_graded(&s, &drill.name).await;
     let after = evaluation(&s, &s.tom, &graded.evaluation).await.unwrap();
-    let after_skill = after
-        .skill_scores
-        .iter()
-        .find(|k| k.skill == of.skill)
-        .unwrap()
-        .score;
+    let in_drill = |e: &gr::Evaluation| {
+        e.criterion_scores
+            .iter()
+            .find(|c| c.criterion_id == of.criterion)
+            .unwrap()
+            .clone()
+    };
+    let drilled_criterion = in_drill(&after);
+    // tom's next practice session of the scenario, after the drill.
+    let next = practise(&s).await;
+    let next_eval = evaluation(&s, &s.tom, &next.evaluation).await.unwrap();
+    let next_score = in_drill(&next_eval).normalized_score;
+    let before = weakest.normalized_score;
 
-    // Drill impact: before = the criterion in the drilled evaluation, after = the drill's skill.
+    // Drill impact by the criterion itself: before = the drilled evaluation, in the drill,
+    // and in the next practice session.
     let impact = |token: String, trainee: &str| {
         let mut c = analytics(&s);
         let trainee = trainee.to_owned();
@@ -700,30 +708,92 @@ async fn drill_reopens_the_weakest_moment(backend: Backend) {
         }
     };
     let got = eventually(
-        "the drill counted",
+        "the drill and the next practice counted",
         || async { impact(s.tom.clone(), "").await.unwrap().into_inner() },
-        |r| !r.criteria.is_empty(),
+        |r| {
+            r.criteria
+                .first()
+                .is_some_and(|c| c.next_practice_sessions == 1)
+        },
     )
     .await;
     assert_eq!(got.criteria.len(), 1);
     let row = &got.criteria[0];
     assert_eq!(
-        (row.criterion.as_str(), row.drills),
-        (of.criterion.as_str(), 1)
+        (row.criterion.as_str(), row.drills, row.basis),
+        (
+            of.criterion.as_str(),
+            1,
+            an::DrillImpactBasis::Criterion as i32
+        )
     );
-    // Skill against skill: the drilled evaluation's score on the skill is before.
-    let before_skill = drilled
-        .skill_scores
-        .iter()
-        .find(|k| k.skill == of.skill)
-        .unwrap()
-        .score;
+    let near = |a: f64, b: f64| (a - b).abs() < 0.01;
+    assert!(near(row.mean_score_before, before), "{row:?}");
     assert!(
-        (row.mean_score_before - before_skill).abs() < 0.01,
+        near(row.mean_score_after, drilled_criterion.normalized_score),
         "{row:?}"
     );
-    assert!((row.mean_score_after - after_skill).abs() < 0.01, "{row:?}");
-    assert!((row.lift - (after_skill - before_skill)).abs() < 0.01);
+    assert!(near(row.lift, drilled_criterion.normalized_score - before));
+    assert!(near(row.mean_score_next_practice, next_score), "{row:?}");
+    assert!(near(row.next_practice_lift, next_score - before), "{row:?}");
+
+    // A manager's override of the criterion in the drill counts at once; clearing it
+    // restores the grader's score.
+    let to = if drilled_criterion.score >= f64::from(drilled_criterion.scale_max) {
+        drilled_criterion.scale_min
+    } else {
+        drilled_criterion.scale_max
+    };
+    let to_normalized = if to == drilled_criterion.scale_max {
+        100.0
+    } else {
+        0.0
+    };
+    grading(&s)
+        .override_evaluation(authed(
+            gr::OverrideEvaluationRequest {
+                name: graded.evaluation.clone(),
+                criterion_overrides: vec![gr::CriterionOverride {
+                    criterion_id: of.criterion.clone(),
+                    score: f64::from(to),
+                }],
+                reason: "handled it well".into(),
+                ..Default::default()
+            },
+            &s.mia,
+        ))
+        .await
+        .expect("override");
+    eventually(
+        "the override counted in drill impact",
+        || async { impact(s.mia.clone(), "").await.unwrap().into_inner() },
+        |r| r.criteria.len() == 1 && near(r.criteria[0].mean_score_after, to_normalized),
+    )
+    .await;
+    grading(&s)
+        .clear_evaluation_override(authed(
+            gr::ClearEvaluationOverrideRequest {
+                name: graded.evaluation.clone(),
+                criterion_ids: vec![of.criterion.clone()],
+                reason: "the grader was right".into(),
+                ..Default::default()
+            },
+            &s.mia,
+        ))
+        .await
+        .expect("clear");
+    let got = eventually(
+        "the cleared override restored drill impact",
+        || async { impact(s.tom.clone(), "").await.unwrap().into_inner() },
+        |r| {
+            r.criteria.len() == 1
+                && near(
+                    r.criteria[0].mean_score_after,
+                    drilled_criterion.normalized_score,
+                )
+        },
+    )
+    .await;
     // Staff see everyone's; a trainee not another's.
     let staff = impact(s.mia.clone(), "").await.unwrap().into_inner();
     assert_eq!(staff.criteria, got.criteria);

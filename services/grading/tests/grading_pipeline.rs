@@ -42,9 +42,45 @@ async fn deterministic_end_to_end(backend: Backend) {
     let types = outbox_types(&d.db).await;
     assert_eq!(types.iter().filter(|t| *t == "grading.started").count(), 1);
     assert_eq!(types.iter().filter(|t| *t == "session.graded").count(), 1);
+    // SessionGraded carries each criterion's normalized score, as the evaluation has it.
+    let graded = graded_events(&d.db).await;
+    let sent: Vec<(String, f64)> = graded[0]
+        .criterion_scores
+        .iter()
+        .map(|c| (c.criterion.clone(), c.score))
+        .collect();
+    let scored: Vec<(String, f64)> = e
+        .criterion_scores
+        .iter()
+        .map(|c| (c.criterion_id.clone(), c.normalized_score))
+        .collect();
+    assert_eq!(sent, scored);
     let jobs = store::due_job_ids(&d.db, i64::MAX, 10).await.unwrap();
     assert!(jobs.is_empty());
     h.stop.cancel();
+}
+
+/// The SessionGraded events in the outbox, in order.
+async fn graded_events(
+    db: &sea_orm::DatabaseConnection,
+) -> Vec<salestrainer_proto::events::SessionGraded> {
+    use prost::Message;
+    use salestrainer_bus::outbox::entity;
+    use salestrainer_proto::events as ev;
+    entity::Entity::find()
+        .order_by_asc(entity::Column::Id)
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event_type == "session.graded")
+        .filter_map(
+            |r| match ev::Event::decode(r.payload.as_slice()).unwrap().payload {
+                Some(ev::event::Payload::SessionGraded(g)) => Some(g),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 #[tokio::test]
@@ -565,21 +601,10 @@ async fn batched_write_fences_and_supersedes(backend: Backend) {
     assert_eq!(types.iter().filter(|t| *t == "session.graded").count(), 2);
     assert_eq!(types.iter().filter(|t| *t == "grading.started").count(), 3);
     // The regrade's SessionGraded names the evaluation it replaces, so consumers replace.
-    use prost::Message;
-    use salestrainer_bus::outbox::entity;
-    let supersedes: Vec<String> = entity::Entity::find()
-        .order_by_asc(entity::Column::Id)
-        .all(&d.db)
+    let supersedes: Vec<String> = graded_events(&d.db)
         .await
-        .unwrap()
         .into_iter()
-        .filter(|r| r.event_type == "session.graded")
-        .filter_map(
-            |r| match ev::Event::decode(r.payload.as_slice()).unwrap().payload {
-                Some(ev::event::Payload::SessionGraded(g)) => Some(g.supersedes),
-                _ => None,
-            },
-        )
+        .map(|g| g.supersedes)
         .collect();
     assert_eq!(
         supersedes,

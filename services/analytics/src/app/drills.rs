@@ -1,4 +1,5 @@
-//! GetDrillImpact: whether drills lift the criterion they drill (see `domain::drills`).
+//! GetDrillImpact: whether drills lift the criterion they drill, in the drill and in the
+//! next practice session (see `domain::drills`).
 
 use salestrainer_proto::analytics as pb;
 use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
@@ -12,7 +13,7 @@ use super::{
     },
 };
 use crate::{
-    domain::drills::{DrillOutcome, impact},
+    domain::drills::{Basis, DrillOutcome, impact, next_practice},
     store::query,
 };
 
@@ -63,7 +64,12 @@ pub async fn get_drill_impact(
             .iter()
             .filter_map(|f| Some(f.origin.drill.as_ref()?.evaluation.clone()))
             .collect();
-        let before = query::current_skills(db, &org, &drilled)
+        let before = query::current_grades(db, &org, &drilled)
+            .await
+            .map_err(db_err)?;
+        let trainees: Vec<&str> = facts.iter().map(|f| f.trainee.as_str()).collect();
+        let since = facts.iter().filter_map(|f| f.start_us).min().unwrap_or(0);
+        let later = query::practice_after(db, &org, &trainees, since)
             .await
             .map_err(db_err)?;
         let outcomes: Vec<DrillOutcome<'_>> = facts
@@ -72,8 +78,9 @@ pub async fn get_drill_impact(
                 let drill = f.origin.drill.as_ref()?;
                 Some(DrillOutcome {
                     drill,
-                    skills: &f.grade.as_ref()?.skills,
-                    drilled_skills: before.get(&drill.evaluation).map(Vec::as_slice),
+                    grade: f.grade.as_ref()?,
+                    drilled: before.get(&drill.evaluation),
+                    next: next_practice(f, &later).and_then(|n| n.grade.as_ref()),
                 })
             })
             .collect();
@@ -82,11 +89,18 @@ pub async fn get_drill_impact(
                 .into_iter()
                 .map(|i| pb::DrillImpact {
                     lift: i.lift(),
+                    basis: match i.basis {
+                        Basis::Criterion => pb::DrillImpactBasis::Criterion,
+                        Basis::Skill => pb::DrillImpactBasis::Skill,
+                    } as i32,
                     criterion: i.criterion,
                     skill: i.skill,
                     drills: clamp_i32(i.drills),
                     mean_score_before: i.mean_before,
                     mean_score_after: i.mean_after,
+                    next_practice_sessions: clamp_i32(i.next_practice),
+                    mean_score_next_practice: i.mean_next,
+                    next_practice_lift: i.next_lift,
                 })
                 .collect(),
         })

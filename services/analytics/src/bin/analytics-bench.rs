@@ -406,6 +406,7 @@ async fn ingest(channel: &Channel, token: &str, a: &Args) -> anyhow::Result<f64>
                 supersedes: String::new(),
                 // The session events say the source.
                 source: ev::SessionSource::Unspecified as i32,
+                criterion_scores: Vec::new(),
             })),
         });
     }

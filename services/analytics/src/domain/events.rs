@@ -118,19 +118,32 @@ impl Check<'_> {
 
     /// One score per skill (the first wins), sorted; a bad entry is a violation.
     fn skills(&mut self, field: &str, scores: &[pb::SkillScore]) -> Vec<(String, i64)> {
-        let mut skills: Vec<(String, i64)> = Vec::new();
-        for (i, s) in scores.iter().enumerate() {
-            if s.skill.is_empty() || !(0.0..=100.0).contains(&s.score) {
-                self.bad(
-                    &format!("{field}[{i}]"),
-                    "needs a skill and a score of 0 to 100",
-                );
-            } else if !skills.iter().any(|(k, _)| *k == s.skill) {
-                skills.push((s.skill.clone(), score_to_milli(s.score)));
+        let named = scores.iter().map(|s| (s.skill.as_str(), s.score));
+        self.scores(field, named, "needs a skill and a score of 0 to 100")
+    }
+
+    /// One score per criterion (the first wins), sorted; a bad entry is a violation.
+    fn criteria(&mut self, field: &str, scores: &[pb::CriterionScore]) -> Vec<(String, i64)> {
+        let named = scores.iter().map(|s| (s.criterion.as_str(), s.score));
+        self.scores(field, named, "needs a criterion and a score of 0 to 100")
+    }
+
+    fn scores<'s>(
+        &mut self,
+        field: &str,
+        named: impl Iterator<Item = (&'s str, f64)>,
+        bad: &str,
+    ) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = Vec::new();
+        for (i, (name, score)) in named.enumerate() {
+            if name.is_empty() || !(0.0..=100.0).contains(&score) {
+                self.bad(&format!("{field}[{i}]"), bad);
+            } else if !out.iter().any(|(k, _)| k == name) {
+                out.push((name.to_owned(), score_to_milli(score)));
             }
         }
-        skills.sort();
-        skills
+        out.sort();
+        out
     }
 
     fn time(&mut self, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
@@ -183,6 +196,10 @@ fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) ->
         c.bad("evaluation_overridden.revision", "must be at least 1");
     }
     let skills = c.skills("evaluation_overridden.skill_scores", &p.skill_scores);
+    let criteria = c.criteria(
+        "evaluation_overridden.criterion_scores",
+        &p.criterion_scores,
+    );
     let start_us = c.time(
         "evaluation_overridden.session_start_time",
         p.session_start_time.as_ref(),
@@ -211,6 +228,7 @@ fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) ->
                 graded_us: occur_us,
                 skills,
                 override_rev: p.revision,
+                criteria,
             },
             supersedes: String::new(),
         }),
@@ -313,6 +331,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                 c.bad("session_graded.overall_score", "must be 0 to 100");
             }
             let skills = c.skills("session_graded.skill_scores", &p.skill_scores);
+            let criteria = c.criteria("session_graded.criterion_scores", &p.criterion_scores);
             let start_us = c.time(
                 "session_graded.session_start_time",
                 p.session_start_time.as_ref(),
@@ -342,6 +361,7 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
                         graded_us: occur_us,
                         skills,
                         override_rev: 0,
+                        criteria,
                     },
                     supersedes: p.supersedes.clone(),
                 }),

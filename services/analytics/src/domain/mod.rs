@@ -44,6 +44,10 @@ pub struct Grade {
     /// copies of one evaluation the higher revision wins.
     #[serde(default)]
     pub override_rev: i64,
+    /// (criterion id, score in thousandths), sorted by criterion, one entry per criterion;
+    /// empty when the grade event carried none (graded before they reached analytics).
+    #[serde(default)]
+    pub criteria: Vec<(String, i64)>,
 }
 
 /// One session as analytics sees it, merged from whichever events arrived so far.
@@ -467,6 +471,7 @@ mod tests {
                 graded_us: at,
                 skills: vec![("rapport".into(), score_to_milli(score))],
                 override_rev: 0,
+                criteria: Vec::new(),
             },
             supersedes: supersedes.into(),
         }

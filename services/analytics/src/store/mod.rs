@@ -6,6 +6,7 @@ pub mod certifications;
 pub mod ingest;
 mod m0002_origins;
 mod m0003_override_rev;
+mod m0005_criteria;
 pub mod query;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_origins::Origins),
             Box::new(m0003_override_rev::FactOverrideRevision),
             Box::new(certifications::CertificationRevocations),
+            Box::new(m0005_criteria::FactCriteria),
         ]
     }
 }
@@ -196,10 +198,10 @@ pub(crate) fn get_str(row: &QueryResult, col: &str) -> Result<String, DbErr> {
 pub(crate) const FACT_COLUMNS: &str = "session, org, trainee, scenario, assignment, start_us, \
      duration_ms, ended, cancelled, grading_failed, graded, evaluation, score_milli, passed, \
      closed, graded_us, skills, superseded, real_call, drill_evaluation, drill_criterion, \
-     drill_skill, drill_before_milli, override_rev";
+     drill_skill, drill_before_milli, override_rev, criteria";
 
 /// Columns in [`FACT_COLUMNS`] (one value each in [`fact_values`]).
-pub(crate) const FACT_COLUMN_COUNT: usize = 24;
+pub(crate) const FACT_COLUMN_COUNT: usize = 25;
 
 pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
     let bad = |e: serde_json::Error| DbErr::Custom(format!("analytics_facts json: {e}"));
@@ -212,6 +214,7 @@ pub(crate) fn fact_from_row(row: &QueryResult) -> Result<Fact, DbErr> {
             graded_us: get_i64(row, "graded_us")?,
             skills: serde_json::from_str(&get_str(row, "skills")?).map_err(bad)?,
             override_rev: get_i64(row, "override_rev")?,
+            criteria: serde_json::from_str(&get_str(row, "criteria")?).map_err(bad)?,
         })
     } else {
         None
@@ -249,6 +252,9 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
     let skills = g
         .map(|g| serde_json::to_string(&g.skills).unwrap_or_else(|_| "[]".into()))
         .unwrap_or_else(|| "[]".into());
+    let criteria = g
+        .map(|g| serde_json::to_string(&g.criteria).unwrap_or_else(|_| "[]".into()))
+        .unwrap_or_else(|| "[]".into());
     let superseded = serde_json::to_string(&f.superseded).unwrap_or_else(|_| "[]".into());
     let drill = f.origin.drill.as_ref();
     vec![
@@ -282,6 +288,7 @@ pub(crate) fn fact_values(f: &Fact) -> Vec<Value> {
         drill.map(|d| d.skill.clone()).unwrap_or_default().into(),
         drill.map(|d| d.before_milli).into(),
         g.map_or(0, |g| g.override_rev).into(),
+        criteria.into(),
     ]
 }
 

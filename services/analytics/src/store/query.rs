@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::{FACT_COLUMNS, fact_from_row, get_i64, get_opt_i64, get_str, marks, stmt};
-use crate::domain::{DayStats, Dim, Fact, UsageStats, summary::Range};
+use crate::domain::{DayStats, Dim, Fact, Grade, UsageStats, summary::Range};
 
 /// Optional filters, as full resource names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -293,12 +293,12 @@ pub async fn graded_drills<C: ConnectionTrait>(
     rows.iter().map(fact_from_row).collect()
 }
 
-/// The skill scores of those `evaluations` that are still their session's current grade.
-pub async fn current_skills<C: ConnectionTrait>(
+/// The grades of those `evaluations` that are still their session's current grade.
+pub async fn current_grades<C: ConnectionTrait>(
     db: &C,
     org: &str,
     evaluations: &[String],
-) -> Result<HashMap<String, Vec<(String, i64)>>, DbErr> {
+) -> Result<HashMap<String, Grade>, DbErr> {
     let mut out = HashMap::new();
     let mut unique: Vec<&String> = evaluations.iter().collect();
     unique.sort();
@@ -310,7 +310,7 @@ pub async fn current_skills<C: ConnectionTrait>(
             .query_all_raw(stmt(
                 db.get_database_backend(),
                 &format!(
-                    "SELECT evaluation, skills FROM analytics_facts WHERE org = ? AND graded = 1 \
+                    "SELECT {FACT_COLUMNS} FROM analytics_facts WHERE org = ? AND graded = 1 \
                      AND evaluation IN ({})",
                     marks(chunk.len())
                 ),
@@ -318,9 +318,43 @@ pub async fn current_skills<C: ConnectionTrait>(
             ))
             .await?;
         for r in &rows {
-            let skills: Vec<(String, i64)> = serde_json::from_str(&get_str(r, "skills")?)
-                .map_err(|e| DbErr::Custom(format!("analytics_facts json: {e}")))?;
-            out.insert(get_str(r, "evaluation")?, skills);
+            if let Some(g) = fact_from_row(r)?.grade {
+                out.insert(g.evaluation.clone(), g);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The graded practice sessions (neither drills nor real calls) of `trainees` that started
+/// after `since_us`: the candidates for a drill's next practice session.
+pub async fn practice_after<C: ConnectionTrait>(
+    db: &C,
+    org: &str,
+    trainees: &[&str],
+    since_us: i64,
+) -> Result<Vec<Fact>, DbErr> {
+    let mut unique: Vec<&str> = trainees.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut out = Vec::new();
+    for chunk in unique.chunks(200) {
+        let mut values: Vec<Value> = vec![org.into(), since_us.into()];
+        values.extend(chunk.iter().map(|t| Value::from(*t)));
+        let rows = db
+            .query_all_raw(stmt(
+                db.get_database_backend(),
+                &format!(
+                    "SELECT {FACT_COLUMNS} FROM analytics_facts WHERE org = ? AND graded = 1 \
+                     AND start_us > ? AND drill_evaluation = '' AND real_call = 0 \
+                     AND trainee IN ({})",
+                    marks(chunk.len())
+                ),
+                values,
+            ))
+            .await?;
+        for r in &rows {
+            out.push(fact_from_row(r)?);
         }
     }
     Ok(out)

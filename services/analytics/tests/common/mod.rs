@@ -152,6 +152,7 @@ pub fn graded(
             },
             // The session events say the source.
             source: ev::SessionSource::Unspecified as i32,
+            criterion_scores: Vec::new(),
         }),
     )
 }

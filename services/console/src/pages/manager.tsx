@@ -3,9 +3,11 @@
 import { useState } from "preact/hooks";
 import { SessionSource as CallSource, SessionState } from "../gen/salestrainer/call/v1/resources_pb.js";
 import { JobState } from "../gen/salestrainer/grading/v1/resources_pb.js";
-import { LeaderboardMetric, SessionSource } from "../gen/salestrainer/analytics/v1/resources_pb.js";
+import { DrillImpactBasis, LeaderboardMetric, SessionSource } from "../gen/salestrainer/analytics/v1/resources_pb.js";
 import { analytics, call, config, currentUser, daysAgo, errorText, fmtDate, fmtDay, grading, newId, org, timeZone } from "../api";
 import { Bar, ErrorBox, Field, Loading, Page, Score, Table, TrendChart, go, useLoad } from "../ui";
+
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
 
 export function Dashboard() {
   // Practice and real calls are never mixed: one view or the other.
@@ -117,15 +119,19 @@ export function Dashboard() {
               <h2>Drill impact</h2>
               <Table
                 empty="No graded drills in the last 30 days."
-                caption="Score on the drilled criterion before (in the drilled evaluation) and after (in the drill)"
-                head={["Criterion", "Skill", "Drills", "Before", "After", "Lift"]}
+                caption="Score on the drilled criterion before (in the drilled evaluation), in the drill, and in the trainee's next practice session of the scenario after it; by the criterion's skill for drills graded before criterion scores were kept"
+                head={["Criterion", "Skill", "Compared by", "Drills", "Before", "In drill", "Lift", "Followed up", "Next practice", "Lift (next)"]}
                 rows={drills.map((d) => [
                   d.criterion,
                   d.skill,
+                  d.basis === DrillImpactBasis.SKILL ? "skill" : "criterion",
                   d.drills,
                   d.meanScoreBefore.toFixed(0),
                   d.meanScoreAfter.toFixed(0),
-                  `${d.lift >= 0 ? "+" : ""}${d.lift.toFixed(0)}`,
+                  signed(d.lift),
+                  d.nextPracticeSessions,
+                  d.nextPracticeSessions ? d.meanScoreNextPractice.toFixed(0) : "—",
+                  d.nextPracticeSessions ? signed(d.nextPracticeLift) : "—",
                 ])}
               />
               <h2>Assignments</h2>

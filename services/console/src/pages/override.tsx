@@ -1,6 +1,6 @@
 // Manager overrides on a result: the effective score beside the grader's with each
 // override's reason, the form a manager or admin sets one with (the server's field errors
-// under each field), and the audit of who changed what.
+// under each field) or restores the grader's score with, and the audit of who changed what.
 import { useState } from "preact/hooks";
 import type { Evaluation, ScoreOverride } from "../gen/salestrainer/grading/v1/resources_pb.js";
 import { Code, currentUser, errorText, fieldErrors, fmtDate, grading, isCode, lastSegment } from "../api";
@@ -53,32 +53,63 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
   const [ok, setOk] = useState("");
   const [stale, setStale] = useState(false);
   const superseded = !!ev.supersededBy;
-  const submit = async (e: Event) => {
-    e.preventDefault();
+  // Sends one change (an override or a restore); the evaluation it returns replaces ours.
+  const send = async (call: () => Promise<{ evaluation?: Evaluation }>, done: string, reset: () => void) => {
     setErrors({});
     setError("");
     setOk("");
     setStale(false);
     try {
-      const r = await grading.overrideEvaluation({
-        name: ev.name,
-        overallScore: overall.trim() === "" ? undefined : Number(overall),
-        criterionOverrides: criterion ? [{ criterionId: criterion, score: score.trim() === "" ? NaN : Number(score) }] : [],
-        reason,
-        etag: ev.etag,
-      });
-      setOk("Override saved.");
-      setOverall("");
-      setScore("");
-      setReason("");
+      const r = await call();
+      setOk(done);
+      reset();
       if (r.evaluation) onChanged(r.evaluation);
     } catch (err) {
       const fe = fieldErrors(err);
       setErrors(fe);
-      setStale(isCode(err, Code.Aborted));
+      // Someone else changed it meanwhile (or already removed that override): reload.
+      setStale(isCode(err, Code.Aborted) || isCode(err, Code.FailedPrecondition));
       setError(Object.keys(fe).length ? "Please correct the highlighted fields." : errorText(err));
     }
   };
+  const submit = (e: Event) => {
+    e.preventDefault();
+    return send(
+      () =>
+        grading.overrideEvaluation({
+          name: ev.name,
+          overallScore: overall.trim() === "" ? undefined : Number(overall),
+          criterionOverrides: criterion ? [{ criterionId: criterion, score: score.trim() === "" ? NaN : Number(score) }] : [],
+          reason,
+          etag: ev.etag,
+        }),
+      "Override saved.",
+      () => {
+        setOverall("");
+        setScore("");
+        setReason("");
+      },
+    );
+  };
+  // Restores the grader's score of one field (criterion id, or "" for the overall score),
+  // with the reason typed in the form.
+  const restore = (criterionId: string) =>
+    send(
+      () =>
+        grading.clearEvaluationOverride({
+          name: ev.name,
+          criterionIds: criterionId ? [criterionId] : [],
+          overall: !criterionId,
+          reason,
+          etag: ev.etag,
+        }),
+      "Grader's score restored.",
+      () => setReason(""),
+    );
+  const overridden: [string, string][] = [
+    ...(ev.overallOverride ? [["", "Overall"] as [string, string]] : []),
+    ...ev.criterionScores.filter((c) => c.override).map((c) => [c.criterionId, `${c.skill} (${c.criterionId})`] as [string, string]),
+  ];
   const shown = (p: string) => ["overall_score", "reason", "criterion_overrides", "criterion_overrides[0].score", "criterion_overrides[0].criterion_id"].includes(p);
   const crit = ev.criterionScores.find((c) => c.criterionId === criterion);
   return (
@@ -129,6 +160,16 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
             </p>
           )}
           <button type="submit">Save override</button>
+          {overridden.length > 0 && (
+            <div class="restore" aria-label="Restore the grader's score">
+              <p class="muted">Or remove an override (the reason above is recorded in the audit):</p>
+              {overridden.map(([id, label]) => (
+                <button type="button" class="secondary" onClick={() => restore(id)}>
+                  Restore grader's score: {label}
+                </button>
+              ))}
+            </div>
+          )}
         </form>
       )}
       {superseded && <p class="muted">A regrade replaced this evaluation; override the current one.</p>}
@@ -145,7 +186,7 @@ export function OverridePanel({ ev, onChanged }: { ev: Evaluation; onChanged: (e
             who(a.author),
             a.criterionId || "overall",
             a.previousScore.toFixed(1),
-            a.score.toFixed(1),
+            a.cleared ? `${a.score.toFixed(1)} (grader's, restored)` : a.score.toFixed(1),
             `${a.previousEffectiveScore.toFixed(1)} → ${a.effectiveScore.toFixed(1)}`,
             a.reason,
           ])}

@@ -85,6 +85,7 @@ pub fn override_pb(a: &audit::Model) -> pb::EvaluationOverride {
         revision: a.revision,
         previous_effective_score: a.previous_effective,
         effective_score: a.effective,
+        cleared: a.cleared,
     }
 }
 

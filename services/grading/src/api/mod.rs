@@ -117,6 +117,17 @@ impl pb::grading_service_server::GradingService for GradingServiceApi {
         }))
     }
 
+    async fn clear_evaluation_override(
+        &self,
+        request: Request<pb::ClearEvaluationOverrideRequest>,
+    ) -> Result<Response<pb::ClearEvaluationOverrideResponse>, Status> {
+        let p = Principal::of(&request)?;
+        let e = self.app.clear_override(p, request.get_ref()).await?;
+        Ok(Response::new(pb::ClearEvaluationOverrideResponse {
+            evaluation: Some(convert::evaluation_pb(&e)),
+        }))
+    }
+
     async fn list_evaluation_overrides(
         &self,
         request: Request<pb::ListEvaluationOverridesRequest>,

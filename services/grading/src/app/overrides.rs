@@ -1,8 +1,10 @@
-//! OverrideEvaluation and ListEvaluationOverrides: a manager's scores beside the grader's.
+//! OverrideEvaluation, ClearEvaluationOverride and ListEvaluationOverrides: a manager's
+//! scores beside the grader's.
 //!
-//! The grader's numbers in an evaluation never change; an override adds `ScoreOverride`s and
-//! the effective numbers that follow (`domain::overrides`), writes one audit row per changed
-//! field and an EvaluationOverridden event for analytics, all in one transaction.
+//! The grader's numbers in an evaluation never change; an override adds (or a clear removes)
+//! `ScoreOverride`s and the effective numbers follow (`domain::overrides`); either writes one
+//! audit row per changed field and an EvaluationOverridden event for analytics, all in one
+//! transaction.
 
 use prost::Message;
 use salestrainer_proto::{events as ev, grading as pb};
@@ -51,6 +53,22 @@ fn criteria_of(body: &pb::Evaluation) -> Vec<Criterion> {
         .collect()
 }
 
+/// Refuses a stale etag and a superseded evaluation.
+fn check_current(e: &evaluation::Model, etag: &str) -> ApiResult<()> {
+    if !etag.is_empty() && etag != evaluation_etag(e) {
+        return Err(ApiError::Aborted(
+            "the evaluation changed; reload it".into(),
+        ));
+    }
+    if e.superseded_by.is_some() {
+        return Err(ApiError::FailedPrecondition {
+            reason: "EVALUATION_SUPERSEDED",
+            message: "a regrade replaced this evaluation; override the current one".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The overall score in force before this change.
 fn effective_now(e: &evaluation::Model, body: &pb::Evaluation) -> f64 {
     if e.override_revision > 0 {
@@ -60,20 +78,88 @@ fn effective_now(e: &evaluation::Model, body: &pb::Evaluation) -> f64 {
     }
 }
 
+/// The effective criterion scores an event carries: each criterion's override (if any) or
+/// the grader's score, normalized onto 0–100.
+pub fn event_criteria(body: &pb::Evaluation) -> Vec<ev::CriterionScore> {
+    body.criterion_scores
+        .iter()
+        .map(|c| ev::CriterionScore {
+            criterion: c.criterion_id.clone(),
+            score: match &c.r#override {
+                Some(o) => rules::normalized(o.score, c.scale_min, c.scale_max),
+                None => c.normalized_score,
+            },
+        })
+        .collect()
+}
+
+/// One audited field change.
+struct Change {
+    /// Empty for the overall score.
+    criterion_id: String,
+    previous: f64,
+    /// None: the effective overall score that follows (a cleared overall override).
+    score: Option<f64>,
+    cleared: bool,
+}
+
+/// Who changes an evaluation, when and why.
+struct Edit {
+    author: String,
+    reason: String,
+    now: i64,
+    name: String,
+}
+
+impl Edit {
+    fn new(p: &Principal, e: &evaluation::Model, reason: &str) -> Self {
+        let org = names::organization_of(&e.organization).unwrap_or_default();
+        Self {
+            author: names::child_name(org, "members", &p.subject),
+            reason: reason.trim().to_owned(),
+            now: now_us(),
+            name: store::evaluation_name(&e.organization, &e.id),
+        }
+    }
+
+    fn made(&self, criterion_id: &str, score: f64, grader_score: f64) -> pb::ScoreOverride {
+        pb::ScoreOverride {
+            criterion_id: criterion_id.to_owned(),
+            score,
+            grader_score,
+            reason: self.reason.clone(),
+            author: self.author.clone(),
+            update_time: Some(timestamp(self.now)),
+            on_earlier_grade: false,
+            evaluation: self.name.clone(),
+        }
+    }
+}
+
 impl Grading {
-    pub async fn override_evaluation(
+    /// The evaluation a manager or admin may change, and its body.
+    async fn editable(
         &self,
         p: &Principal,
-        r: &pb::OverrideEvaluationRequest,
-    ) -> ApiResult<evaluation::Model> {
+        name: &str,
+    ) -> ApiResult<(evaluation::Model, pb::Evaluation)> {
         // Not found first (another organization, another trainee's), then the role.
-        let e = self.get_evaluation(p, &r.name).await?;
+        let e = self.get_evaluation(p, name).await?;
         if !matches!(p.role, Role::Admin | Role::Manager) {
             return Err(ApiError::PermissionDenied(
                 "only managers and admins override scores".into(),
             ));
         }
-        let mut body = pb::Evaluation::decode(e.body.as_slice()).map_err(ApiError::internal)?;
+        let body = pb::Evaluation::decode(e.body.as_slice()).map_err(ApiError::internal)?;
+        Ok((e, body))
+    }
+
+    pub async fn override_evaluation(
+        &self,
+        p: &Principal,
+        r: &pb::OverrideEvaluationRequest,
+    ) -> ApiResult<evaluation::Model> {
+        let (e, mut body) = self.editable(p, &r.name).await?;
         let req = rules::Request {
             overall: r.overall_score,
             criteria: r
@@ -88,40 +174,10 @@ impl Grading {
             v.add(field, description);
         }
         v.into_result()?;
-        if !r.etag.is_empty() && r.etag != evaluation_etag(&e) {
-            return Err(ApiError::Aborted(
-                "the evaluation changed; reload it".into(),
-            ));
-        }
-        if e.superseded_by.is_some() {
-            return Err(ApiError::FailedPrecondition {
-                reason: "EVALUATION_SUPERSEDED",
-                message: "a regrade replaced this evaluation; override the current one".into(),
-            });
-        }
-        let passing = match body.passing_score {
-            Some(s) => s,
-            None => self.rubric_passing_score(&e, &body).await?,
-        };
-        let engine = self.engine.get()?;
-        let org = names::organization_of(&e.organization).unwrap_or_default();
-        let author = names::child_name(org, "members", &p.subject);
-        let reason = req.reason.trim().to_owned();
-        let now = now_us();
-        let name = store::evaluation_name(&e.organization, &e.id);
-        let revision = e.override_revision + 1;
+        check_current(&e, &r.etag)?;
+        let edit = Edit::new(p, &e, &req.reason);
         let before = effective_now(&e, &body);
-        let made = |criterion_id: &str, score: f64, grader_score: f64| pb::ScoreOverride {
-            criterion_id: criterion_id.to_owned(),
-            score,
-            grader_score,
-            reason: reason.clone(),
-            author: author.clone(),
-            update_time: Some(timestamp(now)),
-            on_earlier_grade: false,
-            evaluation: name.clone(),
-        };
-        let mut changes: Vec<(String, f64, f64)> = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
         for (id, score) in &req.criteria {
             if let Some(c) = body
                 .criterion_scores
@@ -129,14 +185,98 @@ impl Grading {
                 .find(|c| &c.criterion_id == id)
             {
                 let previous = c.r#override.as_ref().map_or(c.score, |o| o.score);
-                c.r#override = Some(made(id, *score, c.score));
-                changes.push((id.clone(), previous, *score));
+                c.r#override = Some(edit.made(id, *score, c.score));
+                changes.push(Change {
+                    criterion_id: id.clone(),
+                    previous,
+                    score: Some(*score),
+                    cleared: false,
+                });
             }
         }
         if let Some(score) = req.overall {
-            changes.push((String::new(), before, score));
-            body.overall_override = Some(made("", score, body.overall_score));
+            changes.push(Change {
+                criterion_id: String::new(),
+                previous: before,
+                score: Some(score),
+                cleared: false,
+            });
+            body.overall_override = Some(edit.made("", score, body.overall_score));
         }
+        self.write_change(e, body, before, changes, &edit).await
+    }
+
+    /// Removes overrides: the grader's scores count again for the fields named.
+    pub async fn clear_override(
+        &self,
+        p: &Principal,
+        r: &pb::ClearEvaluationOverrideRequest,
+    ) -> ApiResult<evaluation::Model> {
+        let (e, mut body) = self.editable(p, &r.name).await?;
+        let req = rules::Clear {
+            criteria: r.criterion_ids.clone(),
+            overall: r.overall,
+            reason: r.reason.clone(),
+        };
+        let (bad, bare) =
+            rules::check_clear(&req, &criteria_of(&body), body.overall_override.is_some());
+        let mut v = Violations::new();
+        for (field, description) in bad {
+            v.add(field, description);
+        }
+        v.into_result()?;
+        check_current(&e, &r.etag)?;
+        if !bare.is_empty() {
+            return Err(ApiError::FailedPrecondition {
+                reason: "NO_OVERRIDE",
+                message: format!("no override to clear: {}", bare.join(", ")),
+            });
+        }
+        let edit = Edit::new(p, &e, &req.reason);
+        let before = effective_now(&e, &body);
+        let mut changes: Vec<Change> = Vec::new();
+        for id in &req.criteria {
+            if let Some(c) = body
+                .criterion_scores
+                .iter_mut()
+                .find(|c| &c.criterion_id == id)
+                && let Some(o) = c.r#override.take()
+            {
+                changes.push(Change {
+                    criterion_id: id.clone(),
+                    previous: o.score,
+                    score: Some(c.score),
+                    cleared: true,
+                });
+            }
+        }
+        if req.overall && body.overall_override.take().is_some() {
+            changes.push(Change {
+                criterion_id: String::new(),
+                previous: before,
+                score: None,
+                cleared: true,
+            });
+        }
+        self.write_change(e, body, before, changes, &edit).await
+    }
+
+    /// Recomputes the effective numbers of `body` (its overrides already changed), then
+    /// writes it with one audit row per change and EvaluationOverridden, in one transaction.
+    async fn write_change(
+        &self,
+        e: evaluation::Model,
+        mut body: pb::Evaluation,
+        before: f64,
+        changes: Vec<Change>,
+        edit: &Edit,
+    ) -> ApiResult<evaluation::Model> {
+        let passing = match body.passing_score {
+            Some(s) => s,
+            None => self.rubric_passing_score(&e, &body).await?,
+        };
+        let engine = self.engine.get()?;
+        let revision = e.override_revision + 1;
         let criteria = criteria_of(&body);
         body.effective_score = rules::effective_overall(
             body.overall_score,
@@ -159,19 +299,20 @@ impl Grading {
         let after = body.effective_score;
         let audit_rows = changes
             .into_iter()
-            .map(|(criterion_id, previous_score, score)| audit::Model {
+            .map(|c| audit::Model {
                 id: uuid::Uuid::now_v7().simple().to_string(),
                 organization: e.organization.clone(),
                 evaluation: e.id.clone(),
-                criterion_id,
-                previous_score,
-                score,
-                reason: reason.clone(),
-                author: author.clone(),
+                criterion_id: c.criterion_id,
+                previous_score: c.previous,
+                score: c.score.unwrap_or(after),
+                reason: edit.reason.clone(),
+                author: edit.author.clone(),
                 revision,
                 previous_effective: before,
                 effective: after,
-                create_us: now,
+                create_us: edit.now,
+                cleared: c.cleared,
             })
             .collect();
         let job = store::find_job(&engine.db, &e.job_id)
@@ -182,7 +323,7 @@ impl Grading {
             crate::SERVICE,
             ev::event::Payload::EvaluationOverridden(ev::EvaluationOverridden {
                 session: e.session.clone(),
-                evaluation: name.clone(),
+                evaluation: edit.name.clone(),
                 trainee: e.trainee.clone(),
                 scenario: e.scenario.clone(),
                 assignment: e.assignment.clone(),
@@ -205,7 +346,8 @@ impl Grading {
                     .collect(),
                 revision,
                 grader_score: body.overall_score,
-                author: author.clone(),
+                author: edit.author.clone(),
+                criterion_scores: event_criteria(&body),
             }),
         );
         let mut updated = e.clone();

@@ -184,6 +184,7 @@ impl Engine {
                 regrade: j.regrade,
                 // Filled in at commit time, when the evaluation it replaces is known.
                 supersedes: String::new(),
+                criterion_scores: super::overrides::event_criteria(&body),
             }),
         );
         (model, event)

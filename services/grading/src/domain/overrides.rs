@@ -19,13 +19,18 @@ pub struct Criterion {
     pub override_score: Option<f64>,
 }
 
+/// A score on [scale_min, scale_max] mapped linearly onto 0–100.
+pub fn normalized(score: f64, scale_min: i32, scale_max: i32) -> f64 {
+    let span = f64::from(scale_max) - f64::from(scale_min);
+    if span <= 0.0 {
+        return 0.0;
+    }
+    ((score - f64::from(scale_min)) / span * 100.0).clamp(0.0, 100.0)
+}
+
 impl Criterion {
     fn normalized(&self, score: f64) -> f64 {
-        let span = f64::from(self.scale_max) - f64::from(self.scale_min);
-        if span <= 0.0 {
-            return 0.0;
-        }
-        ((score - f64::from(self.scale_min)) / span * 100.0).clamp(0.0, 100.0)
+        normalized(score, self.scale_min, self.scale_max)
     }
 
     /// The normalized change the override makes (0 without one).
@@ -99,13 +104,62 @@ pub fn check(req: &Request, criteria: &[Criterion]) -> Vec<(String, String)> {
             }
         }
     }
-    let reason = req.reason.trim();
+    check_reason(&req.reason, &mut bad);
+    bad
+}
+
+/// What a clear request asks to remove.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Clear {
+    pub criteria: Vec<String>,
+    pub overall: bool,
+    pub reason: String,
+}
+
+/// Checks a clear request: the malformed parts as (field, description), then the fields
+/// named that carry no override (nothing to clear there).
+pub fn check_clear(
+    req: &Clear,
+    criteria: &[Criterion],
+    overall_overridden: bool,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut bad: Vec<(String, String)> = Vec::new();
+    let mut bare: Vec<String> = Vec::new();
+    if !req.overall && req.criteria.is_empty() {
+        bad.push((
+            "criterion_ids".into(),
+            "name a criterion, set overall, or both".into(),
+        ));
+    }
+    if req.criteria.len() > MAX_CRITERION_OVERRIDES {
+        bad.push(("criterion_ids".into(), "at most 100 entries".into()));
+    }
+    for (i, id) in req.criteria.iter().enumerate() {
+        let field = format!("criterion_ids[{i}]");
+        if req.criteria[..i].contains(id) {
+            bad.push((field, "names a criterion twice".into()));
+            continue;
+        }
+        match criteria.iter().find(|c| &c.id == id) {
+            None => bad.push((field, "is not a criterion of this evaluation".into())),
+            Some(c) if c.override_score.is_none() => bare.push(field),
+            Some(_) => {}
+        }
+    }
+    if req.overall && !overall_overridden {
+        bare.push("overall".into());
+    }
+    check_reason(&req.reason, &mut bad);
+    (bad, bare)
+}
+
+fn check_reason(reason: &str, bad: &mut Vec<(String, String)>) {
+    let reason = reason.trim();
     if reason.is_empty() {
         bad.push(("reason".into(), "is required".into()));
     } else if reason.chars().count() > MAX_REASON_CHARS {
         bad.push(("reason".into(), "at most 1000 characters".into()));
     }
-    bad
 }
 
 /// The effective overall score: the overall override if set, else the grader's overall moved
@@ -184,6 +238,33 @@ mod tests {
             skills,
             vec![("rapport".into(), 100.0), ("closing".into(), 50.0)]
         );
+    }
+
+    #[test]
+    fn clear_tells_malformed_from_nothing_to_clear() {
+        let mut cs = vec![
+            crit("a", "rapport", 1.0, 1.0),
+            crit("b", "closing", 2.0, 1.0),
+        ];
+        cs[0].override_score = Some(4.0);
+        let req = |criteria: &[&str], overall: bool, reason: &str| Clear {
+            criteria: criteria.iter().map(|c| (*c).to_owned()).collect(),
+            overall,
+            reason: reason.into(),
+        };
+        assert_eq!(
+            check_clear(&req(&["a"], false, "ok"), &cs, false),
+            (vec![], vec![])
+        );
+        let (bad, bare) = check_clear(&req(&["a", "b"], true, "ok"), &cs, false);
+        assert!(bad.is_empty());
+        assert_eq!(bare, ["criterion_ids[1]", "overall"]);
+        let (bad, _) = check_clear(&req(&["zzz", "a", "a"], false, " "), &cs, true);
+        let fields: Vec<&str> = bad.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["criterion_ids[0]", "criterion_ids[2]", "reason"]);
+        let (bad, _) = check_clear(&req(&[], false, "ok"), &cs, true);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(normalized(3.0, 1, 5), 50.0);
     }
 
     #[test]

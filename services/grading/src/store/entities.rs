@@ -93,7 +93,8 @@ pub mod evaluation {
         #[sea_orm(column_type = "Blob")]
         pub body: Vec<u8>,
         pub create_us: i64,
-        /// OverrideEvaluation calls applied (the etag's version); 0 for none.
+        /// OverrideEvaluation and ClearEvaluationOverride calls applied (the etag's version);
+        /// 0 for none.
         pub override_revision: i64,
     }
 

@@ -9,6 +9,7 @@
 pub mod entities;
 mod m0003_instants_us;
 mod m0005_session_source;
+mod m0006_override_cleared;
 mod migration;
 pub mod overrides;
 mod reads;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_instants_us::GradingInstantsInMicros),
             Box::new(overrides::CreateOverrides),
             Box::new(m0005_session_source::GradingSessionSource),
+            Box::new(m0006_override_cleared::OverrideCleared),
         ]
     }
 }

@@ -18,7 +18,7 @@ use super::{Rows, evaluation, evaluation_name};
 pub mod audit {
     use sea_orm::entity::prelude::*;
 
-    /// One field changed by one OverrideEvaluation.
+    /// One field changed by one OverrideEvaluation or ClearEvaluationOverride.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "evaluation_overrides")]
     pub struct Model {
@@ -38,6 +38,8 @@ pub mod audit {
         pub previous_effective: f64,
         pub effective: f64,
         pub create_us: i64,
+        /// The override was removed: score is the grader's again.
+        pub cleared: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
