@@ -3,6 +3,7 @@
 //! batch counts once; a deletion that arrives before its addition keeps the comment out; a
 //! trainee sees only their own figures; a comment event that names another session's comment
 //! is refused without a write.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

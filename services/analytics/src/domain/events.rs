@@ -146,7 +146,7 @@ impl Check<'_> {
             }
             return;
         }
-        if !names::parse_nested(value, "comments").is_some_and(|(parent, _)| parent == session) {
+        if names::parse_nested(value, "comments").is_none_or(|(parent, _)| parent != session) {
             self.bad(
                 field,
                 "must be a comment of the event's session ({session}/comments/{comment})",
