@@ -8,8 +8,7 @@ use super::{
     AnalyticsApp,
     messages::clamp_i32,
     request_checks::{
-        authorize_org, check_filter, db_err, is_trainee, organization_named, own_member,
-        resolve_range,
+        authorize_org, check_filter, db_err, organization_named, resolve_range, scope_trainee,
     },
 };
 use crate::{
@@ -25,7 +24,7 @@ pub async fn get_coaching_activity(
     let org = organization_named("organization", &req.organization)?;
     authorize_org(p, &org)?;
     let mut v = Violations::new();
-    let mut trainee = check_filter(&mut v, "trainee", &req.trainee, "members", &org);
+    let trainee = check_filter(&mut v, "trainee", &req.trainee, "members", &org);
     let range = resolve_range(
         &mut v,
         req.start_time.as_ref(),
@@ -36,19 +35,8 @@ pub async fn get_coaching_activity(
     let Some(range) = range else {
         return Err(ApiError::invalid("start_time", "invalid range"));
     };
-    if is_trainee(p) {
-        // Trainees see only the coaching on their own sessions: no filter means "me".
-        let me = own_member(p);
-        match &trainee {
-            None => trainee = Some(me),
-            Some(t) if *t == me => {}
-            Some(_) => {
-                return Err(ApiError::PermissionDenied(
-                    "trainees may only see their own analytics".into(),
-                ));
-            }
-        }
-    }
+    // Trainees see only their own: no filter means "me".
+    let trainee = scope_trainee(p, trainee)?;
     let key = format!(
         "coaching|{}|{}|{}",
         trainee.as_deref().unwrap_or(""),

@@ -27,6 +27,21 @@ pub fn own_member(p: &Principal) -> String {
     names::child_name(&p.organization, "members", &p.subject)
 }
 
+/// The trainee filter the caller may use: a trainee sees only their own numbers (no filter
+/// means "me", another trainee's is refused); staff any trainee, or everyone.
+pub fn scope_trainee(p: &Principal, trainee: Option<String>) -> ApiResult<Option<String>> {
+    if !is_trainee(p) {
+        return Ok(trainee);
+    }
+    let me = own_member(p);
+    match trainee {
+        Some(t) if t != me => Err(ApiError::PermissionDenied(
+            "trainees may only see their own analytics".into(),
+        )),
+        _ => Ok(Some(me)),
+    }
+}
+
 pub fn check_time_zone(v: &mut Violations, field: &str, tz: &str) {
     if !(tz.is_empty() || tz.eq_ignore_ascii_case("UTC") || tz.eq_ignore_ascii_case("Etc/UTC")) {
         v.add(
