@@ -239,6 +239,22 @@ fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) ->
     }
 }
 
+/// The comment a CommentAdded or CommentDeleted describes: the fields both carry.
+macro_rules! comment_fact {
+    ($p:expr, $deleted:expr) => {
+        CommentFact {
+            comment: $p.comment.clone(),
+            session: $p.session.clone(),
+            trainee: $p.trainee.clone(),
+            author: $p.author.clone(),
+            by_trainee: $p.by_trainee,
+            reply_to: $p.reply_to.clone(),
+            create_us: None,
+            deleted: $deleted,
+        }
+    };
+}
+
 /// A comment added or deleted (`f.deleted`), checked field by field (`field` names the
 /// payload), with its create time.
 fn comment(
@@ -403,31 +419,13 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
         Some(Payload::CommentAdded(p)) => comment(
             &mut c,
             "comment_added",
-            CommentFact {
-                comment: p.comment.clone(),
-                session: p.session.clone(),
-                trainee: p.trainee.clone(),
-                author: p.author.clone(),
-                by_trainee: p.by_trainee,
-                reply_to: p.reply_to.clone(),
-                create_us: None,
-                deleted: false,
-            },
+            comment_fact!(p, false),
             p.create_time.as_ref(),
         ),
         Some(Payload::CommentDeleted(p)) => comment(
             &mut c,
             "comment_deleted",
-            CommentFact {
-                comment: p.comment.clone(),
-                session: p.session.clone(),
-                trainee: p.trainee.clone(),
-                author: p.author.clone(),
-                by_trainee: p.by_trainee,
-                reply_to: p.reply_to.clone(),
-                create_us: None,
-                deleted: true,
-            },
+            comment_fact!(p, true),
             p.create_time.as_ref(),
         ),
         Some(Payload::ConfigChanged(p)) => {

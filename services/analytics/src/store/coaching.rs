@@ -95,6 +95,17 @@ pub async fn apply_comment<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The condition (and its value) narrowing comments to one trainee's sessions, if given.
+fn trainee_filter(values: &mut Vec<Value>, trainee: Option<&str>) -> &'static str {
+    match trainee {
+        Some(t) => {
+            values.push(t.into());
+            " AND trainee = ?"
+        }
+        None => "",
+    }
+}
+
 /// The live comments of an organization written in `range` (on sessions of one trainee, if
 /// given).
 pub async fn comments_in_range<C: ConnectionTrait>(
@@ -104,11 +115,7 @@ pub async fn comments_in_range<C: ConnectionTrait>(
     trainee: Option<&str>,
 ) -> Result<Vec<CommentFact>, DbErr> {
     let mut values: Vec<Value> = vec![org.into(), range.start_us.into(), range.end_us.into()];
-    let mut extra = "";
-    if let Some(t) = trainee {
-        extra = " AND trainee = ?";
-        values.push(t.into());
-    }
+    let extra = trainee_filter(&mut values, trainee);
     let rows = db
         .query_all_raw(stmt(
             db.get_database_backend(),
@@ -145,11 +152,7 @@ pub async fn answered_comments<C: ConnectionTrait>(
     trainee: Option<&str>,
 ) -> Result<BTreeSet<String>, DbErr> {
     let mut values: Vec<Value> = vec![org.into(), since_us.into()];
-    let mut extra = "";
-    if let Some(t) = trainee {
-        extra = " AND trainee = ?";
-        values.push(t.into());
-    }
+    let extra = trainee_filter(&mut values, trainee);
     let rows = db
         .query_all_raw(stmt(
             db.get_database_backend(),
