@@ -2,14 +2,12 @@
 //! `domain::coaching`).
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiResult, Principal};
 
 use super::{
     AnalyticsApp,
     messages::clamp_i32,
-    request_checks::{
-        authorize_org, check_filter, db_err, organization_named, resolve_range, scope_trainee,
-    },
+    request_checks::{TraineeScope, db_err},
 };
 use crate::{
     domain::coaching::tally,
@@ -21,28 +19,21 @@ pub async fn get_coaching_activity(
     p: &Principal,
     req: pb::GetCoachingActivityRequest,
 ) -> ApiResult<pb::GetCoachingActivityResponse> {
-    let org = organization_named("organization", &req.organization)?;
-    authorize_org(p, &org)?;
-    let mut v = Violations::new();
-    let trainee = check_filter(&mut v, "trainee", &req.trainee, "members", &org);
-    let range = resolve_range(
-        &mut v,
+    // Trainees see only their own: no trainee means "me".
+    let scope = TraineeScope::check(
+        p,
+        &req.organization,
+        &req.trainee,
         req.start_time.as_ref(),
         req.end_time.as_ref(),
         app.settings.max_range_days,
-    );
-    v.into_result()?;
-    let Some(range) = range else {
-        return Err(ApiError::invalid("start_time", "invalid range"));
-    };
-    // Trainees see only their own: no filter means "me".
-    let trainee = scope_trainee(p, trainee)?;
-    let key = format!(
-        "coaching|{}|{}|{}",
-        trainee.as_deref().unwrap_or(""),
-        range.start_us,
-        range.end_us
-    );
+    )?;
+    let key = format!("coaching|{}", scope.key());
+    let TraineeScope {
+        org,
+        trainee,
+        range,
+    } = scope;
     app.cached(&org, key, async {
         let db = app.db.get()?;
         let rows = coaching::comments_in_range(db, &org, &range, trainee.as_deref())
