@@ -1200,6 +1200,19 @@ fn analytics_rows(w: &World) -> Vec<Row> {
                 ..Default::default()
             }
         ),
+        // A trainee's coaching figures are narrowed to their own sessions.
+        unary!(
+            "analytics",
+            "GetCoachingActivity",
+            Member,
+            true,
+            c(),
+            get_coaching_activity,
+            an::GetCoachingActivityRequest {
+                organization: ORG.into(),
+                ..Default::default()
+            }
+        ),
         unary!(
             "analytics",
             "GetAssignmentProgress",

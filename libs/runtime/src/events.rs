@@ -12,6 +12,9 @@ pub const TOPIC_SESSIONS: &str = "salestrainer.sessions";
 pub const TOPIC_GRADING: &str = "salestrainer.grading";
 /// ConfigChanged (producer: config).
 pub const TOPIC_CONFIG: &str = "salestrainer.config";
+/// CommentAdded and CommentDeleted (producer: call). A topic of their own, so grading's
+/// consumer of the sessions topic (and the autoscaling on its lag) never sees them.
+pub const TOPIC_COMMENTS: &str = "salestrainer.comments";
 
 pub fn topic_of(payload: &pb::event::Payload) -> &'static str {
     use pb::event::Payload::*;
@@ -21,6 +24,7 @@ pub fn topic_of(payload: &pb::event::Payload) -> &'static str {
             TOPIC_GRADING
         }
         ConfigChanged(_) => TOPIC_CONFIG,
+        CommentAdded(_) | CommentDeleted(_) => TOPIC_COMMENTS,
     }
 }
 
@@ -34,6 +38,8 @@ pub fn type_of(payload: &pb::event::Payload) -> &'static str {
         GradingFailed(_) => "grading.failed",
         EvaluationOverridden(_) => "evaluation.overridden",
         ConfigChanged(_) => "config.changed",
+        CommentAdded(_) => "comment.added",
+        CommentDeleted(_) => "comment.deleted",
     }
 }
 

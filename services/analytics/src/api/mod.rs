@@ -8,7 +8,9 @@ use salestrainer_proto::analytics as pb;
 use salestrainer_runtime::api as edge;
 use tonic::{Request, Response, Status};
 
-use crate::app::{AnalyticsApp, certifications, drills, ingest, progress, summaries, usage};
+use crate::app::{
+    AnalyticsApp, certifications, coaching, drills, ingest, progress, summaries, usage,
+};
 
 pub struct AnalyticsServiceApi {
     app: Arc<AnalyticsApp>,
@@ -44,6 +46,14 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsServiceApi {
     ) -> Result<Response<pb::GetDrillImpactResponse>, Status> {
         let (principal, req) = edge::request(request)?;
         edge::reply(drills::get_drill_impact(&self.app, &principal, req).await)
+    }
+
+    async fn get_coaching_activity(
+        &self,
+        request: Request<pb::GetCoachingActivityRequest>,
+    ) -> Result<Response<pb::GetCoachingActivityResponse>, Status> {
+        let (principal, req) = edge::request(request)?;
+        edge::reply(coaching::get_coaching_activity(&self.app, &principal, req).await)
     }
 
     async fn get_leaderboard(

@@ -2,15 +2,12 @@
 //! next practice session (see `domain::drills`).
 
 use salestrainer_proto::analytics as pb;
-use salestrainer_runtime::{ApiError, ApiResult, Principal, Violations};
+use salestrainer_runtime::{ApiResult, Principal};
 
 use super::{
     AnalyticsApp,
     messages::clamp_i32,
-    request_checks::{
-        authorize_org, check_filter, db_err, is_trainee, organization_named, own_member,
-        resolve_range,
-    },
+    request_checks::{TraineeScope, db_err},
 };
 use crate::{
     domain::drills::{Basis, DrillOutcome, impact, next_practice},
@@ -22,39 +19,21 @@ pub async fn get_drill_impact(
     p: &Principal,
     req: pb::GetDrillImpactRequest,
 ) -> ApiResult<pb::GetDrillImpactResponse> {
-    let org = organization_named("organization", &req.organization)?;
-    authorize_org(p, &org)?;
-    let mut v = Violations::new();
-    let mut trainee = check_filter(&mut v, "trainee", &req.trainee, "members", &org);
-    let range = resolve_range(
-        &mut v,
+    // Trainees see only their own: no trainee means "me".
+    let scope = TraineeScope::check(
+        p,
+        &req.organization,
+        &req.trainee,
         req.start_time.as_ref(),
         req.end_time.as_ref(),
         app.settings.max_range_days,
-    );
-    v.into_result()?;
-    let Some(range) = range else {
-        return Err(ApiError::invalid("start_time", "invalid range"));
-    };
-    if is_trainee(p) {
-        // Trainees see only their own drills: no filter means "me".
-        let me = own_member(p);
-        match &trainee {
-            None => trainee = Some(me),
-            Some(t) if *t == me => {}
-            Some(_) => {
-                return Err(ApiError::PermissionDenied(
-                    "trainees may only see their own analytics".into(),
-                ));
-            }
-        }
-    }
-    let key = format!(
-        "drills|{}|{}|{}",
-        trainee.as_deref().unwrap_or(""),
-        range.start_us,
-        range.end_us
-    );
+    )?;
+    let key = format!("drills|{}", scope.key());
+    let TraineeScope {
+        org,
+        trainee,
+        range,
+    } = scope;
     app.cached(&org, key, async {
         let db = app.db.get()?;
         let facts = query::graded_drills(db, &org, &range, trainee.as_deref())

@@ -76,13 +76,14 @@ impl EventHandler for BusEvents {
     }
 }
 
-/// Follows the three topics analytics reads, one consumer each, until shutdown.
+/// Follows the four topics analytics reads, one consumer each, until shutdown.
 pub fn spawn_consumers(app: &Arc<AnalyticsApp>, ctx: &Context) {
     let handler = Arc::new(BusEvents(Arc::clone(app)));
     for topic in [
         events::TOPIC_SESSIONS,
         events::TOPIC_GRADING,
         events::TOPIC_CONFIG,
+        events::TOPIC_COMMENTS,
     ] {
         let sub = Subscription::new(topic, crate::SERVICE).batches_of(16);
         consumer::spawn(ctx, sub, Arc::clone(&handler));

@@ -1,9 +1,10 @@
-//! The analytics service's use cases: the summaries (`summaries`, `progress`, `usage`),
-//! events in (`ingest`: the bus consumers and IngestEvents), and what they share — the
+//! The analytics service's use cases: the summaries (`summaries`, `progress`, `usage`,
+//! `coaching`), events in (`ingest`: the bus consumers and IngestEvents), and what they share — the
 //! service object below (also the service's description: its routes and what starts with
 //! it), the summary cache, the config lookups and the settings.
 
 pub mod certifications;
+pub mod coaching;
 pub mod config_lookup;
 pub mod drills;
 pub mod ingest;

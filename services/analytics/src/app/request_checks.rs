@@ -27,6 +27,65 @@ pub fn own_member(p: &Principal) -> String {
     names::child_name(&p.organization, "members", &p.subject)
 }
 
+/// The trainee filter the caller may use: a trainee sees only their own numbers (no filter
+/// means "me", another trainee's is refused); staff any trainee, or everyone.
+pub fn scope_trainee(p: &Principal, trainee: Option<String>) -> ApiResult<Option<String>> {
+    if !is_trainee(p) {
+        return Ok(trainee);
+    }
+    let me = own_member(p);
+    match trainee {
+        Some(t) if t != me => Err(ApiError::PermissionDenied(
+            "trainees may only see their own analytics".into(),
+        )),
+        _ => Ok(Some(me)),
+    }
+}
+
+/// What a request for one organization's figures over a range, optionally of one trainee,
+/// asks for (`organization`, `trainee`, `start_time`, `end_time`), checked for the caller.
+pub struct TraineeScope {
+    pub org: String,
+    pub trainee: Option<String>,
+    pub range: Range,
+}
+
+impl TraineeScope {
+    pub fn check(
+        p: &Principal,
+        organization: &str,
+        trainee: &str,
+        start: Option<&prost_types::Timestamp>,
+        end: Option<&prost_types::Timestamp>,
+        max_days: i64,
+    ) -> ApiResult<Self> {
+        let org = organization_named("organization", organization)?;
+        authorize_org(p, &org)?;
+        let mut v = Violations::new();
+        let trainee = check_filter(&mut v, "trainee", trainee, "members", &org);
+        let range = resolve_range(&mut v, start, end, max_days);
+        v.into_result()?;
+        let Some(range) = range else {
+            return Err(ApiError::invalid("start_time", "invalid range"));
+        };
+        Ok(Self {
+            trainee: scope_trainee(p, trainee)?,
+            org,
+            range,
+        })
+    }
+
+    /// The part of a cache key that tells two scopes apart.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.trainee.as_deref().unwrap_or(""),
+            self.range.start_us,
+            self.range.end_us
+        )
+    }
+}
+
 pub fn check_time_zone(v: &mut Violations, field: &str, tz: &str) {
     if !(tz.is_empty() || tz.eq_ignore_ascii_case("UTC") || tz.eq_ignore_ascii_case("Etc/UTC")) {
         v.add(

@@ -10,7 +10,7 @@ use super::{
     reports,
     request_checks::{
         RankedPage, authorize_org, check_filter, check_time_zone, db_err, is_trainee,
-        organization_named, organization_of, own_member, resolve_range, time_key,
+        organization_named, organization_of, own_member, resolve_range, scope_trainee, time_key,
     },
 };
 use crate::{
@@ -58,19 +58,8 @@ pub async fn get_organization_summary(
     let Some(range) = range else {
         return Err(ApiError::invalid("start_time", "invalid range"));
     };
-    if is_trainee(p) {
-        // Trainees see only their own numbers: no filter means "me".
-        let me = own_member(p);
-        match &filters.trainee {
-            None => filters.trainee = Some(me),
-            Some(t) if *t == me => {}
-            Some(_) => {
-                return Err(ApiError::PermissionDenied(
-                    "trainees may only see their own analytics".into(),
-                ));
-            }
-        }
-    }
+    // Trainees see only their own numbers: no filter means "me".
+    filters.trainee = scope_trainee(p, filters.trainee.take())?;
     if let Some(t) = &filters.trainee {
         app.ensure_member(p, t).await?;
     }

@@ -8,7 +8,10 @@ use salestrainer_runtime::{
     time::{duration_ms, micros},
 };
 
-use super::{Drill, Grade, Origin, SessionEvent, SessionInfo, UsageStats, score_to_milli};
+use super::{
+    Drill, Grade, Origin, SessionEvent, SessionInfo, UsageStats, coaching::CommentFact,
+    score_to_milli,
+};
 
 /// The origin a call service session event reports.
 fn origin(source: i32, drill: Option<&pb::DrillOf>) -> Origin {
@@ -44,6 +47,8 @@ pub enum Body {
         kind: String,
         display_name: String,
     },
+    /// A comment added or deleted (`deleted` set).
+    Comment(CommentFact),
     /// Recorded (so it is not handled twice) but it changes no number.
     Ignored,
 }
@@ -146,6 +151,22 @@ impl Check<'_> {
         out
     }
 
+    /// A comment's name under the session `session`.
+    fn comment(&mut self, field: &str, value: &str, session: &str, required: bool) {
+        if value.is_empty() {
+            if required {
+                self.bad(field, "is required");
+            }
+            return;
+        }
+        if names::parse_nested(value, "comments").is_none_or(|(parent, _)| parent != session) {
+            self.bad(
+                field,
+                "must be a comment of the event's session ({session}/comments/{comment})",
+            );
+        }
+    }
+
     fn time(&mut self, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
         let ts = ts?;
         let us = micros(ts);
@@ -234,6 +255,39 @@ fn overridden(c: &mut Check<'_>, p: &pb::EvaluationOverridden, occur_us: i64) ->
         }),
         usage: None,
     }
+}
+
+/// The comment a CommentAdded or CommentDeleted describes: the fields both carry.
+macro_rules! comment_fact {
+    ($p:expr, $deleted:expr) => {
+        CommentFact {
+            comment: $p.comment.clone(),
+            session: $p.session.clone(),
+            trainee: $p.trainee.clone(),
+            author: $p.author.clone(),
+            by_trainee: $p.by_trainee,
+            reply_to: $p.reply_to.clone(),
+            create_us: None,
+            deleted: $deleted,
+        }
+    };
+}
+
+/// A comment added or deleted (`f.deleted`), checked field by field (`field` names the
+/// payload), with its create time.
+fn comment(
+    c: &mut Check<'_>,
+    field: &str,
+    mut f: CommentFact,
+    create_time: Option<&prost_types::Timestamp>,
+) -> Body {
+    c.child(&format!("{field}.session"), &f.session, "sessions", true);
+    c.child(&format!("{field}.trainee"), &f.trainee, "members", true);
+    c.child(&format!("{field}.author"), &f.author, "members", true);
+    c.comment(&format!("{field}.comment"), &f.comment, &f.session, true);
+    c.comment(&format!("{field}.reply_to"), &f.reply_to, &f.session, false);
+    f.create_us = c.time(&format!("{field}.create_time"), create_time);
+    Body::Comment(f)
 }
 
 /// Checks one event; `prefix` names it in violations (e.g. "events[3].").
@@ -384,6 +438,18 @@ pub fn parse(e: &pb::Event, prefix: &str) -> Result<Parsed, Vec<FieldViolation>>
         }
         Some(Payload::EvaluationOverridden(p)) => overridden(&mut c, p, occur_us),
         Some(Payload::GradingStarted(_)) => Body::Ignored,
+        Some(Payload::CommentAdded(p)) => comment(
+            &mut c,
+            "comment_added",
+            comment_fact!(p, false),
+            p.create_time.as_ref(),
+        ),
+        Some(Payload::CommentDeleted(p)) => comment(
+            &mut c,
+            "comment_deleted",
+            comment_fact!(p, true),
+            p.create_time.as_ref(),
+        ),
         Some(Payload::ConfigChanged(p)) => {
             let own = p.resource == e.organization
                 || p.resource

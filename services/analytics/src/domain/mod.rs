@@ -7,6 +7,7 @@
 //! the events, the rollups hold exactly the sum of the current facts.
 
 pub mod certifications;
+pub mod coaching;
 pub mod drills;
 pub mod events;
 pub mod summary;

@@ -1,5 +1,5 @@
 //! Applying a batch of events to the read model in one transaction: the inbox marks, the
-//! facts, and every rollup the facts feed.
+//! facts, every rollup the facts feed, and the comments.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -140,6 +140,10 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
                     ],
                 ))
                 .await?;
+                out.orgs.insert(e.org.clone());
+            }
+            Body::Comment(f) => {
+                super::coaching::apply_comment(&txn, &e.org, f).await?;
                 out.orgs.insert(e.org.clone());
             }
             Body::Ignored => {}

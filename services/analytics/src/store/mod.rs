@@ -3,6 +3,7 @@
 //! renumbered for PostgreSQL by [`stmt`].
 
 pub mod certifications;
+pub mod coaching;
 pub mod ingest;
 mod m0002_origins;
 mod m0003_override_rev;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_override_rev::FactOverrideRevision),
             Box::new(certifications::CertificationRevocations),
             Box::new(m0005_criteria::FactCriteria),
+            Box::new(coaching::CommentFacts),
         ]
     }
 }

@@ -7,9 +7,11 @@ use salestrainer_runtime::{
 };
 
 use crate::{
-    app::{comments::comment_name, watch::Push},
+    app::watch::Push,
     domain::{Speaker, transcript::TranscriptSegment},
-    store::{comment, segment, session, session_name},
+    store::{
+        comment, comment_name, comment_name_of, reply_to_name, segment, session, session_name,
+    },
 };
 
 /// The proto view of a session row.
@@ -112,17 +114,22 @@ pub fn segment_from_pb(seg: Option<pb::TranscriptSegment>) -> ApiResult<Transcri
     })
 }
 
-/// One WatchSession message: a state change (the session as it is now) or a new comment.
+/// One WatchSession message: a state change (the session as it is now), a new comment or a
+/// deleted one.
 pub fn watch_message(push: &Push) -> pb::WatchSessionResponse {
-    let (m, comment, at) = match push {
-        Push::State(m) => (m, None, m.update_us),
-        Push::Comment(m, c) => (m, Some(comment_to_pb(c)), c.create_us),
+    let (m, comment, deleted_comment, at) = match push {
+        Push::State(m) => (m, None, String::new(), m.update_us),
+        Push::Comment(m, c) => (m, Some(comment_to_pb(c)), String::new(), c.create_us),
+        Push::CommentDeleted { session: m, id, at } => {
+            (m, None, comment_name_of(&m.organization, &m.id, id), *at)
+        }
     };
     pb::WatchSessionResponse {
         session: Some(session_to_pb(m)),
         state: m.state,
         change_time: Some(timestamp(at)),
         comment,
+        deleted_comment,
     }
 }
 
@@ -132,14 +139,7 @@ pub fn comment_to_pb(c: &comment::Model) -> pb::Comment {
         author: c.author.clone(),
         body: c.body.clone(),
         segment_id: c.segment_id.clone(),
-        reply_to: if c.reply_to.is_empty() {
-            String::new()
-        } else {
-            comment_name(&comment::Model {
-                id: c.reply_to.clone(),
-                ..c.clone()
-            })
-        },
+        reply_to: reply_to_name(c),
         create_time: Some(timestamp(c.create_us)),
     }
 }

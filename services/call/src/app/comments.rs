@@ -1,14 +1,19 @@
 //! Comments on a session's transcript lines: create, list, delete. Managers and admins comment
 //! on any session of their organization; the trainee who owns a session reads its comments and
 //! may comment (answer) too; another trainee's session answers NOT_FOUND, as does another
-//! organization's. A new comment wakes the session's watchers (`watch`), on every replica.
+//! organization's. A new or deleted comment wakes the session's watchers (`watch`), on every
+//! replica, and puts CommentAdded or CommentDeleted in the outbox in the same transaction.
 
 use salestrainer_proto::call as pb;
 use salestrainer_runtime::{
-    ApiError, ApiResult, Principal, Role, Violations, db::begin_write, names, paging, time::now_us,
+    ApiError, ApiResult, Principal, Role, Violations,
+    db::begin_write,
+    events::{enqueue, enqueue_many},
+    names, paging,
+    time::now_us,
 };
 
-use super::{CallApp, member_name, watch};
+use super::{CallApp, member_name};
 use crate::store::{self, comment, session};
 
 /// A page of comments, oldest first.
@@ -30,15 +35,6 @@ async fn visible_session(
         return Err(ApiError::NotFound(format!("session {name}")));
     }
     Ok(m)
-}
-
-/// The resource name of a stored comment.
-pub fn comment_name(c: &comment::Model) -> String {
-    format!(
-        "{}/comments/{}",
-        names::child_name(&c.organization, "sessions", &c.session_id),
-        c.id
-    )
 }
 
 /// CreateComment: a comment anchored to a transcript segment, or a reply to one.
@@ -100,12 +96,13 @@ pub async fn create(
             ));
         }
     }
-    if store::segment(db, &s.id, &segment_id).await?.is_none() {
+    let Some(segment) = store::segment(db, &s.id, &segment_id).await? else {
         return Err(ApiError::invalid(
             "comment.segment_id",
             "no transcript segment with this id in the session",
         ));
-    }
+    };
+    let segment_index = store::segment_position(db, &segment).await?;
     let txn = begin_write(db).await?;
     let limit = core.settings.max_comments_per_session();
     if store::count_comments(&txn, &s.id).await? >= limit {
@@ -128,8 +125,13 @@ pub async fn create(
         },
     )
     .await?;
+    enqueue(
+        &txn,
+        &store::comment_added_event(&s, &m, p.role, segment_index),
+    )
+    .await?;
     txn.commit().await?;
-    core.changes.publish(watch::key(&s.id));
+    core.changed(&s, true);
     Ok(m)
 }
 
@@ -173,7 +175,14 @@ pub async fn delete(core: &CallApp, p: &Principal, r: pb::DeleteCommentRequest) 
         ));
     }
     let txn = begin_write(db).await?;
-    store::delete_comment_thread(&txn, &s.id, &c.id).await?;
+    let deleted = store::delete_comment_thread(&txn, &s.id, &c.id).await?;
+    let by = member_name(p);
+    let events: Vec<_> = deleted
+        .iter()
+        .map(|d| store::comment_deleted_event(&s, d, &by))
+        .collect();
+    enqueue_many(&txn, &events).await?;
     txn.commit().await?;
+    core.changed(&s, true);
     Ok(())
 }

@@ -1,13 +1,14 @@
 //! WatchSession: the current state first, then every change until a terminal state (and,
-//! when asked, every comment added, with the stream kept open past the terminal state).
+//! when asked, every comment added or deleted, with the stream kept open past the terminal
+//! state).
 //!
 //! The stream is woken by the service's change notifier (`CallApp::changes`: this process's
 //! writes at once, other replicas' through Redis pub/sub) and reads the database only then:
 //! an idle stream issues no query and holds no timer.
 
-use std::{future::Future, sync::Arc};
+use std::{collections::BTreeSet, future::Future, sync::Arc};
 
-use salestrainer_runtime::{ApiResult, Principal, backoff::Backoff, names};
+use salestrainer_runtime::{ApiResult, Principal, backoff::Backoff, names, time::now_us};
 use sea_orm::DbErr;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,6 +25,20 @@ pub enum Push {
     State(Arc<session::Model>),
     /// A comment was added; the session as it is.
     Comment(Arc<session::Model>, comment::Model),
+    /// The comment `id` was deleted (noticed at `at`, microseconds); the session as it is.
+    CommentDeleted {
+        session: Arc<session::Model>,
+        id: String,
+        at: i64,
+    },
+}
+
+/// The comments a stream has announced (or found when it opened), so it can tell additions
+/// (after `last`) and deletions (ids gone from `ids`).
+#[derive(Default)]
+struct Seen {
+    last: Option<(i64, String)>,
+    ids: BTreeSet<String>,
 }
 
 /// No further change will come (see `domain::session`).
@@ -48,12 +63,14 @@ pub async fn open(
     let id = names::parse_child(name, "sessions").map_or("", |(_, id)| id);
     let mut woken = core.changes.watch(key(id));
     let current = load_visible(&core, p, name, "name").await?;
-    // Comments already there are the client's to list; the stream pushes newer ones.
-    let mut seen = if comments {
-        store::newest_comment_key(core.db()?, &current.id).await?
-    } else {
-        None
-    };
+    // Comments already there are the client's to list; the stream pushes newer ones and the
+    // deletion of any of them.
+    let mut seen = Seen::default();
+    if comments {
+        let keys = store::comment_keys(core.db()?, &current.id).await?;
+        seen.ids = keys.iter().map(|(_, id)| id.clone()).collect();
+        seen.last = keys.into_iter().next_back();
+    }
     // Each open stream holds a task and a watch: capped per caller, released when the
     // stream ends (terminal state, client gone, shutdown).
     let permit = core.watchers.acquire(&caller_key(p))?;
@@ -99,16 +116,17 @@ pub async fn open(
     Ok(ReceiverStream::new(out))
 }
 
-/// Pushes the session's comments newer than `seen`, oldest first. `false` once the client left.
+/// Pushes the session's comments newer than `seen`, oldest first, then the deletion of each
+/// seen comment that is gone. `false` once the client left.
 async fn push_comments(
     core: &CallApp,
     tx: &mpsc::Sender<Push>,
     id: &str,
-    seen: &mut Option<(i64, String)>,
+    seen: &mut Seen,
     m: &Arc<session::Model>,
 ) -> bool {
     loop {
-        let after = seen.clone();
+        let after = seen.last.clone();
         let Some(batch) = read(core, tx, |db| {
             let (id, after) = (id.to_owned(), after.clone());
             async move { store::comments_after(&db, &id, after, COMMENT_BATCH).await }
@@ -119,15 +137,39 @@ async fn push_comments(
         };
         let full = batch.len() as u64 == COMMENT_BATCH;
         for c in batch {
-            *seen = Some((c.create_us, c.id.clone()));
+            seen.last = Some((c.create_us, c.id.clone()));
+            seen.ids.insert(c.id.clone());
             if tx.send(Push::Comment(m.clone(), c)).await.is_err() {
                 return false;
             }
         }
         if !full {
-            return true;
+            break;
         }
     }
+    // A session holds at most max_comments_per_session comments: its ids are a small read.
+    let Some(keys) = read(core, tx, |db| {
+        let id = id.to_owned();
+        async move { store::comment_keys(&db, &id).await }
+    })
+    .await
+    else {
+        return false;
+    };
+    let left: BTreeSet<String> = keys.into_iter().map(|(_, id)| id).collect();
+    let gone: Vec<String> = seen.ids.difference(&left).cloned().collect();
+    for id in gone {
+        seen.ids.remove(&id);
+        let push = Push::CommentDeleted {
+            session: m.clone(),
+            id,
+            at: now_us(),
+        };
+        if tx.send(push).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Who holds a stream: a member of an organization, or a service identity.

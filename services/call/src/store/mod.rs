@@ -1,10 +1,12 @@
 //! Tables owned by the call service, their migrations and the queries over them, one file per
 //! table: `sessions` (with the outbox events written in the same transactions), `segments`
-//! (the transcript), `comments` (on transcript lines) and `receipts` (webhook deliveries).
+//! (the transcript), `comments` (on transcript lines, with `comment_events`) and `receipts` (webhook deliveries).
 //!
-//! State changes that other services must hear about (session started, ended, cancelled) write
+//! State changes that other services must hear about (session started, ended, cancelled; a
+//! comment added or deleted) write
 //! their event into the outbox in the same transaction; callers poke the relay after commit.
 
+mod comment_events;
 mod comments;
 pub mod entities;
 mod imports;
@@ -21,6 +23,7 @@ use salestrainer_proto::call as pb;
 use sea_orm::DbErr;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
+pub use comment_events::*;
 pub use comments::*;
 pub use entities::{comment, receipt, segment, session};
 pub use imports::*;

@@ -1,5 +1,5 @@
 // Comments at a transcript line: a manager (or admin) comments on a line, the trainee answers;
-// new ones arrive through WatchSession (include_comments), so nobody reloads.
+// new and deleted ones arrive through WatchSession (include_comments), so nobody reloads.
 import { useState } from "preact/hooks";
 import type { Comment } from "../gen/salestrainer/call/v1/comments_pb.js";
 import { call, currentUser, errorText, fieldErrors, fmtDate, me } from "../api";
@@ -10,6 +10,13 @@ const staff = () => ["admin", "manager"].includes(currentUser()?.role ?? "");
 /** Adds `c` to `list` unless it is there already (the watch may push what we just created). */
 export function withComment(list: Comment[], c: Comment): Comment[] {
   return list.some((x) => x.name === c.name) ? list : [...list, c];
+}
+
+/** `list` without the comment `name` and the replies under it (a deletion takes them along). */
+export function withoutComment(list: Comment[], name: string): Comment[] {
+  const gone = new Set([name]);
+  for (const x of list) if (gone.has(x.replyTo)) gone.add(x.name);
+  return list.filter((x) => !gone.has(x.name));
 }
 
 /** The comments of one transcript line: threads (oldest first), replies under their parent. */
@@ -26,10 +33,7 @@ export function LineComments(props: {
   const remove = async (c: Comment) => {
     try {
       await call.deleteComment({ name: c.name });
-      // Its replies go with it.
-      const gone = new Set([c.name]);
-      for (const x of props.comments) if (gone.has(x.replyTo)) gone.add(x.name);
-      props.onChange((list) => list.filter((x) => !gone.has(x.name)));
+      props.onChange((list) => withoutComment(list, c.name));
     } catch (e) {
       alert(errorText(e));
     }

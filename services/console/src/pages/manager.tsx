@@ -14,7 +14,7 @@ export function Dashboard() {
   const [source, setSource] = useState(String(SessionSource.PRACTICE));
   const state = useLoad(async () => {
     const src = Number(source) as SessionSource;
-    const [sum, board, as, drills] = await Promise.all([
+    const [sum, board, as, drills, coaching] = await Promise.all([
       analytics.getOrganizationSummary({ name: org(), startTime: daysAgo(30), timeZone: timeZone(), source: src }),
       analytics.getLeaderboard({
         organization: org(),
@@ -25,6 +25,7 @@ export function Dashboard() {
       }),
       config.listAssignments({ parent: org(), pageSize: 50 }),
       analytics.getDrillImpact({ organization: org(), startTime: daysAgo(30) }),
+      analytics.getCoachingActivity({ organization: org(), startTime: daysAgo(30) }),
     ]);
     const progress = await Promise.all(
       as.assignments.map((a) =>
@@ -34,7 +35,7 @@ export function Dashboard() {
           .catch(() => ({ a, p: undefined })),
       ),
     );
-    return { sum: sum.summary, board: board.entries, progress, drills: drills.criteria };
+    return { sum: sum.summary, board: board.entries, progress, drills: drills.criteria, coaching };
   }, [source]);
   return (
     <Page title="Dashboard">
@@ -49,7 +50,7 @@ export function Dashboard() {
         ]}
       />
       <Loading state={state}>
-        {({ sum, board, progress, drills }) => {
+        {({ sum, board, progress, drills, coaching }) => {
           const trend = sum?.trend ?? [];
           return (
             <>
@@ -134,6 +135,38 @@ export function Dashboard() {
                   d.nextPracticeSessions ? signed(d.nextPracticeLift) : "—",
                 ])}
               />
+              <h2>Coaching</h2>
+              <p class="muted" data-testid="coaching-total">
+                {coaching.commentCount} comments on {coaching.commentedSessionCount} sessions (30 days)
+              </p>
+              <div class="two-col">
+                <section>
+                  <Table
+                    empty="No comments in the last 30 days."
+                    caption="Comments trainees received from coaches, and how many they answered"
+                    head={["Trainee", "Received", "Answered", "Their comments"]}
+                    rows={coaching.trainees.map((t) => [
+                      t.displayName || t.trainee.split("/").pop(),
+                      t.commentsReceived,
+                      t.commentsAnswered,
+                      t.repliesWritten,
+                    ])}
+                  />
+                </section>
+                <section>
+                  <Table
+                    empty="No coaching comments yet."
+                    caption="Comments coaches wrote on trainees' sessions"
+                    head={["Coach", "Comments", "Sessions", "Trainees"]}
+                    rows={coaching.coaches.map((c) => [
+                      c.displayName || c.author.split("/").pop(),
+                      c.commentsWritten,
+                      c.sessionsCoached,
+                      c.traineesCoached,
+                    ])}
+                  />
+                </section>
+              </div>
               <h2>Assignments</h2>
               <Table
                 empty="No assignments."

@@ -8,7 +8,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { Evaluation } from "../gen/salestrainer/grading/v1/resources_pb.js";
 import { call, config, errorText, fmtDate, grading, me, newId, org } from "../api";
 import { Bar, ErrorBox, Loading, Page, Score, Table, go, useLoad } from "../ui";
-import { LineComments, withComment } from "./comments";
+import { LineComments, withComment, withoutComment } from "./comments";
 import { EarlierOverrides, OverrideNote, OverridePanel } from "./override";
 
 const secs = (d?: Duration) => (d ? Number(d.seconds) + d.nanos / 1e9 : 0);
@@ -62,7 +62,7 @@ export function Result({ id }: { id: string }) {
   };
   // The evaluation as the last override returned it (until the page reloads).
   const [changed, setChanged] = useState<Evaluation | null>(null);
-  // WatchSession pushes new comments, and the end of grading (then the page reloads). Its
+  // WatchSession pushes new and deleted comments, and the end of grading (then the page reloads). Its
   // first message is the state now, which may already be past the state the page loaded.
   const loaded = state.data?.session.state;
   useEffect(() => {
@@ -72,8 +72,11 @@ export function Result({ id }: { id: string }) {
       try {
         for await (const w of call.watchSession({ name, includeComments: true }, { signal: abort.signal })) {
           const c = w.comment;
+          const gone = w.deletedComment;
           if (c) {
             setComments((list) => withComment(list, c));
+          } else if (gone) {
+            setComments((list) => withoutComment(list, gone));
           } else if (w.state !== loaded && (w.state === SessionState.GRADED || w.state === SessionState.FAILED)) {
             state.reload();
           }
