@@ -10,7 +10,7 @@ use moka::{policy::EvictionPolicy, sync::Cache};
 pub struct TtlCache<K, V> {
     name: &'static str,
     inner: Cache<K, V>,
-    /// Registered on first use (after the recorder is installed), not on every lookup.
+    /// Registered on first use, not on every lookup.
     handles: OnceLock<Handles>,
 }
 
@@ -40,6 +40,8 @@ where
 
     fn handles(&self) -> &Handles {
         self.handles.get_or_init(|| {
+            // A handle taken before the process's recorder exists would count nowhere forever.
+            crate::metrics::prometheus();
             let name = self.name;
             Handles {
                 hits: metrics::counter!("cache_requests_total", "cache" => name, "outcome" => "hit"),
