@@ -929,6 +929,24 @@ async fn wait_graded(
     }
 }
 
+/// Every evaluation of `session` in organizations/recon, superseded ones included.
+async fn all_evaluations(channel: Channel, session: &str, admin: &str) -> Vec<grading::Evaluation> {
+    GradingServiceClient::new(channel)
+        .list_evaluations(authed(
+            grading::ListEvaluationsRequest {
+                parent: "organizations/recon".into(),
+                session: session.to_owned(),
+                show_superseded: true,
+                ..Default::default()
+            },
+            admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluations
+}
+
 /// Embedded suite: a session whose end was accepted but whose SessionEnded never reached the
 /// bus (written here straight to call's table, as if the event had been lost) is handed to
 /// grading by the reconciler, graded once and shown GRADED.
@@ -960,38 +978,12 @@ async fn reconciler_grades_a_session_whose_event_was_lost(backend: Backend) {
     .await
     .unwrap();
     let graded = wait_graded(backend, app.channel.clone(), &trainee, &session).await;
-    let evaluations = GradingServiceClient::new(app.channel.clone())
-        .list_evaluations(authed(
-            grading::ListEvaluationsRequest {
-                parent: "organizations/recon".into(),
-                session: session.clone(),
-                show_superseded: true,
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .evaluations;
+    let evaluations = all_evaluations(app.channel.clone(), &session, &admin).await;
     assert_eq!(evaluations.len(), 1, "{backend:?}: graded exactly once");
     assert_eq!(graded.evaluation, evaluations[0].name);
     // Rounds after the repair change nothing: still one evaluation.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let again = GradingServiceClient::new(app.channel.clone())
-        .list_evaluations(authed(
-            grading::ListEvaluationsRequest {
-                parent: "organizations/recon".into(),
-                session: session.clone(),
-                show_superseded: true,
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .evaluations;
+    let again = all_evaluations(app.channel.clone(), &session, &admin).await;
     assert_eq!(again.len(), 1);
     app.stop().await;
 }
