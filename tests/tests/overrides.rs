@@ -226,7 +226,7 @@ async fn overrides_on(backend: Backend) {
         .iter()
         .find(|c| c.criterion_id == "closing")
         .unwrap();
-    let new_closing = other_end(&closing);
+    let new_closing = other_end(closing);
     let second = g
         .override_evaluation(authed(
             gr::OverrideEvaluationRequest {
