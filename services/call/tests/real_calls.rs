@@ -180,6 +180,22 @@ async fn summary(s: &Suite, source: an::SessionSource, scenario: &str) -> an::Su
         .unwrap()
 }
 
+/// Tom's own trainee summary of his real calls.
+async fn tom_real_calls(s: &Suite) -> an::GetTraineeSummaryResponse {
+    analytics(s)
+        .get_trainee_summary(authed(
+            an::GetTraineeSummaryRequest {
+                trainee: "organizations/acme/members/tom".into(),
+                source: an::SessionSource::RealCall as i32,
+                ..Default::default()
+            },
+            &s.tom,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// The real calls' leaderboard, within one scenario or all.
 async fn leaderboard(s: &Suite, scenario: &str) -> Vec<an::LeaderboardEntry> {
     analytics(s)
@@ -293,18 +309,7 @@ async fn real_call_is_graded_and_counted_apart(backend: Backend) {
     assert_eq!(practice_summary.sessions, 1, "the real call stays out");
     assert!((practice_summary.average_score - practice.overall_score).abs() < 0.01);
     // The trainee's own summary and the leaderboard take the same filter.
-    let trainee_real = analytics(&s)
-        .get_trainee_summary(authed(
-            an::GetTraineeSummaryRequest {
-                trainee: "organizations/acme/members/tom".into(),
-                source: an::SessionSource::RealCall as i32,
-                ..Default::default()
-            },
-            &s.tom,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let trainee_real = tom_real_calls(&s).await;
     assert_eq!(trainee_real.summary.unwrap().sessions, 1);
     assert_eq!(trainee_real.recent_evaluations.len(), 1);
     assert_eq!(trainee_real.recent_evaluations[0].session, session.name);
@@ -365,18 +370,7 @@ async fn real_call_without_scenario_is_graded_and_counted(backend: Backend) {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].sessions, 1);
     assert!(leaderboard(&s, SCENARIO).await.is_empty());
-    let trainee_real = analytics(&s)
-        .get_trainee_summary(authed(
-            an::GetTraineeSummaryRequest {
-                trainee: "organizations/acme/members/tom".into(),
-                source: an::SessionSource::RealCall as i32,
-                ..Default::default()
-            },
-            &s.tom,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let trainee_real = tom_real_calls(&s).await;
     assert_eq!(trainee_real.summary.unwrap().graded_sessions, 1);
     assert_eq!(trainee_real.recent_evaluations[0].session, session.name);
 
