@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use salestrainer_db_write::begin_write;
+use salestrainer_db_write::{begin_write, on_writer};
 
 use crate::outbox::entity::{self, Column};
 use crate::{Envelope, Error, Result, Transport};
@@ -272,12 +272,18 @@ pub async fn relay_once(
         _ => {
             let rows = unsent(db, batch_size, false).await?;
             let outcome = publish_rows(rows, transport).await;
-            if !outcome.is_empty() {
-                let txn = begin_write(db).await?;
-                outcome.record(&txn).await?;
-                txn.commit().await?;
+            if outcome.is_empty() {
+                outcome
+            } else {
+                let conn = db.clone();
+                on_writer(db, async move {
+                    let txn = begin_write(&conn).await?;
+                    outcome.record(&txn).await?;
+                    txn.commit().await?;
+                    Ok::<_, Error>(outcome)
+                })
+                .await?
             }
-            outcome
         }
     };
     outcome.into_result()

@@ -80,6 +80,50 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
     Ok(WriteTxn { txn, _gate: gate })
 }
 
+/// Runs `work` — one whole write transaction, [`begin_write`] to commit — on the process's
+/// SQLite writer thread when `db` is SQLite, and in place otherwise. Why: the gate is held from
+/// `BEGIN` to `COMMIT`, and every statement in between wakes the writing task, which on a busy
+/// runtime waits behind every other ready task each time; the hold time, and with it every
+/// queued writer's wait, then grows with the load. The writer thread runs write transactions
+/// only, so its statements follow one another without queueing. The work runs to its end even
+/// if the caller goes away (it is a whole transaction, committed or rolled back by itself).
+pub async fn on_writer<T, E, F>(db: &DatabaseConnection, work: F) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbErr> + Send + 'static,
+{
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return work.await;
+    }
+    let runtime = match writer_runtime() {
+        Ok(r) => r,
+        Err(e) => return Err(DbErr::Custom(format!("no SQLite writer thread: {e}")).into()),
+    };
+    match runtime.spawn(work).await {
+        Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(DbErr::Custom(format!("SQLite writer thread stopped: {e}")).into()),
+    }
+}
+
+/// One thread, started on first use, for the whole process (every SQLite file shares it: the
+/// gates already run one transaction per file at a time).
+fn writer_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("sqlite-writer")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// One gate per SQLite file in the process (every connection to a file shares its writer).
 fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
     static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();

@@ -116,7 +116,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(Database::connect(opts).await?)
 }
 
-pub use salestrainer_db_write::{WriteTxn, begin_write};
+pub use salestrainer_db_write::{WriteTxn, begin_write, on_writer};
 
 /// Connects and applies every pending migration.
 pub async fn connect_and_migrate<M: MigratorTrait>(

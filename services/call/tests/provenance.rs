@@ -43,6 +43,7 @@ both_backends!(
     voice_session_without_report_waits_then_fails,
     voice_session_is_graded_on_the_provider_report,
     transcript_limits_refuse_at_the_limit_and_write_nothing_past_it,
+    text_turns_stop_at_the_limits_and_write_nothing_past_them,
     watch_streams_are_capped_per_caller,
     overflowing_times_are_invalid_argument,
     assistant_is_served_to_the_provider_not_the_client,
@@ -488,6 +489,72 @@ async fn transcript_limits_refuse_at_the_limit_and_write_nothing_past_it(backend
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("max_segment_bytes"), "{err:?}");
     assert!(s.transcript(&c).await.segments.is_empty());
+}
+
+async fn text_turns_stop_at_the_limits_and_write_nothing_past_them(backend: Backend) {
+    // The greeting and two answered turns fill five segments; the third turn would make seven.
+    let s = suite_with_call(
+        backend,
+        serde_json::json!({ "max_segments_per_session": 5, "max_transcript_bytes": 2400 }),
+    )
+    .await;
+    let name = s
+        .start(&s.tom, pb::SessionMode::Text)
+        .await
+        .session
+        .unwrap()
+        .name;
+    let mut c = s.converse(&s.tom, &name).await;
+    c.next().await.unwrap();
+    c.reply().await.unwrap();
+    let first = c.say("Hello, do you have a minute?", "t1").await.unwrap();
+    c.say("What does your team use today?", "t2").await.unwrap();
+    let before = s.transcript(&name).await;
+    assert_eq!(before.segments.len(), 5);
+    c.send_turn("One more question", "t3").await;
+    let err = c.next().await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("max_segments_per_session"),
+        "{err:?}"
+    );
+    let after = s.transcript(&name).await;
+    assert_eq!(after, before, "a refused turn writes nothing");
+
+    // A resend of a stored turn is answered from the transcript, and stored once.
+    let name = s
+        .start(&s.tom, pb::SessionMode::Text)
+        .await
+        .session
+        .unwrap()
+        .name;
+    let mut c = s.converse(&s.tom, &name).await;
+    c.next().await.unwrap();
+    c.reply().await.unwrap();
+    let answered = c.say("Hello, do you have a minute?", "t1").await.unwrap();
+    let again = c.say("Hello, do you have a minute?", "t1").await.unwrap();
+    assert_eq!(again.done.unwrap().full_text, answered.text());
+    assert_eq!(s.transcript(&name).await.segments.len(), 3, "stored once");
+    assert!(!first.text().is_empty());
+
+    // Bytes: a turn whose text and reply would pass the transcript's byte limit is refused
+    // whole, and the transcript keeps what it had.
+    let name = s
+        .start(&s.tom, pb::SessionMode::Text)
+        .await
+        .session
+        .unwrap()
+        .name;
+    let mut c = s.converse(&s.tom, &name).await;
+    c.next().await.unwrap();
+    c.reply().await.unwrap();
+    let before = s.transcript(&name).await;
+    let used: usize = before.segments.iter().map(|g| g.text.len()).sum();
+    c.send_turn(&"y".repeat(2400 - used), "big").await;
+    let err = c.next().await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("max_transcript_bytes"), "{err:?}");
+    assert_eq!(s.transcript(&name).await, before);
 }
 
 async fn watch_streams_are_capped_per_caller(backend: Backend) {

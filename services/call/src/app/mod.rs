@@ -43,7 +43,7 @@ use salestrainer_runtime::{
     ApiError, ApiResult, Context, Principal, Ready, Role,
     changes::Changes,
     consumer::{self, Subscription},
-    db::begin_write,
+    db::{begin_write, on_writer},
     events::TOPIC_GRADING,
     names,
     service::{Routes, Service},
@@ -168,11 +168,16 @@ impl CallApp {
 
     /// Ends (or cancels) a session with everything that goes with it.
     pub async fn end(&self, session_id: &str, ending: Ending) -> ApiResult<Ended> {
-        let txn = begin_write(self.db()?).await?;
-        let ended = store::end_session(&txn, session_id, ending)
-            .await
-            .map_err(write_error)?;
-        txn.commit().await?;
+        let (db, id) = (self.db()?.clone(), session_id.to_owned());
+        let ended = on_writer(self.db()?, async move {
+            let txn = begin_write(&db).await?;
+            let ended = store::end_session(&txn, &id, ending)
+                .await
+                .map_err(write_error)?;
+            txn.commit().await?;
+            Ok::<_, ApiError>(ended)
+        })
+        .await?;
         if ended.changed {
             self.changed(&ended.session, true);
             self.threads.remove(session_id).await;

@@ -1,6 +1,9 @@
 //! The `call_segments` table: a session's transcript.
 
-use salestrainer_runtime::{db::begin_write, time::now_us};
+use salestrainer_runtime::{
+    db::{begin_write, on_writer},
+    time::now_us,
+};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter,
@@ -48,13 +51,60 @@ async fn touch_active<C: ConnectionTrait>(
     session_id: &str,
     now: i64,
 ) -> Result<session::Model, WriteError> {
-    // One round trip on the hot path (every turn): the update returns the row it changed.
-    let changed = session::Entity::update_many()
+    touch_active_adding(txn, session_id, now, Moves::default()).await
+}
+
+/// What a write adds to the session's running counters.
+#[derive(Default)]
+struct Moves {
+    segments: i64,
+    bytes: i64,
+    usage: Option<TurnUsage>,
+}
+
+/// [`touch_active`] that also moves the running counters in the same statement (one round
+/// trip per text turn); the returned row holds the counters after the move.
+async fn touch_active_adding<C: ConnectionTrait>(
+    txn: &C,
+    session_id: &str,
+    now: i64,
+    moves: Moves,
+) -> Result<session::Model, WriteError> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut update = session::Entity::update_many()
         .col_expr(session::Column::LastActivityUs, Expr::value(now))
         .col_expr(
             session::Column::TranscriptVersion,
-            sea_orm::sea_query::ExprTrait::add(Expr::col(session::Column::TranscriptVersion), 1),
-        )
+            Expr::col(session::Column::TranscriptVersion).add(1),
+        );
+    if moves.segments != 0 || moves.bytes != 0 {
+        update = update
+            .col_expr(
+                session::Column::SegmentCount,
+                Expr::col(session::Column::SegmentCount).add(moves.segments),
+            )
+            .col_expr(
+                session::Column::TranscriptBytes,
+                Expr::col(session::Column::TranscriptBytes).add(moves.bytes),
+            );
+    }
+    if let Some(u) = moves.usage {
+        update = update
+            .col_expr(
+                session::Column::PromptTokens,
+                Expr::col(session::Column::PromptTokens).add(u.prompt_tokens),
+            )
+            .col_expr(
+                session::Column::CompletionTokens,
+                Expr::col(session::Column::CompletionTokens).add(u.completion_tokens),
+            )
+            .col_expr(
+                session::Column::LlmRequests,
+                Expr::col(session::Column::LlmRequests).add(1),
+            )
+            .col_expr(session::Column::LlmModel, Expr::value(u.model));
+    }
+    let changed = update
         .filter(session::Column::Id.eq(session_id))
         .filter(session::Column::State.eq(state_code(SessionState::Active)))
         .exec_with_returning(txn)
@@ -144,16 +194,21 @@ pub async fn append_turns(
     session_id: &str,
     limits: &Limits,
 ) -> Result<bool, WriteError> {
-    let txn = begin_write(db).await?;
-    match write_turns(&txn, turns, session_id, limits).await {
-        Ok(()) => {
-            txn.commit().await?;
-            Ok(true)
+    // Every text turn writes: on SQLite the transaction runs on the writer thread.
+    let (conn, session_id, limits) = (db.clone(), session_id.to_owned(), *limits);
+    on_writer(db, async move {
+        let txn = begin_write(&conn).await?;
+        match write_turns(&txn, turns, &session_id, &limits).await {
+            Ok(()) => {
+                txn.commit().await?;
+                Ok(true)
+            }
+            // Dropping the transaction rolls it back: nothing of a resent turn is written twice.
+            Err(WriteError::Duplicate) => Ok(false),
+            Err(e) => Err(e),
         }
-        // Dropping the transaction rolls it back: nothing of a resent turn is written twice.
-        Err(WriteError::Duplicate) => Ok(false),
-        Err(e) => Err(e),
-    }
+    })
+    .await
 }
 
 async fn write_turns<C: ConnectionTrait>(
@@ -162,31 +217,43 @@ async fn write_turns<C: ConnectionTrait>(
     session_id: &str,
     limits: &Limits,
 ) -> Result<(), WriteError> {
+    if turns.is_empty() {
+        return Ok(());
+    }
     let now = now_us();
-    let m = touch_active(txn, session_id, now).await?;
-    let grow: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
+    let added = turns.len() as i64;
+    let grow_bytes: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
+    let grow = i64::try_from(grow_bytes).unwrap_or(i64::MAX);
     let largest = turns.iter().map(|t| text_bytes(&t.text)).max().unwrap_or(0);
-    check(
-        limits,
-        &m,
-        turns.len() as u64,
-        i64::try_from(grow).unwrap_or(i64::MAX),
-        largest,
-    )?;
-    add_counters(
+    // Checked before any statement, so an oversized turn costs no write at all.
+    limits.check_segment(largest).map_err(WriteError::Limit)?;
+    let usage = turns.iter().rev().find_map(|t| t.usage.clone());
+    // The counters move in the same statement that marks activity (the limits are checked
+    // against the values before it); the transaction is dropped, not committed, on a refusal.
+    let after = touch_active_adding(
         txn,
         session_id,
-        turns.len() as i64,
-        i64::try_from(grow).unwrap_or(i64::MAX),
+        now,
+        Moves {
+            segments: added,
+            bytes: grow,
+            usage,
+        },
     )
     .await?;
-    for (i, turn) in turns.into_iter().enumerate() {
+    let before = session::Model {
+        segment_count: after.segment_count - added,
+        transcript_bytes: after.transcript_bytes.saturating_sub(grow),
+        ..after
+    };
+    check(limits, &before, added as u64, grow, largest)?;
+    let rows = turns.into_iter().enumerate().map(|(i, turn)| {
         let source = match turn.speaker {
             Speaker::Trainee => Source::TraineeClient,
             _ => Source::PersonaEngine,
         };
         // Text turns of one session arrive one at a time: the clock orders them.
-        let rows = segment::Entity::insert(segment::ActiveModel {
+        segment::ActiveModel {
             session_id: Set(session_id.to_owned()),
             segment_id: Set(turn.segment_id),
             seq: Set(now + i as i64),
@@ -198,7 +265,10 @@ async fn write_turns<C: ConnectionTrait>(
             reply_to: Set(turn.reply_to),
             create_us: Set(now),
             source: Set(source_to_i32(source)),
-        })
+        }
+    });
+    // One statement for all the turns; any id already stored makes it a resend.
+    let inserted = segment::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::columns([segment::Column::SessionId, segment::Column::SegmentId])
                 .do_nothing()
@@ -206,34 +276,8 @@ async fn write_turns<C: ConnectionTrait>(
         )
         .exec_without_returning(txn)
         .await?;
-        if rows == 0 {
-            return Err(WriteError::Duplicate);
-        }
-        if let Some(u) = turn.usage {
-            session::Entity::update_many()
-                .col_expr(
-                    session::Column::PromptTokens,
-                    sea_orm::sea_query::ExprTrait::add(
-                        Expr::col(session::Column::PromptTokens),
-                        u.prompt_tokens,
-                    ),
-                )
-                .col_expr(
-                    session::Column::CompletionTokens,
-                    sea_orm::sea_query::ExprTrait::add(
-                        Expr::col(session::Column::CompletionTokens),
-                        u.completion_tokens,
-                    ),
-                )
-                .col_expr(
-                    session::Column::LlmRequests,
-                    sea_orm::sea_query::ExprTrait::add(Expr::col(session::Column::LlmRequests), 1),
-                )
-                .col_expr(session::Column::LlmModel, Expr::value(u.model))
-                .filter(session::Column::Id.eq(session_id))
-                .exec(txn)
-                .await?;
-        }
+    if inserted < added as u64 {
+        return Err(WriteError::Duplicate);
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use salestrainer_proto::{call as pb, events as ev};
 use salestrainer_runtime::{
-    db::begin_write,
+    db::{begin_write, on_writer},
     events::{enqueue, new_event},
     names,
     time::{duration, now_us, timestamp},
@@ -58,11 +58,15 @@ pub async fn insert_session(
     model: session::Model,
 ) -> Result<session::Model, DbErr> {
     let event = session_started_event(&model);
-    let txn = begin_write(db).await?;
-    insert_row(&txn, &model).await?;
-    enqueue(&txn, &event).await?;
-    txn.commit().await?;
-    Ok(model)
+    let conn = db.clone();
+    on_writer(db, async move {
+        let txn = begin_write(&conn).await?;
+        insert_row(&txn, &model).await?;
+        enqueue(&txn, &event).await?;
+        txn.commit().await?;
+        Ok(model)
+    })
+    .await
 }
 
 /// Inserts a session row inside `txn`.
