@@ -4,7 +4,8 @@
 //! EvaluationOverridden are lost: never delivered. Within its bound (1 s) the reconciler asks
 //! grading (BatchGetSessionOutcomes) and analytics counts the session once, with its score,
 //! then the override's score; the real events delivered late change nothing; the metric
-//! `reconciler_repaired_total{kind}` moves by exactly one per repair. Plus the refusals of
+//! `reconciler_repaired_total{kind}` moves by exactly one per repair, though a second
+//! analytics replica on the same database reconciles too. Plus the refusals of
 //! BatchGetSessionOutcomes and what it answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,8 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use salestrainer_proto::{analytics as an, events as ev, grading as gr};
-use salestrainer_tests::{Backend, authed};
+use salestrainer_analytics::app::{AnalyticsApp, settings::AnalyticsSettings};
+use salestrainer_proto::{analytics as an, call, events as ev, grading as gr};
+use salestrainer_tests::{Backend, authed, spawn_service_with, wait_serving};
 use sea_orm::ConnectionTrait;
 use support::World;
 use tonic::Code;
@@ -35,6 +37,7 @@ fn session_of(e: &ev::Event) -> &str {
         Some(P::SessionEnded(p)) => &p.session,
         Some(P::SessionGraded(p)) => &p.session,
         Some(P::EvaluationOverridden(p)) => &p.session,
+        Some(P::GradingFailed(p)) => &p.session,
         _ => "",
     }
 }
@@ -105,10 +108,33 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
     let mut w = World::start_with(backend, false, |s| {
         s.set_section(
             "analytics",
-            serde_json::json!({ "consume_bus": false, "reconcile_after_secs": 1 }),
+            // No summary cache: without Redis each replica's cache is its own.
+            serde_json::json!({
+                "consume_bus": false,
+                "reconcile_after_secs": 1,
+                "cache_ttl_ms": 0
+            }),
         );
     })
     .await;
+    // A second analytics replica on the same database, reconciling with the same grading.
+    let peer = format!("http://{}", w.app.addr);
+    let replica = spawn_service_with::<AnalyticsApp>(
+        |s| {
+            s.database_url = w.app.settings.database_url_for("analytics");
+            s.endpoints.config = peer.clone();
+            s.endpoints.call = peer.clone();
+            s.endpoints.grading = peer.clone();
+        },
+        AnalyticsSettings {
+            consume_bus: false,
+            reconcile_after_secs: 1,
+            cache_ttl_ms: 0,
+            ..AnalyticsSettings::default()
+        },
+    )
+    .await;
+    wait_serving(&replica, "", Duration::from_secs(30)).await;
     let graded_before = repaired("session_graded");
     let overridden_before = repaired("evaluation_overridden");
     w.end_and_grade().await;
@@ -212,6 +238,90 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
         overridden_before + 1,
         "{backend:?}"
     );
+
+    // A session ended without a word from the trainee: grading's job dies, and its
+    // GradingFailed is lost too.
+    let failed_before = repaired("grading_failed");
+    let mut calls = w.call();
+    let silent = calls
+        .start_session(authed(
+            call::StartSessionRequest {
+                parent: support::ORG.into(),
+                scenario: w.scenario.clone(),
+                mode: call::SessionMode::Text as i32,
+                request_id: "silent".into(),
+                ..Default::default()
+            },
+            &w.trainee,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .name;
+    calls
+        .end_session(authed(
+            call::EndSessionRequest {
+                name: silent.clone(),
+                etag: String::new(),
+            },
+            &w.trainee,
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !outbox(&w, "grading", &silent)
+        .await
+        .iter()
+        .any(|e| is_type(e, |p| matches!(p, ev::event::Payload::GradingFailed(_))))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: grading never gave up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(deliver(&w, outbox(&w, "call", &silent).await).await, (2, 0));
+    let analytics =
+        salestrainer_runtime::db::connect(&w.app.settings.database_url_for("analytics"))
+            .await
+            .unwrap();
+    let failed_flag = || async {
+        analytics
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                analytics.get_database_backend(),
+                "SELECT grading_failed FROM analytics_facts WHERE session = $1",
+                [silent.clone().into()],
+            ))
+            .await
+            .unwrap()
+            .map(|r| r.try_get::<i64>("", "grading_failed").unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while failed_flag().await != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: the reconciler did not apply the lost GradingFailed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(repaired("grading_failed"), failed_before + 1, "{backend:?}");
+    let late: Vec<ev::Event> = outbox(&w, "grading", &silent)
+        .await
+        .into_iter()
+        .filter(|e| is_type(e, |p| matches!(p, ev::event::Payload::GradingFailed(_))))
+        .collect();
+    assert_eq!(deliver(&w, late).await, (1, 0));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let both = w.org_summary(&w.admin, "").await.unwrap();
+    assert_eq!(
+        (both.sessions, both.graded_sessions, both.average_score),
+        (2, 1, 37.5),
+        "{backend:?}: the failed session counts, ungraded"
+    );
+    assert_eq!(repaired("grading_failed"), failed_before + 1, "{backend:?}");
+    replica.stop().await;
     w.stop().await;
 }
 
