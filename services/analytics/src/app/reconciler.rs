@@ -261,3 +261,119 @@ fn lost_events(fact: &Checked, o: &gpb::SessionOutcome) -> Option<(&'static str,
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const SESSION: &str = "organizations/acme/sessions/s1";
+
+    fn fact(evaluation: &str, rev: i64) -> Checked {
+        Checked {
+            session: SESSION.into(),
+            org: "acme".into(),
+            key: 1,
+            end_us: Some(1),
+            evaluation: evaluation.into(),
+            override_rev: rev,
+        }
+    }
+
+    fn outcome(evaluation: &str, supersedes: &str, rev: i64) -> gpb::SessionOutcome {
+        gpb::SessionOutcome {
+            session: SESSION.into(),
+            job_state: JobState::Succeeded as i32,
+            grading_job: "organizations/acme/gradingJobs/j1".into(),
+            graded: Some(ev::SessionGraded {
+                session: SESSION.into(),
+                evaluation: evaluation.into(),
+                supersedes: supersedes.into(),
+                overall_score: 80.0,
+                ..Default::default()
+            }),
+            graded_time: Some(salestrainer_runtime::time::timestamp(5)),
+            overridden: (rev > 0).then(|| ev::EvaluationOverridden {
+                session: SESSION.into(),
+                evaluation: evaluation.into(),
+                overall_score: 40.0,
+                revision: rev,
+                ..Default::default()
+            }),
+            failed: None,
+        }
+    }
+
+    fn ids(found: Option<(&'static str, Vec<ev::Event>)>) -> Option<(&'static str, Vec<String>)> {
+        found.map(|(kind, events)| (kind, events.into_iter().map(|e| e.event_id).collect()))
+    }
+
+    const E1: &str = "organizations/acme/evaluations/e1";
+    const E2: &str = "organizations/acme/evaluations/e2";
+
+    #[test]
+    fn an_ungraded_fact_gets_the_grade_and_its_override() {
+        assert_eq!(
+            ids(lost_events(&fact("", 0), &outcome(E1, "", 0))),
+            Some(("session_graded", vec!["reconciled-graded-e1".into()]))
+        );
+        assert_eq!(
+            ids(lost_events(&fact("", 0), &outcome(E1, "", 2))),
+            Some((
+                "session_graded",
+                vec![
+                    "reconciled-graded-e1".into(),
+                    "reconciled-overridden-e1-2".into()
+                ]
+            ))
+        );
+    }
+
+    #[test]
+    fn a_missed_regrade_or_override_is_found_and_nothing_else() {
+        assert_eq!(
+            ids(lost_events(&fact(E1, 0), &outcome(E2, E1, 0))),
+            Some(("session_graded", vec!["reconciled-graded-e2".into()]))
+        );
+        assert_eq!(
+            ids(lost_events(&fact(E1, 1), &outcome(E1, "", 3))),
+            Some((
+                "evaluation_overridden",
+                vec!["reconciled-overridden-e1-3".into()]
+            ))
+        );
+        // Up to date (or ahead, the override's event came first): nothing.
+        assert_eq!(ids(lost_events(&fact(E1, 3), &outcome(E1, "", 3))), None);
+        assert_eq!(ids(lost_events(&fact(E1, 0), &outcome(E1, "", 0))), None);
+    }
+
+    #[test]
+    fn a_dead_job_without_evaluation_is_a_failure_and_a_running_one_nothing() {
+        let mut o = gpb::SessionOutcome {
+            session: SESSION.into(),
+            job_state: JobState::Dead as i32,
+            grading_job: "organizations/acme/gradingJobs/j9".into(),
+            failed: Some(ev::GradingFailed {
+                session: SESSION.into(),
+                grading_job: "organizations/acme/gradingJobs/j9".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(lost_events(&fact("", 0), &o)),
+            Some(("grading_failed", vec!["reconciled-failed-j9".into()]))
+        );
+        o.job_state = JobState::Running as i32;
+        o.failed = None;
+        assert_eq!(ids(lost_events(&fact("", 0), &o)), None);
+    }
+
+    #[test]
+    fn what_it_applies_passes_the_event_checks() {
+        let (_, events) = lost_events(&fact("", 0), &outcome(E1, "", 1)).unwrap();
+        for e in &events {
+            assert!(parse(e, "").is_ok(), "{e:?}");
+        }
+    }
+}
