@@ -1021,6 +1021,17 @@ fn grading_rows(w: &World) -> Vec<Row> {
         ),
         unary!(
             "grading",
+            "BatchGetSessionOutcomes",
+            Service,
+            false,
+            c(),
+            batch_get_session_outcomes,
+            gr::BatchGetSessionOutcomesRequest {
+                sessions: vec![w.session.clone()],
+            }
+        ),
+        unary!(
+            "grading",
             "GetGradingJob",
             Owner,
             true,

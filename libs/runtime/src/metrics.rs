@@ -329,6 +329,12 @@ impl HttpBody for ObservedBody {
     }
 }
 
+/// Counts `n` repairs of `kind` by a reconciler, in the one family every service's
+/// reconciler shares: `reconciler_repaired_total{kind}`.
+pub fn count_repaired(kind: &'static str, n: u64) {
+    ::metrics::counter!("reconciler_repaired_total", "kind" => kind).increment(n);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,12 +76,28 @@ impl World {
     /// The suite on `backend` (Redis as the bus when `redis`), seeded; tom's session graded
     /// (and seen by analytics) when `graded`.
     pub async fn start(backend: Backend, redis: bool, graded: bool) -> World {
+        let mut w = World::start_with(backend, redis, |_| {}).await;
+        if graded {
+            w.grade_session().await;
+        }
+        w
+    }
+
+    /// The suite on `backend` (Redis as the bus when `redis`) with settings `customize`
+    /// changes, seeded; tom's session started, not graded.
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn start_with(
+        backend: Backend,
+        redis: bool,
+        customize: impl FnOnce(&mut salestrainer_runtime::settings::Settings),
+    ) -> World {
         let database_url = backend.database_url();
         let app = spawn_app_with(|s| {
             s.database_url = database_url.clone();
             if redis {
                 s.redis_url = salestrainer_tests::redis_url();
             }
+            customize(s);
         })
         .await;
         wait_serving(&app, "", Duration::from_secs(30)).await;
@@ -103,9 +119,6 @@ impl World {
             evaluation: String::new(),
         };
         w.seed().await;
-        if graded {
-            w.grade_session().await;
-        }
         w
     }
 
@@ -265,6 +278,24 @@ impl World {
     /// tom talks (two turns over Converse), ends the call, and waits for GRADED and for
     /// analytics to count it.
     async fn grade_session(&mut self) {
+        self.end_and_grade().await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.org_summary(&self.admin, "").await.unwrap();
+            if s.graded_sessions >= 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "analytics did not count the graded session within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// tom talks (two turns over Converse), ends the call, and waits for GRADED; sets
+    /// `job` and `evaluation`.
+    pub async fn end_and_grade(&mut self) {
         use call::converse_request::Payload as Up;
         use call::converse_response::Payload as Down;
         let mut calls = self.call();
@@ -373,18 +404,6 @@ impl World {
             .expect("the session's grading job")
             .name
             .clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.org_summary(&self.admin, "").await.unwrap();
-            if s.graded_sessions >= 1 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "analytics did not count the graded session within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     pub async fn org_summary(

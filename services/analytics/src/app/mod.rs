@@ -1,5 +1,6 @@
 //! The analytics service's use cases: the summaries (`summaries`, `progress`, `usage`,
-//! `coaching`), events in (`ingest`: the bus consumers and IngestEvents), and what they share — the
+//! `coaching`), events in (`ingest`: the bus consumers and IngestEvents; `reconciler`: what
+//! grading has for facts whose grading event was lost), and what they share — the
 //! service object below (also the service's description: its routes and what starts with
 //! it), the summary cache, the config lookups and the settings.
 
@@ -10,6 +11,7 @@ pub mod drills;
 pub mod ingest;
 mod messages;
 pub mod progress;
+pub mod reconciler;
 pub mod reports;
 mod request_checks;
 pub mod settings;
@@ -140,6 +142,9 @@ impl Service for AnalyticsApp {
         self.config.spawn_invalidator(ctx);
         if self.settings.consume_bus {
             ingest::spawn_consumers(&self, ctx);
+        }
+        if let Err(e) = reconciler::spawn_reconciler(Arc::clone(&self), ctx) {
+            tracing::error!(error = %e, "the analytics reconciler could not start");
         }
     }
 }

@@ -20,6 +20,10 @@ pub struct AnalyticsSettings {
     /// persistence), the outbox relay sends again the events it sent this many seconds back
     /// (consumers' inboxes drop the ones they had); 0 sends none.
     pub relay_replay_after_loss_secs: u64,
+    /// The reconciler asks grading about a session ended this long ago with no grade nor
+    /// failure here, or graded without the override grading has, and applies what grading
+    /// answers as the lost event would have; 0 turns it off.
+    pub reconcile_after_secs: u64,
 }
 
 impl Default for AnalyticsSettings {
@@ -30,6 +34,7 @@ impl Default for AnalyticsSettings {
             cache_capacity: 10_000,
             consume_bus: true,
             relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
+            reconcile_after_secs: 60,
         }
     }
 }
@@ -37,5 +42,16 @@ impl Default for AnalyticsSettings {
 impl AnalyticsSettings {
     pub fn cache_ttl(&self) -> Duration {
         Duration::from_millis(self.cache_ttl_ms)
+    }
+
+    /// The reconciler's bound; `None` when it is off.
+    pub fn reconcile_after(&self) -> Option<Duration> {
+        (self.reconcile_after_secs > 0).then(|| Duration::from_secs(self.reconcile_after_secs))
+    }
+
+    /// How often the reconciler runs: a quarter of its bound, between 1 s and 30 s.
+    pub fn reconcile_interval(&self) -> Duration {
+        (Duration::from_secs(self.reconcile_after_secs) / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
 }

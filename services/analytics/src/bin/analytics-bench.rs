@@ -245,6 +245,8 @@ async fn serve(db_url: &str, cache: bool) -> anyhow::Result<(Channel, TokenMinte
     let ctx = Context::new(settings, minter.clone(), addr)?;
     let mut an = AnalyticsSettings {
         consume_bus: false,
+        // No grading here to reconcile with.
+        reconcile_after_secs: 0,
         ..AnalyticsSettings::default()
     };
     if !cache {

@@ -22,6 +22,8 @@ pub const CONSUMER: &str = "analytics";
 pub struct Outcome {
     pub accepted: usize,
     pub duplicates: usize,
+    /// Accepted session events that changed their fact (a copy of what it had changes none).
+    pub changed: usize,
     /// Organizations whose numbers (or names) changed: their cache version must move.
     pub orgs: BTreeSet<String>,
 }
@@ -116,6 +118,9 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
                     .or_insert_with(|| Fact::new(session, &e.org));
                 let before = fact.clone();
                 fact.apply(event);
+                if *fact != before {
+                    out.changed += 1;
+                }
                 delta.replace(&before, fact);
                 dirty.insert(session.clone());
                 if let Some(u) = usage {

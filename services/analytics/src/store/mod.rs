@@ -8,7 +8,9 @@ pub mod ingest;
 mod m0002_origins;
 mod m0003_override_rev;
 mod m0005_criteria;
+mod m0007_reconcile;
 pub mod query;
+pub mod reconcile;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, async_trait};
@@ -29,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(certifications::CertificationRevocations),
             Box::new(m0005_criteria::FactCriteria),
             Box::new(coaching::CommentFacts),
+            Box::new(m0007_reconcile::ReconcileIndexes),
         ]
     }
 }

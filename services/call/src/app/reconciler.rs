@@ -82,7 +82,7 @@ pub async fn reconcile_once(core: &CallApp, grading: &Grading) -> anyhow::Result
         for m in &page {
             match reconcile_session(core, grading.clone(), m).await {
                 Ok(Some(kind)) => {
-                    metrics::counter!("reconciler_repaired_total", "kind" => kind).increment(1);
+                    salestrainer_runtime::metrics::count_repaired(kind, 1);
                     tracing::info!(session = %m.id, kind, "reconciler repaired a session");
                     match kind {
                         "session_ended" => repaired.session_ended += 1,

@@ -36,6 +36,17 @@ impl pb::grading_service_server::GradingService for GradingServiceApi {
         }))
     }
 
+    async fn batch_get_session_outcomes(
+        &self,
+        request: Request<pb::BatchGetSessionOutcomesRequest>,
+    ) -> Result<Response<pb::BatchGetSessionOutcomesResponse>, Status> {
+        let p = Principal::of(&request)?;
+        let outcomes = self.app.session_outcomes(p, request.get_ref()).await?;
+        Ok(Response::new(pb::BatchGetSessionOutcomesResponse {
+            outcomes,
+        }))
+    }
+
     async fn get_grading_job(
         &self,
         request: Request<pb::GetGradingJobRequest>,

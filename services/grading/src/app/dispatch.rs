@@ -280,8 +280,10 @@ impl Engine {
                             jobs = ids.len(),
                             "the grading work stream lost its entries; putting due jobs on it again"
                         );
-                        metrics::counter!("reconciler_repaired_total", "kind" => "grading_job_requeued")
-                            .increment(ids.len() as u64);
+                        salestrainer_runtime::metrics::count_repaired(
+                            "grading_job_requeued",
+                            ids.len() as u64,
+                        );
                     }
                     let mut sent = Vec::new();
                     for id in ids {

@@ -3,6 +3,7 @@
 //!
 //! - `jobs`: the service object behind the API (submit, jobs, evaluations, regrade, watch);
 //! - `overrides`: a manager's scores beside the grader's, and their audit;
+//! - `outcomes`: what grading has for a set of sessions, for consumers that lost events;
 //! - `session_events`: the event handler that turns SessionEnded events into jobs;
 //! - the job engine: `dispatch` (claiming, the embedded and distributed modes), `attempt`
 //!   (running one attempt through `pipeline`), `result` (turning outcomes into writes),
@@ -18,6 +19,7 @@ pub mod eval;
 pub mod inputs;
 pub mod jobs;
 pub mod llm_provider;
+pub mod outcomes;
 pub mod overrides;
 pub mod pipeline;
 pub mod rate_limit;
@@ -72,6 +74,7 @@ impl Service for GradingApp {
             .grpc(GradingServiceServer::new(api).max_decoding_message_size(routes.decoding_limit()))
             .await;
         routes.internal("/salestrainer.grading.v1.GradingService/SubmitSession");
+        routes.internal("/salestrainer.grading.v1.GradingService/BatchGetSessionOutcomes");
     }
 
     async fn start(self: Arc<Self>, ctx: &Context, db: DatabaseConnection) {

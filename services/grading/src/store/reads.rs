@@ -174,3 +174,62 @@ pub async fn find_job_by_request_id<C: ConnectionTrait>(
 pub fn job_is_final(j: &job::Model) -> bool {
     j.state == JobState::Succeeded as i32 || j.state == JobState::Dead as i32
 }
+
+/// What the outcome of a session needs of a job (not its checkpoint nor its attempt log).
+#[derive(Clone, Debug, sea_orm::FromQueryResult)]
+pub struct JobBrief {
+    pub id: String,
+    pub organization: String,
+    pub session: String,
+    pub generation: i32,
+    pub state: i32,
+    pub attempts: i32,
+    pub dead_reason: i32,
+    pub last_error: Option<String>,
+    pub trainee: String,
+    pub scenario: String,
+    pub session_start_us: Option<i64>,
+    pub session_duration_ms: Option<i64>,
+    pub session_source: i32,
+}
+
+/// Every job of `sessions` (a session has one per grading and regrade), briefly.
+pub async fn jobs_of_sessions<C: ConnectionTrait>(
+    db: &C,
+    sessions: &[String],
+) -> Result<Vec<JobBrief>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .columns([
+            job::Column::Id,
+            job::Column::Organization,
+            job::Column::Session,
+            job::Column::Generation,
+            job::Column::State,
+            job::Column::Attempts,
+            job::Column::DeadReason,
+            job::Column::LastError,
+            job::Column::Trainee,
+            job::Column::Scenario,
+            job::Column::SessionStartUs,
+            job::Column::SessionDurationMs,
+            job::Column::SessionSource,
+        ])
+        .filter(job::Column::Session.is_in(sessions.iter().map(String::as_str)))
+        .into_model::<JobBrief>()
+        .all(db)
+        .await
+}
+
+/// The current (not superseded) evaluations of `sessions`.
+pub async fn current_evaluations_of_sessions<C: ConnectionTrait>(
+    db: &C,
+    sessions: &[String],
+) -> Result<Vec<evaluation::Model>, DbErr> {
+    evaluation::Entity::find()
+        .filter(evaluation::Column::Session.is_in(sessions.iter().map(String::as_str)))
+        .filter(evaluation::Column::SupersededBy.is_null())
+        .order_by_asc(evaluation::Column::CreateUs)
+        .all(db)
+        .await
+}
