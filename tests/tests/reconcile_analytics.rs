@@ -368,6 +368,9 @@ async fn outcomes_answer_services_only(backend: Backend) {
     assert_eq!(answer[1].session, missing);
     assert_eq!(answer[1].job_state, gr::JobState::Unspecified as i32);
     assert!(answer[1].graded.is_none());
+    // Call's reconciler asks too, as the call service: the same answer.
+    let as_call = outcomes(&w, &w.app.service_token("call"), asked.clone()).await;
+    assert_eq!(as_call.unwrap(), answer, "{backend:?}");
 
     for token in [&w.admin, &w.manager, &w.trainee] {
         let refused = outcomes(&w, token, vec![w.session.clone()])

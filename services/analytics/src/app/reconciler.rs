@@ -11,7 +11,14 @@
 //! - graded within the last [`RECHECK_FACTOR`] × `reconcile_after_secs` (a day by default):
 //!   a regrade analytics never saw (`kind="session_graded"`) or an override revision beyond
 //!   the fact's (`kind="evaluation_overridden"`) is applied likewise. Overrides of grades
-//!   older than that window are not looked for.
+//!   older than that window are not looked for;
+//! - started more than `reconcile_unended_after_secs` ago (6 h by default, longer than any
+//!   session runs) and never ended, graded nor failed here: both its SessionEnded and its
+//!   grading event were lost. Grading's evaluation (or dead job) is applied as above; the
+//!   synthesized SessionGraded marks the fact ended, with the duration grading had from
+//!   call's SessionEnded. Facts grading knows nothing about (a session still running, or one
+//!   whose SessionEnded never reached grading either) stay as they are, started and not
+//!   ended; the sweep moves past them and looks again when it comes round.
 //!
 //! Whatever grading answers goes through the same ingest as the bus's events (facts,
 //! rollups, criterion scores, certifications follow), with event ids made of the evaluation
@@ -43,6 +50,8 @@ pub const PAGE: u64 = 100;
 pub const UNGRADED_PAGES: usize = 10;
 /// Pages of graded facts re-checked per round.
 pub const RECHECK_PAGES: usize = 2;
+/// Pages of started, never ended facts looked at per round.
+pub const UNENDED_PAGES: usize = 2;
 /// Graded facts are re-checked for lost overrides and regrades while their grade is younger
 /// than this many times `reconcile_after_secs`.
 pub const RECHECK_FACTOR: u32 = 1440;
@@ -61,6 +70,7 @@ pub struct Reconciler {
     grading: Grading,
     ungraded: After,
     recheck: After,
+    unended: After,
 }
 
 /// Starts the reconciler (unless `reconcile_after_secs` is 0); stopped by the context's
@@ -98,6 +108,7 @@ impl Reconciler {
             grading,
             ungraded: None,
             recheck: None,
+            unended: None,
         }
     }
 
@@ -131,6 +142,17 @@ impl Reconciler {
             self.repair(&page, &mut repaired).await?;
             if self.recheck.is_none() {
                 break;
+            }
+        }
+        if let Some(unended) = self.app.settings.reconcile_unended_after() {
+            let before = now.saturating_sub(micros(unended));
+            for _ in 0..UNENDED_PAGES {
+                let page = reconcile::unended(db, before, self.unended.take(), PAGE).await?;
+                self.unended = next(&page);
+                self.repair(&page, &mut repaired).await?;
+                if self.unended.is_none() {
+                    break;
+                }
             }
         }
         Ok(repaired)

@@ -24,6 +24,10 @@ pub struct AnalyticsSettings {
     /// failure here, or graded without the override grading has, and applies what grading
     /// answers as the lost event would have; 0 turns it off.
     pub reconcile_after_secs: u64,
+    /// The reconciler also asks grading about a session started this long ago that never
+    /// ended here (its SessionEnded lost, and its SessionGraded too): longer than any session
+    /// runs (a scenario's time limit is at most 4 h); 0 turns this sweep off.
+    pub reconcile_unended_after_secs: u64,
 }
 
 impl Default for AnalyticsSettings {
@@ -35,6 +39,7 @@ impl Default for AnalyticsSettings {
             consume_bus: true,
             relay_replay_after_loss_secs: salestrainer_bus::REPLAY_AFTER_LOSS_SECS,
             reconcile_after_secs: 60,
+            reconcile_unended_after_secs: 6 * 3600,
         }
     }
 }
@@ -47,6 +52,14 @@ impl AnalyticsSettings {
     /// The reconciler's bound; `None` when it is off.
     pub fn reconcile_after(&self) -> Option<Duration> {
         (self.reconcile_after_secs > 0).then(|| Duration::from_secs(self.reconcile_after_secs))
+    }
+
+    /// How long a started session may go without ending before the reconciler asks grading
+    /// about it; `None` when that sweep (or the reconciler) is off.
+    pub fn reconcile_unended_after(&self) -> Option<Duration> {
+        self.reconcile_after()?;
+        (self.reconcile_unended_after_secs > 0)
+            .then(|| Duration::from_secs(self.reconcile_unended_after_secs))
     }
 
     /// How often the reconciler runs: a quarter of its bound, between 1 s and 30 s.

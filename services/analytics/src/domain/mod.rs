@@ -342,6 +342,9 @@ impl Fact {
                 if self.duration_ms.is_none() || !self.ended {
                     self.duration_ms = info.duration_ms.or(self.duration_ms);
                 }
+                // Only an ended session is graded: this stands for a SessionEnded that was
+                // lost (whose duration, when it comes, wins over the grader's copy above).
+                self.ended = true;
                 if !supersedes.is_empty() && !self.superseded.contains(supersedes) {
                     self.superseded.push(supersedes.clone());
                     self.superseded.sort();
@@ -367,7 +370,11 @@ impl Fact {
                     .filter(|g| !self.superseded.contains(&g.evaluation))
                     .max_by(|a, b| (a.graded_us, &a.evaluation).cmp(&(b.graded_us, &b.evaluation)));
             }
-            SessionEvent::Failed(_) => self.grading_failed = true,
+            SessionEvent::Failed(_) => {
+                // Likewise, only an ended session is handed to grading.
+                self.grading_failed = true;
+                self.ended = true;
+            }
         }
     }
 }
@@ -484,6 +491,30 @@ mod tests {
             grade.override_rev = rev;
         }
         e
+    }
+
+    #[test]
+    fn a_grade_or_a_failure_marks_the_session_ended_and_calls_duration_still_wins() {
+        let mut f = Fact::new("organizations/o/sessions/s", "o");
+        f.apply(&SessionEvent::Started(SessionInfo {
+            start_us: Some(5),
+            ..SessionInfo::default()
+        }));
+        assert!(!f.ended);
+        // Its SessionEnded lost: the grade stands for it, with the grader's copy of the length.
+        f.apply(&graded("e1", 1, 50.0, ""));
+        assert_eq!((f.ended, f.duration_ms), (true, Some(1000)));
+        f.apply(&SessionEvent::Ended {
+            info: SessionInfo {
+                duration_ms: Some(1200),
+                ..SessionInfo::default()
+            },
+            cancelled: false,
+        });
+        assert_eq!((f.ended, f.duration_ms), (true, Some(1200)));
+        let mut failed = Fact::new("organizations/o/sessions/s2", "o");
+        failed.apply(&SessionEvent::Failed(SessionInfo::default()));
+        assert!(failed.ended && failed.grading_failed);
     }
 
     #[test]

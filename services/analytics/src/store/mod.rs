@@ -9,6 +9,7 @@ mod m0002_origins;
 mod m0003_override_rev;
 mod m0005_criteria;
 mod m0007_reconcile;
+mod m0008_unended;
 pub mod query;
 pub mod reconcile;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_criteria::FactCriteria),
             Box::new(coaching::CommentFacts),
             Box::new(m0007_reconcile::ReconcileIndexes),
+            Box::new(m0008_unended::UnendedIndex),
         ]
     }
 }

@@ -11,7 +11,7 @@ pub struct Checked {
     pub session: String,
     /// Organization id.
     pub org: String,
-    /// `start_us` (ungraded facts) or `graded_us` (graded ones).
+    /// `start_us` (ungraded and unended facts) or `graded_us` (graded ones).
     pub key: i64,
     /// When the session ended, when known (its start plus its duration).
     pub end_us: Option<i64>,
@@ -76,6 +76,26 @@ pub async fn ungraded<C: ConnectionTrait>(
         db,
         "start_us",
         "ended = 1 AND cancelled = 0 AND graded = 0 AND grading_failed = 0 AND start_us < ?",
+        vec![before_us.into()],
+        after,
+        limit,
+    )
+    .await
+}
+
+/// Facts started before `before_us` that never ended (nor were graded, nor failed), by start
+/// time (the partial index `analytics_facts_unended`): live sessions, and sessions whose
+/// SessionEnded was lost.
+pub async fn unended<C: ConnectionTrait>(
+    db: &C,
+    before_us: i64,
+    after: After,
+    limit: u64,
+) -> Result<Vec<Checked>, DbErr> {
+    page(
+        db,
+        "start_us",
+        "ended = 0 AND cancelled = 0 AND graded = 0 AND grading_failed = 0 AND start_us < ?",
         vec![before_us.into()],
         after,
         limit,

@@ -3,7 +3,7 @@
 pub mod session {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, Default, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "call_sessions")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -15,6 +15,7 @@ mod m0002_provenance_limits;
 mod m0003_origins;
 mod m0004_comments;
 mod m0005_score_revision;
+mod m0006_recheck_index;
 mod receipts;
 mod segments;
 mod sessions;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_origins::Migration),
             Box::new(m0004_comments::Migration),
             Box::new(m0005_score_revision::Migration),
+            Box::new(m0006_recheck_index::Migration),
         ]
     }
 }

@@ -552,6 +552,21 @@ pub async fn apply_grading<C: ConnectionTrait>(
     let Some(Ok(Step::To(next))) = state_of(m.state).map(|s| transition(s, change)) else {
         return Ok(None);
     };
+    // The grade the session already holds, announced again (a late copy of its event, or the
+    // reconciler's repair met by the real event) at no newer revision: nothing changes, and
+    // an override applied meanwhile is not undone.
+    if let GradingUpdate::Graded {
+        evaluation,
+        revision,
+        ..
+    } = update
+        && next == SessionState::Graded
+        && m.state == state_code(SessionState::Graded)
+        && m.evaluation == *evaluation
+        && *revision <= m.score_revision
+    {
+        return Ok(None);
+    }
     let target = state_code(next);
     let now = now_us();
     m.state = target;
@@ -672,6 +687,36 @@ pub async fn expired_sessions(
                 .add(session::Column::LastActivityUs.lt(idle_cutoff_us))
                 .add(session::Column::DeadlineUs.lte(now)),
         )
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// GRADED sessions last changed (graded, overridden, ...) within `[from_us, before_us)`, by
+/// that time, after the keyset `(after_us, after_id)`: the reconciler re-checks their score
+/// with grading. A session changed meanwhile moves later in the order: seen again, not skipped.
+pub async fn graded_sessions(
+    db: &DatabaseConnection,
+    from_us: i64,
+    before_us: i64,
+    after: Option<(i64, String)>,
+    limit: u64,
+) -> Result<Vec<session::Model>, DbErr> {
+    let mut q = session::Entity::find()
+        .filter(session::Column::State.eq(state_code(SessionState::Graded)))
+        .filter(session::Column::UpdateUs.gte(from_us))
+        .filter(session::Column::UpdateUs.lt(before_us));
+    if let Some((us, id)) = after {
+        q = q.filter(
+            Condition::any().add(session::Column::UpdateUs.gt(us)).add(
+                Condition::all()
+                    .add(session::Column::UpdateUs.eq(us))
+                    .add(session::Column::Id.gt(id)),
+            ),
+        );
+    }
+    q.order_by_asc(session::Column::UpdateUs)
+        .order_by_asc(session::Column::Id)
         .limit(limit)
         .all(db)
         .await

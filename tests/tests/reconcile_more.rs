@@ -1,0 +1,334 @@
+//! Issue 13, the reconcilers' other lost events, over the embedded suite (SQLite and
+//! PostgreSQL):
+//!
+//! - call: a manager's override whose EvaluationOverridden never reached call. The event is
+//!   made lost after the fact: call's copy of the score is put back as it was before it and
+//!   call's inbox forgets the event (what a lost event leaves behind). Within its bound call's
+//!   reconciler asks grading (BatchGetSessionOutcomes) and GetSession shows the override's
+//!   score; `reconciler_repaired_total{kind="evaluation_overridden"}` moves by exactly one;
+//!   the real event, sent again by grading's relay and handled by call, changes nothing.
+//! - analytics: a session whose SessionEnded and SessionGraded never reached analytics (it
+//!   hears only SessionStarted): after `reconcile_unended_after_secs` the reconciler asks
+//!   grading, and the session counts once, graded, ended, with call's duration.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use salestrainer_proto::{analytics as an, call, events as ev, grading as gr};
+use salestrainer_tests::{Backend, authed};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use support::World;
+
+/// `reconciler_repaired_total{kind}` in this process (the suite runs in it).
+fn repaired(kind: &str) -> u64 {
+    let text = salestrainer_runtime::metrics::prometheus().render();
+    let line = format!("reconciler_repaired_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+async fn db_of(w: &World, service: &str) -> DatabaseConnection {
+    salestrainer_runtime::db::connect(&w.app.settings.database_url_for(service))
+        .await
+        .unwrap()
+}
+
+fn sql(db: &DatabaseConnection, q: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), q, values)
+}
+
+/// The events `service` wrote to its outbox about `session`, oldest first.
+async fn outbox(w: &World, service: &str, session: &str) -> Vec<ev::Event> {
+    use ev::event::Payload as P;
+    let db = db_of(w, service).await;
+    let rows = db
+        .query_all_raw(sql(
+            &db,
+            "SELECT payload FROM bus_outbox ORDER BY id",
+            vec![],
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            ev::Event::decode(r.try_get::<Vec<u8>>("", "payload").unwrap().as_slice()).unwrap()
+        })
+        .filter(|e| match &e.payload {
+            Some(P::SessionStarted(p)) => p.session == session,
+            Some(P::SessionEnded(p)) => p.session == session,
+            Some(P::SessionGraded(p)) => p.session == session,
+            Some(P::EvaluationOverridden(p)) => p.session == session,
+            _ => false,
+        })
+        .collect()
+}
+
+async fn get_session(w: &World) -> call::Session {
+    w.call()
+        .get_session(authed(
+            call::GetSessionRequest {
+                name: w.session.clone(),
+            },
+            &w.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+}
+
+/// Waits (`secs` at most) until call's copy of the session satisfies `done`.
+async fn session_until(
+    w: &World,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&call::Session) -> bool,
+) -> call::Session {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = get_session(w).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:?}: {what} within {secs} s: {s:?}",
+            w.backend
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn inbox_has(db: &DatabaseConnection, event_id: &str) -> bool {
+    db.query_one_raw(sql(
+        db,
+        "SELECT event_id FROM bus_inbox WHERE consumer = $1 AND event_id = $2",
+        vec!["call".into(), event_id.into()],
+    ))
+    .await
+    .unwrap()
+    .is_some()
+}
+
+async fn call_repairs_a_lost_override(backend: Backend) {
+    // Call's bound (3 s) is longer than the override takes to reach call after the grade:
+    // the re-check cannot meet the override on its way.
+    let mut w = World::start_with(backend, false, |s| {
+        s.set_section("call", serde_json::json!({ "reconcile_after_secs": 3 }));
+    })
+    .await;
+    w.end_and_grade().await;
+    let graded = get_session(&w).await;
+    let before = repaired("evaluation_overridden");
+    let regraded_before = repaired("session_regraded");
+    w.grading()
+        .override_evaluation(authed(
+            gr::OverrideEvaluationRequest {
+                name: w.evaluation.clone(),
+                overall_score: Some(37.5),
+                criterion_overrides: Vec::new(),
+                reason: "misheard the close".into(),
+                etag: String::new(),
+            },
+            &w.admin,
+        ))
+        .await
+        .unwrap();
+    session_until(&w, 15, "the override reaches call", |s| {
+        s.overall_score == 37.5
+    })
+    .await;
+    // The event is lost: call's copy as it was before it, and its inbox without it.
+    let overridden: Vec<ev::Event> = outbox(&w, "grading", &w.session)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e.payload, Some(ev::event::Payload::EvaluationOverridden(_))))
+        .collect();
+    assert_eq!(overridden.len(), 1, "{backend:?}");
+    let event_id = overridden[0].event_id.clone();
+    let calls = db_of(&w, "call").await;
+    let id = w.session.rsplit('/').next().unwrap().to_owned();
+    calls
+        .execute_raw(sql(
+            &calls,
+            "UPDATE call_sessions SET overall_score = $1, passed = $2, score_revision = 0 \
+             WHERE id = $3",
+            vec![
+                graded.overall_score.into(),
+                graded.passed.into(),
+                id.clone().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    calls
+        .execute_raw(sql(
+            &calls,
+            "DELETE FROM bus_inbox WHERE consumer = $1 AND event_id = $2",
+            vec!["call".into(), event_id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(get_session(&w).await.overall_score, graded.overall_score);
+
+    // Within its bound (3 s, a round a second) the reconciler applies grading's override.
+    let repaired_session = session_until(&w, 15, "the reconciler applies the override", |s| {
+        s.overall_score == 37.5
+    })
+    .await;
+    assert!(!repaired_session.passed, "{backend:?}: 37.5 does not pass");
+    assert_eq!(repaired_session.evaluation, w.evaluation);
+    assert_eq!(repaired("evaluation_overridden"), before + 1, "{backend:?}");
+    assert_eq!(repaired("session_regraded"), regraded_before, "{backend:?}");
+
+    // The real event comes late: grading's relay sends it again, call handles it.
+    let grading = db_of(&w, "grading").await;
+    grading
+        .execute_raw(sql(
+            &grading,
+            "UPDATE bus_outbox SET sent_at = NULL WHERE event_id = $1",
+            vec![event_id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !inbox_has(&calls, &event_id).await {
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: the late event never reached call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Rounds after it: nothing changes, nothing more is repaired.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        get_session(&w).await,
+        repaired_session,
+        "{backend:?}: the late event changed the session"
+    );
+    assert_eq!(repaired("evaluation_overridden"), before + 1, "{backend:?}");
+    assert_eq!(repaired("session_regraded"), regraded_before, "{backend:?}");
+    w.stop().await;
+}
+
+async fn analytics_repairs_a_session_never_ended(backend: Backend) {
+    let mut w = World::start_with(backend, false, |s| {
+        s.set_section(
+            "analytics",
+            serde_json::json!({
+                "consume_bus": false,
+                "reconcile_after_secs": 1,
+                "reconcile_unended_after_secs": 2,
+                "cache_ttl_ms": 0
+            }),
+        );
+    })
+    .await;
+    let graded_before = repaired("session_graded");
+    w.end_and_grade().await;
+    let session = w.session.clone();
+    // Analytics hears only that the session started.
+    let from_call = outbox(&w, "call", &session).await;
+    let ended = from_call
+        .iter()
+        .find_map(|e| match &e.payload {
+            Some(ev::event::Payload::SessionEnded(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("call's SessionEnded");
+    let length = ended.duration.expect("the session's duration");
+    let length_ms = length.seconds * 1000 + i64::from(length.nanos) / 1_000_000;
+    let started: Vec<ev::Event> = from_call
+        .into_iter()
+        .filter(|e| matches!(e.payload, Some(ev::event::Payload::SessionStarted(_))))
+        .collect();
+    assert_eq!(started.len(), 1, "{backend:?}");
+    let accepted = w
+        .analytics()
+        .ingest_events(authed(
+            an::IngestEventsRequest { events: started },
+            &w.app.service_token("call"),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 1);
+    let evaluation = w
+        .grading()
+        .get_evaluation(authed(
+            gr::GetEvaluationRequest {
+                name: w.evaluation.clone(),
+            },
+            &w.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluation
+        .unwrap();
+    let score = (evaluation.overall_score * 1000.0).round() / 1000.0;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let counted = loop {
+        let s = w.org_summary(&w.admin, "").await.unwrap();
+        if s.graded_sessions == 1 {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: the never-ended session not graded in analytics within 15 s: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(counted.sessions, 1, "{backend:?}: {counted:?}");
+    assert!(
+        (counted.average_score - score).abs() < 1e-9,
+        "{backend:?}: average {} for a score of {score}",
+        counted.average_score
+    );
+    let average = counted.average_duration.expect("an average duration");
+    assert_eq!(
+        average.seconds * 1000 + i64::from(average.nanos) / 1_000_000,
+        length_ms,
+        "{backend:?}: the duration call measured"
+    );
+    let analytics = db_of(&w, "analytics").await;
+    let row = analytics
+        .query_one_raw(sql(
+            &analytics,
+            "SELECT ended, duration_ms FROM analytics_facts WHERE session = $1",
+            vec![session.clone().into()],
+        ))
+        .await
+        .unwrap()
+        .expect("the fact");
+    assert_eq!(
+        (
+            row.try_get::<i64>("", "ended").unwrap(),
+            row.try_get::<Option<i64>>("", "duration_ms").unwrap()
+        ),
+        (1, Some(length_ms)),
+        "{backend:?}"
+    );
+    assert_eq!(repaired("session_graded"), graded_before + 1, "{backend:?}");
+    // Later rounds change nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(w.org_summary(&w.admin, "").await.unwrap(), counted);
+    assert_eq!(repaired("session_graded"), graded_before + 1, "{backend:?}");
+    w.stop().await;
+}
+
+/// One test for both backends, one after the other: the metric is the process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_override_and_lost_end_are_repaired_once() {
+    for backend in Backend::ALL {
+        call_repairs_a_lost_override(backend).await;
+        analytics_repairs_a_session_never_ended(backend).await;
+    }
+}
