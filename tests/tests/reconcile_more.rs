@@ -6,7 +6,8 @@
 //!   call's inbox forgets the event (what a lost event leaves behind). Within its bound call's
 //!   reconciler asks grading (BatchGetSessionOutcomes) and GetSession shows the override's
 //!   score; `reconciler_repaired_total{kind="evaluation_overridden"}` moves by exactly one;
-//!   the real event, sent again by grading's relay and handled by call, changes nothing.
+//!   the real event, sent again by grading's relay and handled by call, changes nothing. The
+//!   same for a regrade whose SessionGraded was lost (`kind="session_regraded"`).
 //! - analytics: a session whose SessionEnded and SessionGraded never reached analytics (it
 //!   hears only SessionStarted): after `reconcile_unended_after_secs` the reconciler asks
 //!   grading, and the session counts once, graded, ended, with call's duration.
@@ -213,6 +214,131 @@ async fn call_repairs_a_lost_override(backend: Backend) {
     );
     assert_eq!(repaired("evaluation_overridden"), before + 1, "{backend:?}");
     assert_eq!(repaired("session_regraded"), regraded_before, "{backend:?}");
+
+    // A regrade whose SessionGraded is lost likewise: call's copy goes back to the
+    // overridden first grade, its inbox forgets the event.
+    let held = "SELECT evaluation, overall_score, passed, closed, score_revision \
+                FROM call_sessions WHERE id = $1";
+    let row = calls
+        .query_one_raw(sql(&calls, held, vec![id.clone().into()]))
+        .await
+        .unwrap()
+        .unwrap();
+    let first: (String, f64, bool, bool, i64) = (
+        row.try_get("", "evaluation").unwrap(),
+        row.try_get("", "overall_score").unwrap(),
+        row.try_get("", "passed").unwrap(),
+        row.try_get("", "closed").unwrap(),
+        row.try_get("", "score_revision").unwrap(),
+    );
+    assert_eq!((first.1, first.4), (37.5, 1), "{backend:?}");
+    w.grading()
+        .regrade_session(authed(
+            gr::RegradeSessionRequest {
+                session: w.session.clone(),
+                rubric: String::new(),
+                request_id: "reconcile-more".into(),
+            },
+            &w.manager,
+        ))
+        .await
+        .unwrap();
+    let regraded = session_until(&w, 30, "the regrade reaches call", |s| {
+        s.evaluation != w.evaluation
+    })
+    .await;
+    let new = w
+        .grading()
+        .get_evaluation(authed(
+            gr::GetEvaluationRequest {
+                name: regraded.evaluation.clone(),
+            },
+            &w.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluation
+        .unwrap();
+    assert_eq!(new.supersedes, w.evaluation, "{backend:?}");
+    let regrade_event = outbox(&w, "grading", &w.session)
+        .await
+        .into_iter()
+        .find(|e| {
+            matches!(&e.payload,
+                Some(ev::event::Payload::SessionGraded(g)) if g.evaluation == new.name)
+        })
+        .expect("the regrade's SessionGraded")
+        .event_id;
+    calls
+        .execute_raw(sql(
+            &calls,
+            "UPDATE call_sessions SET evaluation = $1, overall_score = $2, passed = $3, \
+             closed = $4, score_revision = $5 WHERE id = $6",
+            vec![
+                first.0.clone().into(),
+                first.1.into(),
+                first.2.into(),
+                first.3.into(),
+                first.4.into(),
+                id.clone().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    calls
+        .execute_raw(sql(
+            &calls,
+            "DELETE FROM bus_inbox WHERE consumer = $1 AND event_id = $2",
+            vec!["call".into(), regrade_event.clone().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(get_session(&w).await.evaluation, w.evaluation);
+    let repaired_regrade = session_until(&w, 15, "the reconciler applies the regrade", |s| {
+        s.evaluation == new.name
+    })
+    .await;
+    assert_eq!(
+        (repaired_regrade.overall_score, repaired_regrade.passed),
+        (new.effective_score, new.effective_passed),
+        "{backend:?}: the regrade's own score"
+    );
+    assert_eq!(
+        repaired("session_regraded"),
+        regraded_before + 1,
+        "{backend:?}"
+    );
+    assert_eq!(repaired("evaluation_overridden"), before + 1, "{backend:?}");
+    // Its real SessionGraded, late, holds no newer revision of the grade call has: nothing.
+    grading
+        .execute_raw(sql(
+            &grading,
+            "UPDATE bus_outbox SET sent_at = NULL WHERE event_id = $1",
+            vec![regrade_event.clone().into()],
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !inbox_has(&calls, &regrade_event).await {
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: the late regrade never reached call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        get_session(&w).await,
+        repaired_regrade,
+        "{backend:?}: the late regrade changed the session"
+    );
+    assert_eq!(
+        repaired("session_regraded"),
+        regraded_before + 1,
+        "{backend:?}"
+    );
+    assert_eq!(repaired("evaluation_overridden"), before + 1, "{backend:?}");
     w.stop().await;
 }
 
