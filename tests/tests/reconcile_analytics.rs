@@ -18,17 +18,8 @@ use salestrainer_analytics::app::{AnalyticsApp, settings::AnalyticsSettings};
 use salestrainer_proto::{analytics as an, call, events as ev, grading as gr};
 use salestrainer_tests::{Backend, authed, spawn_service_with, wait_serving};
 use sea_orm::ConnectionTrait;
-use support::World;
+use support::{World, repaired};
 use tonic::Code;
-
-/// `reconciler_repaired_total{kind}` in this process (the suite runs in it).
-fn repaired(kind: &str) -> u64 {
-    let text = salestrainer_runtime::metrics::prometheus().render();
-    let line = format!("reconciler_repaired_total{{kind=\"{kind}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
-}
 
 fn session_of(e: &ev::Event) -> &str {
     use ev::event::Payload as P;

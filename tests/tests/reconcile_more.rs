@@ -21,16 +21,7 @@ use prost::Message;
 use salestrainer_proto::{analytics as an, call, events as ev, grading as gr};
 use salestrainer_tests::{Backend, authed};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use support::World;
-
-/// `reconciler_repaired_total{kind}` in this process (the suite runs in it).
-fn repaired(kind: &str) -> u64 {
-    let text = salestrainer_runtime::metrics::prometheus().render();
-    let line = format!("reconciler_repaired_total{{kind=\"{kind}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
-}
+use support::{World, repaired};
 
 async fn db_of(w: &World, service: &str) -> DatabaseConnection {
     salestrainer_runtime::db::connect(&w.app.settings.database_url_for(service))

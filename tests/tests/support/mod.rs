@@ -467,6 +467,15 @@ impl World {
 }
 
 /// Seconds since the epoch.
+/// `reconciler_repaired_total{kind}` in this process (the suite runs in it).
+pub fn repaired(kind: &str) -> u64 {
+    let text = salestrainer_runtime::metrics::prometheus().render();
+    let line = format!("reconciler_repaired_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -702,10 +702,19 @@ pub async fn graded_sessions(
     after: Option<(i64, String)>,
     limit: u64,
 ) -> Result<Vec<session::Model>, DbErr> {
-    let mut q = session::Entity::find()
+    let q = session::Entity::find()
         .filter(session::Column::State.eq(state_code(SessionState::Graded)))
         .filter(session::Column::UpdateUs.gte(from_us))
         .filter(session::Column::UpdateUs.lt(before_us));
+    by_update_after(q, after, limit).all(db).await
+}
+
+/// `q` ordered by (update time, id), the page of `limit` after the keyset `after`.
+fn by_update_after(
+    mut q: sea_orm::Select<session::Entity>,
+    after: Option<(i64, String)>,
+    limit: u64,
+) -> sea_orm::Select<session::Entity> {
     if let Some((us, id)) = after {
         q = q.filter(
             Condition::any().add(session::Column::UpdateUs.gt(us)).add(
@@ -718,8 +727,6 @@ pub async fn graded_sessions(
     q.order_by_asc(session::Column::UpdateUs)
         .order_by_asc(session::Column::Id)
         .limit(limit)
-        .all(db)
-        .await
 }
 
 /// Sessions accepted as ended whose grading has not settled here (ENDED or GRADING) and
@@ -730,24 +737,11 @@ pub async fn unsettled_sessions(
     after: Option<(i64, String)>,
     limit: u64,
 ) -> Result<Vec<session::Model>, DbErr> {
-    let mut q = session::Entity::find()
+    let q = session::Entity::find()
         .filter(session::Column::State.is_in([
             state_code(SessionState::Ended),
             state_code(SessionState::Grading),
         ]))
         .filter(session::Column::UpdateUs.lt(cutoff_us));
-    if let Some((us, id)) = after {
-        q = q.filter(
-            Condition::any().add(session::Column::UpdateUs.gt(us)).add(
-                Condition::all()
-                    .add(session::Column::UpdateUs.eq(us))
-                    .add(session::Column::Id.gt(id)),
-            ),
-        );
-    }
-    q.order_by_asc(session::Column::UpdateUs)
-        .order_by_asc(session::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
+    by_update_after(q, after, limit).all(db).await
 }
