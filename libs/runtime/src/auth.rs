@@ -32,13 +32,15 @@ pub enum Role {
 
 impl Role {
     pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "admin" => Some(Self::Admin),
-            "manager" => Some(Self::Manager),
-            "trainee" => Some(Self::Trainee),
-            "service" => Some(Self::Service),
-            _ => None,
-        }
+        [
+            ("admin", Self::Admin),
+            ("manager", Self::Manager),
+            ("trainee", Self::Trainee),
+            ("service", Self::Service),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.eq_ignore_ascii_case(name))
+        .map(|(_, role)| role)
     }
 }
 
@@ -85,6 +87,10 @@ pub struct Principal {
     pub subject: String,
     pub organization: String,
     pub role: Role,
+    /// The caller's member id in `organization` (the `{member}` of
+    /// `organizations/{organization}/members/{member}`) once the auth layer checked their
+    /// stored membership; `None` for services and where no membership source is set.
+    pub member_id: Option<Arc<str>>,
 }
 
 impl Principal {
@@ -514,6 +520,7 @@ impl AuthLayer {
             subject: claims.sub.clone(),
             organization: claims.org.clone(),
             role: claims.role,
+            member_id: None,
         }))
     }
 }
@@ -566,7 +573,7 @@ where
         let principal = match &self.layer.memberships {
             Some(source) if !principal.is_service() => {
                 match source.cached(&principal.organization, &principal.subject) {
-                    Some(role) => match crate::access::with_stored_role(principal, role) {
+                    Some(member) => match crate::access::with_stored_member(principal, member) {
                         Ok(p) => p,
                         Err(e) => return refuse(e.into()),
                     },
