@@ -393,8 +393,8 @@ pub fn dev_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Ve
 #[derive(Clone, Debug, Default)]
 pub struct AuthPolicy {
     public_prefixes: Vec<String>,
-    public_paths: HashSet<String>,
-    internal_methods: HashSet<String>,
+    public_paths: HashSet<String, crate::cache::FastHash>,
+    internal_methods: HashSet<String, crate::cache::FastHash>,
 }
 
 impl AuthPolicy {
@@ -405,8 +405,8 @@ impl AuthPolicy {
                 "/grpc.reflection.v1.ServerReflection/".into(),
                 "/grpc.reflection.v1alpha.ServerReflection/".into(),
             ],
-            public_paths: HashSet::new(),
-            internal_methods: HashSet::new(),
+            public_paths: HashSet::default(),
+            internal_methods: HashSet::default(),
         }
     }
     /// Exact paths that need no token (the console's page at `/`; a prefix `/` would open
@@ -439,7 +439,7 @@ impl AuthPolicy {
 /// hit with the verifier's leeway. Refused tokens are never cached, so callers without a valid
 /// token cannot fill it; the bound and the TTL cap what valid ones can hold.
 struct VerifiedTokens {
-    cache: moka::sync::Cache<Box<str>, Arc<Claims>>,
+    cache: moka::sync::Cache<Box<str>, Arc<Claims>, crate::cache::FastHash>,
 }
 
 impl VerifiedTokens {
@@ -451,7 +451,7 @@ impl VerifiedTokens {
             cache: moka::sync::Cache::builder()
                 .max_capacity(Self::CAPACITY)
                 .time_to_live(Self::TTL)
-                .build(),
+                .build_with_hasher(crate::cache::FastHash::default()),
         }
     }
 
