@@ -13,8 +13,8 @@
 #
 # Needs: h2load (apt-get install nghttp2-client), taskset, python3, and release builds:
 #   cargo build --release -p salestrainer -p salestrainer-loadgen --bins
-# BARE=bare-health-mimalloc measures against the bare server built with the service binaries'
-# allocator (mimalloc) instead of the system one.
+# BARE=bare-health-mimalloc measures against the bare server built with mimalloc instead of the
+# system allocator (for a suite built with mimalloc).
 # PERF=1 also records the suite's server with `perf record -g` during one extra GetPersona and
 # one extra Health run and writes flamegraphs (inferno: cargo install inferno) to $OUT.
 set -euo pipefail

@@ -1,10 +1,6 @@
 //! `salestrainer up` runs the whole suite on embedded defaults; `salestrainer token` mints
 //! development tokens; `salestrainer grader-eval` measures a grader on the labelled set.
 
-/// mimalloc: fewer instructions per allocation than glibc's malloc on the request path.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::{net::SocketAddr, path::PathBuf, time::Instant};
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,6 @@
 //! The bare tonic server of the server-overhead benchmark (bench/h2load.sh): tonic serving
 //! only `grpc.health.v1.Health`, with no layers at all. Two binaries run it: `bare-health`
-//! (the system allocator) and `bare-health-mimalloc` (the allocator of the service binaries).
+//! (the system allocator, as the services) and `bare-health-mimalloc`.
 
 use tonic_health::ServingStatus;
 

@@ -181,7 +181,7 @@ pub async fn list_organizations(
 ) -> ApiResult<pb::ListOrganizationsResponse> {
     let (db, caller) = app.context(principal).await?;
     fields::no_filter_expression(&req.filter)?;
-    let fp = paging::fingerprint(&["organizations", &caller.org]);
+    let fp = paging::fingerprint(&["organizations", caller.org]);
     let after = paging::decode(&req.page_token, fp)?;
     let only = (!caller.service).then_some(caller.org);
     let found = so::list(

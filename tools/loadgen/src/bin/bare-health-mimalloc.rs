@@ -1,5 +1,6 @@
-//! bare-health-mimalloc: `bare-health` with mimalloc as its global allocator, as the service
-//! binaries have — the like-for-like baseline of bench/h2load.sh (`BARE=bare-health-mimalloc`).
+//! bare-health-mimalloc: `bare-health` with mimalloc as its global allocator — the bare baseline
+//! for a suite built with mimalloc (bench/h2load.sh with `BARE=bare-health-mimalloc`,
+//! bench/h2load-pair.sh; see bench/README.md, "Third set").
 //!
 //! Usage: bare-health-mimalloc [ADDR]   (default 127.0.0.1:50099)
 
