@@ -13,6 +13,8 @@
 #
 # Needs: h2load (apt-get install nghttp2-client), taskset, python3, and release builds:
 #   cargo build --release -p salestrainer -p salestrainer-loadgen --bins
+# BARE=bare-health-mimalloc measures against the bare server built with mimalloc instead of the
+# system allocator (for a suite built with mimalloc).
 # PERF=1 also records the suite's server with `perf record -g` during one extra GetPersona and
 # one extra Health run and writes flamegraphs (inferno: cargo install inferno) to $OUT.
 set -euo pipefail
@@ -26,12 +28,13 @@ client_cpu="${CLIENT_CPU:-1}"
 conns="${CONNECTIONS:-16}"
 streams="${STREAMS:-32}"
 bin="${BIN_DIR:-target/release}"
+bare="${BARE:-bare-health}"
 out="${OUT:-$(mktemp -d /tmp/salestrainer-h2load.XXXXXX)}"
 bare_port=50099
 ours_port=50151
 mkdir -p "$out"
 
-for b in bare-health salestrainer; do
+for b in "$bare" salestrainer; do
   [[ -x "$bin/$b" ]] || { echo "missing $bin/$b: build it with cargo build --release" >&2; exit 1; }
 done
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
@@ -45,7 +48,7 @@ trap cleanup EXIT INT TERM
 
 data="$out/data"
 mkdir -p "$data"
-taskset -c "$server_cpu" "$bin/bare-health" "127.0.0.1:$bare_port" >"$out/bare.log" 2>&1 &
+taskset -c "$server_cpu" "$bin/$bare" "127.0.0.1:$bare_port" >"$out/bare.log" 2>&1 &
 pids+=("$!")
 # Logs at warn: the load would otherwise measure the log writer.
 SALESTRAINER_DATA_DIR="$data" SALESTRAINER_LISTEN="127.0.0.1:$ours_port" \

@@ -11,26 +11,37 @@ use tonic::{Code, codegen::InterceptedService, transport::Channel};
 
 use crate::{
     ApiError, ApiResult, Context, Peer, Principal, Role,
-    cache::TtlCache,
+    cache::{Pair, TtlCache},
     consumer::{self, EventHandler, Received, Subscription},
     context::ServiceAuth,
     events::TOPIC_CONFIG,
     names,
 };
 
-/// Where memberships come from. Implemented by the config client (over gRPC, cached and
-/// invalidated by events); the auth layer asks it for every user request.
+/// A caller's stored membership in their organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The stored role (never [`Role::Service`]).
+    pub role: Role,
+    /// The `{member}` of `organizations/{organization}/members/{member}`.
+    pub id: Arc<str>,
+}
+
+/// Where memberships come from: the config service's own store where config is mounted (see
+/// [`crate::service::Service::memberships`]), else the config client (over gRPC, cached and
+/// invalidated by events). The auth layer asks it for every user request.
 pub trait Memberships: Send + Sync + 'static {
-    /// The stored role of `subject` in `organizations/{organization}`; `None` when not a member.
-    fn role<'a>(
+    /// The stored membership of `subject` in `organizations/{organization}`; `None` when not
+    /// a member.
+    fn member<'a>(
         &'a self,
         organization: &'a str,
         subject: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Option<Role>>>;
+    ) -> BoxFuture<'a, ApiResult<Option<Member>>>;
 
     /// The answer when it is at hand without waiting (a cache hit): the auth layer then skips
-    /// its asynchronous path. `None` means "ask [`Memberships::role`]".
-    fn cached(&self, _organization: &str, _subject: &str) -> Option<Option<Role>> {
+    /// its asynchronous path. `None` means "ask [`Memberships::member`]".
+    fn cached(&self, _organization: &str, _subject: &str) -> Option<Option<Member>> {
         None
     }
 }
@@ -41,22 +52,30 @@ pub async fn resolve(source: &dyn Memberships, principal: Principal) -> ApiResul
     if principal.is_service() {
         return Ok(principal);
     }
-    let role = source
-        .role(&principal.organization, &principal.subject)
+    let member = source
+        .member(&principal.organization, &principal.subject)
         .await?;
-    with_stored_role(principal, role)
+    with_stored_member(principal, member)
 }
 
-/// A user principal with `role`, their stored role (`None`: not a member, refused).
-pub fn with_stored_role(mut principal: Principal, role: Option<Role>) -> ApiResult<Principal> {
-    match role {
+/// A user principal with their stored role and member id (`None`: not a member, refused).
+pub fn with_stored_member(
+    mut principal: Principal,
+    member: Option<Member>,
+) -> ApiResult<Principal> {
+    match member {
         // A stored "service" role cannot exist; refuse rather than trust it.
-        Some(Role::Service) | None => Err(ApiError::PermissionDenied(format!(
+        Some(Member {
+            role: Role::Service,
+            ..
+        })
+        | None => Err(ApiError::PermissionDenied(format!(
             "{} is not a member of organizations/{}",
             principal.subject, principal.organization
         ))),
-        Some(role) => {
-            principal.role = role;
+        Some(member) => {
+            principal.role = member.role;
+            principal.member_id = Some(member.id);
             Ok(principal)
         }
     }
@@ -70,8 +89,8 @@ type Client =
 /// one of its members (or itself) arrives; the TTL only bounds a lost event.
 pub struct ConfigMemberships {
     client: Client,
-    /// (organization id, subject) → stored role; `None` caches "not a member".
-    cache: TtlCache<(String, String), Option<Role>>,
+    /// (organization id, subject) → stored membership; `None` caches "not a member".
+    cache: TtlCache<(String, String), Option<Member>>,
 }
 
 impl ConfigMemberships {
@@ -93,9 +112,8 @@ impl ConfigMemberships {
         Ok(this)
     }
 
-    async fn lookup(&self, organization: &str, subject: &str) -> ApiResult<Option<Role>> {
-        let key = (organization.to_owned(), subject.to_owned());
-        if let Some(hit) = self.cache.get(&key) {
+    async fn lookup(&self, organization: &str, subject: &str) -> ApiResult<Option<Member>> {
+        if let Some(hit) = self.cache.get(&Pair(organization, subject)) {
             return Ok(hit);
         }
         let answer = self
@@ -108,25 +126,35 @@ impl ConfigMemberships {
                 ..Default::default()
             })
             .await;
-        let role = match answer {
+        let member = match answer {
             Ok(r) => r
                 .into_inner()
                 .members
                 .into_iter()
                 .find(|m| m.subject == subject)
-                .and_then(|m| match pb::Role::try_from(m.role) {
-                    Ok(pb::Role::Admin) => Some(Role::Admin),
-                    Ok(pb::Role::Manager) => Some(Role::Manager),
-                    Ok(pb::Role::Trainee) => Some(Role::Trainee),
-                    _ => None,
+                .and_then(|m| {
+                    let role = match pb::Role::try_from(m.role) {
+                        Ok(pb::Role::Admin) => Role::Admin,
+                        Ok(pb::Role::Manager) => Role::Manager,
+                        Ok(pb::Role::Trainee) => Role::Trainee,
+                        _ => return None,
+                    };
+                    let (_, id) = names::parse_child(&m.name, "members")?;
+                    Some(Member {
+                        role,
+                        id: id.into(),
+                    })
                 }),
             // An organization that does not exist has no members.
             Err(status) if status.code() == Code::NotFound => None,
             // Fail closed: no answer, no access.
             Err(status) => return Err(ApiError::from_peer(&status, "the caller's membership")),
         };
-        self.cache.insert(key, role);
-        Ok(role)
+        self.cache.insert(
+            (organization.to_owned(), subject.to_owned()),
+            member.clone(),
+        );
+        Ok(member)
     }
 
     /// Drops what a change to `resource` may have made stale.
@@ -142,17 +170,16 @@ impl ConfigMemberships {
 }
 
 impl Memberships for ConfigMemberships {
-    fn role<'a>(
+    fn member<'a>(
         &'a self,
         organization: &'a str,
         subject: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Option<Role>>> {
+    ) -> BoxFuture<'a, ApiResult<Option<Member>>> {
         Box::pin(self.lookup(organization, subject))
     }
 
-    fn cached(&self, organization: &str, subject: &str) -> Option<Option<Role>> {
-        self.cache
-            .get(&(organization.to_owned(), subject.to_owned()))
+    fn cached(&self, organization: &str, subject: &str) -> Option<Option<Member>> {
+        self.cache.get(&Pair(organization, subject))
     }
 }
 
@@ -180,17 +207,20 @@ mod tests {
     struct Fixed(HashMap<(&'static str, &'static str), Role>);
 
     impl Memberships for Fixed {
-        fn role<'a>(
+        fn member<'a>(
             &'a self,
             organization: &'a str,
             subject: &'a str,
-        ) -> BoxFuture<'a, ApiResult<Option<Role>>> {
-            let role = self
+        ) -> BoxFuture<'a, ApiResult<Option<Member>>> {
+            let member = self
                 .0
                 .iter()
                 .find(|((o, s), _)| *o == organization && *s == subject)
-                .map(|(_, r)| *r);
-            Box::pin(async move { Ok(role) })
+                .map(|((_, s), r)| Member {
+                    role: *r,
+                    id: format!("m-{s}").into(),
+                });
+            Box::pin(async move { Ok(member) })
         }
     }
 
@@ -199,6 +229,7 @@ mod tests {
             subject: subject.into(),
             organization: "acme".into(),
             role,
+            member_id: None,
         }
     }
 
@@ -207,13 +238,17 @@ mod tests {
         let source = Fixed(HashMap::from([(("acme", "dana"), Role::Trainee)]));
         // A token still saying "manager" after a demotion gets the stored role.
         let p = resolve(&source, user("dana", Role::Manager)).await.ok();
-        assert_eq!(p.map(|p| p.role), Some(Role::Trainee));
+        assert_eq!(
+            p.map(|p| (p.role, p.member_id)),
+            Some((Role::Trainee, Some("m-dana".into())))
+        );
         let refused = resolve(&source, user("eve", Role::Admin)).await;
         assert!(matches!(refused, Err(ApiError::PermissionDenied(_))));
         let service = Principal {
             subject: "service:call".into(),
             organization: String::new(),
             role: Role::Service,
+            member_id: None,
         };
         assert!(resolve(&source, service).await.is_ok());
     }

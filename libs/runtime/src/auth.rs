@@ -32,13 +32,15 @@ pub enum Role {
 
 impl Role {
     pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "admin" => Some(Self::Admin),
-            "manager" => Some(Self::Manager),
-            "trainee" => Some(Self::Trainee),
-            "service" => Some(Self::Service),
-            _ => None,
-        }
+        [
+            ("admin", Self::Admin),
+            ("manager", Self::Manager),
+            ("trainee", Self::Trainee),
+            ("service", Self::Service),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.eq_ignore_ascii_case(name))
+        .map(|(_, role)| role)
     }
 }
 
@@ -85,6 +87,10 @@ pub struct Principal {
     pub subject: String,
     pub organization: String,
     pub role: Role,
+    /// The caller's member id in `organization` (the `{member}` of
+    /// `organizations/{organization}/members/{member}`) once the auth layer checked their
+    /// stored membership; `None` for services and where no membership source is set.
+    pub member_id: Option<Arc<str>>,
 }
 
 impl Principal {
@@ -387,8 +393,8 @@ pub fn dev_secret(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Ve
 #[derive(Clone, Debug, Default)]
 pub struct AuthPolicy {
     public_prefixes: Vec<String>,
-    public_paths: HashSet<String>,
-    internal_methods: HashSet<String>,
+    public_paths: HashSet<String, crate::cache::FastHash>,
+    internal_methods: HashSet<String, crate::cache::FastHash>,
 }
 
 impl AuthPolicy {
@@ -399,8 +405,8 @@ impl AuthPolicy {
                 "/grpc.reflection.v1.ServerReflection/".into(),
                 "/grpc.reflection.v1alpha.ServerReflection/".into(),
             ],
-            public_paths: HashSet::new(),
-            internal_methods: HashSet::new(),
+            public_paths: HashSet::default(),
+            internal_methods: HashSet::default(),
         }
     }
     /// Exact paths that need no token (the console's page at `/`; a prefix `/` would open
@@ -433,7 +439,7 @@ impl AuthPolicy {
 /// hit with the verifier's leeway. Refused tokens are never cached, so callers without a valid
 /// token cannot fill it; the bound and the TTL cap what valid ones can hold.
 struct VerifiedTokens {
-    cache: moka::sync::Cache<Box<str>, Arc<Claims>>,
+    cache: moka::sync::Cache<Box<str>, Arc<Claims>, crate::cache::FastHash>,
 }
 
 impl VerifiedTokens {
@@ -445,7 +451,7 @@ impl VerifiedTokens {
             cache: moka::sync::Cache::builder()
                 .max_capacity(Self::CAPACITY)
                 .time_to_live(Self::TTL)
-                .build(),
+                .build_with_hasher(crate::cache::FastHash::default()),
         }
     }
 
@@ -514,6 +520,7 @@ impl AuthLayer {
             subject: claims.sub.clone(),
             organization: claims.org.clone(),
             role: claims.role,
+            member_id: None,
         }))
     }
 }
@@ -566,7 +573,7 @@ where
         let principal = match &self.layer.memberships {
             Some(source) if !principal.is_service() => {
                 match source.cached(&principal.organization, &principal.subject) {
-                    Some(role) => match crate::access::with_stored_role(principal, role) {
+                    Some(member) => match crate::access::with_stored_member(principal, member) {
                         Ok(p) => p,
                         Err(e) => return refuse(e.into()),
                     },

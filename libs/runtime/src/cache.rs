@@ -5,11 +5,36 @@
 use std::{hash::Hash, sync::OnceLock, time::Duration};
 
 use metrics::{Counter, Gauge};
-use moka::{policy::EvictionPolicy, sync::Cache};
+use moka::{Equivalent, policy::EvictionPolicy, sync::Cache};
+
+/// A borrowed `(String, String)` key: hashes and compares like the owned tuple, so a lookup
+/// builds no Strings.
+#[derive(Hash)]
+pub struct Pair<'a>(pub &'a str, pub &'a str);
+
+impl Equivalent<(String, String)> for Pair<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// A borrowed `(String, String, String)` key, like [`Pair`].
+#[derive(Hash)]
+pub struct Triple<'a>(pub &'a str, pub &'a str, pub &'a str);
+
+impl Equivalent<(String, String, String)> for Triple<'_> {
+    fn equivalent(&self, key: &(String, String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+    }
+}
+
+/// The hasher of the runtime's per-request maps and caches: seeded per process, several times
+/// cheaper than SipHash on the keys looked up per call (a token is ~250 bytes).
+pub type FastHash = foldhash::fast::RandomState;
 
 pub struct TtlCache<K, V> {
     name: &'static str,
-    inner: Cache<K, V>,
+    inner: Cache<K, V, FastHash>,
     /// Registered on first use, not on every lookup.
     handles: OnceLock<Handles>,
 }
@@ -30,7 +55,7 @@ where
             .max_capacity(capacity.max(1) as u64)
             .time_to_live(ttl)
             .eviction_policy(EvictionPolicy::lru())
-            .build();
+            .build_with_hasher(FastHash::default());
         Self {
             name,
             inner,
@@ -51,7 +76,11 @@ where
         })
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// `key` is a `&K` or a borrowed form of it ([`Pair`], [`Triple`]).
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Equivalent<K> + Hash + ?Sized,
+    {
         let hit = self.inner.get(key);
         let h = self.handles();
         if hit.is_some() {
@@ -67,7 +96,10 @@ where
         self.handles().entries.set(self.inner.entry_count() as f64);
     }
 
-    pub fn invalidate(&self, key: &K) {
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        Q: Equivalent<K> + Hash + ?Sized,
+    {
         self.inner.invalidate(key);
     }
 
@@ -113,5 +145,20 @@ mod tests {
         assert_eq!(cache.get(&"d"), Some(4));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&"d"), None, "expired");
+    }
+
+    #[test]
+    fn borrowed_keys_find_owned_ones() {
+        let pairs = TtlCache::new("test-pairs", 10, Duration::from_secs(60));
+        pairs.insert(("acme".to_owned(), "dana".to_owned()), 1);
+        assert_eq!(pairs.get(&Pair("acme", "dana")), Some(1));
+        assert_eq!(pairs.get(&Pair("acmed", "ana")), None);
+        assert_eq!(pairs.get(&Pair("dana", "acme")), None);
+        pairs.invalidate(&Pair("acme", "dana"));
+        assert_eq!(pairs.get(&("acme".to_owned(), "dana".to_owned())), None);
+        let triples = TtlCache::new("test-triples", 10, Duration::from_secs(60));
+        triples.insert(("a".to_owned(), "b".to_owned(), "c".to_owned()), 2);
+        assert_eq!(triples.get(&Triple("a", "b", "c")), Some(2));
+        assert_eq!(triples.get(&Triple("a", "bc", "")), None);
     }
 }

@@ -150,7 +150,7 @@ impl MethodMetrics {
 /// [`MAX_CACHED_PATHS`] a path's handles are registered per request, as they used to be.
 #[derive(Default)]
 struct Handles {
-    by_path: RwLock<HashMap<Box<str>, Arc<MethodMetrics>>>,
+    by_path: RwLock<HashMap<Box<str>, Arc<MethodMetrics>, crate::cache::FastHash>>,
 }
 
 const MAX_CACHED_PATHS: usize = 4096;

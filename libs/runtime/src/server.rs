@@ -154,6 +154,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Replaces the membership source, whichever was set: the membership store's own service
+    /// (config) answers for the whole server.
+    pub fn replace_memberships(
+        &mut self,
+        source: Arc<dyn crate::access::Memberships>,
+    ) -> &mut Self {
+        self.memberships = Some(source);
+        self
+    }
+
     pub fn has_memberships(&self) -> bool {
         self.memberships.is_some()
     }

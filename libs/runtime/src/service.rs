@@ -36,6 +36,13 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// Its gRPC services, HTTP routes and internal methods.
     fn routes(self: &Arc<Self>, routes: &mut Routes<'_>) -> impl Future<Output = ()> + Send;
 
+    /// The membership source of the whole server when this service is mounted on it (the
+    /// config service answers from its own store); `None` (the default) keeps the config
+    /// client. See [`crate::access`].
+    fn memberships(self: &Arc<Self>) -> Option<Arc<dyn crate::access::Memberships>> {
+        None
+    }
+
     /// What runs once the database is migrated: the outbox relay, consumers, background tasks.
     /// The service reports SERVING when this returns.
     fn start(
@@ -107,9 +114,17 @@ pub async fn mount_with<S: Service>(
     ctx: &Context,
     settings: S::Settings,
 ) -> Starter {
-    // Every user request of every service is checked against the stored membership; the
-    // first service mounted on a server installs the source for all of them.
-    if !server.has_memberships() {
+    let db = Ready::new();
+    let svc = match S::build(ctx, settings, db.clone()) {
+        Ok(svc) => svc,
+        Err(e) => return not_starting(S::NAME, &e),
+    };
+    // Every user request of every service is checked against the stored membership. A
+    // service with its own source (config, whose store holds the memberships) serves the
+    // whole server; otherwise the first service mounted installs the config client for all.
+    if let Some(source) = svc.memberships() {
+        server.replace_memberships(source);
+    } else if !server.has_memberships() {
         match crate::access::ConfigMemberships::start(ctx) {
             Ok(source) => {
                 server.memberships(source);
@@ -117,11 +132,6 @@ pub async fn mount_with<S: Service>(
             Err(e) => return not_starting(S::NAME, &e),
         }
     }
-    let db = Ready::new();
-    let svc = match S::build(ctx, settings, db.clone()) {
-        Ok(svc) => svc,
-        Err(e) => return not_starting(S::NAME, &e),
-    };
     let mut routes = Routes {
         server,
         grpc: Vec::new(),

@@ -22,6 +22,7 @@ fn as_who<T>(msg: T, role: Role, subject: &str, org: &str) -> Request<T> {
         subject: subject.into(),
         organization: org.into(),
         role,
+        member_id: None,
     });
     r
 }
@@ -312,6 +313,7 @@ async fn submit_keeps_what_session_ended_carries(backend: Backend) {
         subject: "call".into(),
         organization: String::new(),
         role: Role::Service,
+        member_id: None,
     };
     let base = pb::SubmitSessionRequest {
         session: session("real"),

@@ -26,6 +26,7 @@ fn as_who<T>(msg: T, role: Role, subject: &str) -> Request<T> {
         subject: subject.into(),
         organization: "acme".into(),
         role,
+        member_id: None,
     });
     r
 }

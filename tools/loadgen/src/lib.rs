@@ -15,6 +15,7 @@
 //! a turn to the persona's first reply chunk, and for every `--pid NAME=PID` the process's
 //! RSS (last and peak) and CPU use (average and peak, in % of one core) sampled from /proc.
 
+pub mod bare;
 pub mod procs;
 pub mod report;
 pub mod run;

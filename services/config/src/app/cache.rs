@@ -10,8 +10,9 @@
 //! it was at the database drops what it has just inserted.
 
 use std::{
+    any::Any,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -19,8 +20,9 @@ use std::{
 
 use salestrainer_proto::events;
 use salestrainer_runtime::{
-    Context,
-    cache::TtlCache,
+    ApiError, ApiResult, Context, Role,
+    access::Member,
+    cache::{Pair, Triple, TtlCache},
     consumer::{self, EventHandler, Received, Subscription},
     events::TOPIC_CONFIG,
 };
@@ -41,11 +43,12 @@ type MemberKey = (String, String);
 type ResourceKey = (String, String, String);
 
 pub struct ReadCache {
-    /// (organization, subject) → member. Only members are cached, never "not a member".
-    /// Shared, not copied, on every hit: these are read on every request.
-    members: TtlCache<MemberKey, Arc<member::Model>>,
-    /// (organization, collection, id) → persona, scenario, rubric or assignment row.
-    resources: TtlCache<ResourceKey, Arc<resource::Model>>,
+    /// (organization, subject) → member (role and id). Only members are cached, never "not a
+    /// member". Read on every user request (by the auth layer, see `access::StoreMemberships`).
+    members: TtlCache<MemberKey, Member>,
+    /// (organization, collection, id) → persona, scenario, rubric or assignment row, with its
+    /// decoded message once a Get decoded it.
+    resources: TtlCache<ResourceKey, Arc<CachedResource>>,
     generation: AtomicU64,
     /// False with a zero TTL: reads bypass the cache.
     enabled: bool,
@@ -75,30 +78,41 @@ impl ReadCache {
         Self::new(CAPACITY, Duration::from_millis(ttl_ms))
     }
 
+    /// The membership of `subject` in `org` when the cache holds it (`None`: not cached, ask
+    /// [`Self::member_by_subject`]). Never touches the database.
+    pub fn cached_member(&self, org: &str, subject: &str) -> Option<Member> {
+        if !self.enabled {
+            return None;
+        }
+        self.members.get(&Pair(org, subject))
+    }
+
     /// The member bound to `subject` in `org`.
     pub async fn member_by_subject<C: ConnectionTrait>(
         &self,
         conn: &C,
         org: &str,
         subject: &str,
-    ) -> Result<Option<Arc<member::Model>>, DbErr> {
+    ) -> ApiResult<Option<Member>> {
         if !self.enabled {
-            return Ok(store::organizations::member_by_subject(conn, org, subject)
+            return store::organizations::member_by_subject(conn, org, subject)
                 .await?
-                .map(Arc::new));
+                .map(|m| member_of(&m))
+                .transpose();
         }
-        let key = (org.to_owned(), subject.to_owned());
-        if let Some(m) = self.members.get(&key) {
+        if let Some(m) = self.members.get(&Pair(org, subject)) {
             return Ok(Some(m));
         }
         let seen = self.generation.load(Ordering::SeqCst);
         let found = store::organizations::member_by_subject(conn, org, subject)
             .await?
-            .map(Arc::new);
+            .map(|m| member_of(&m))
+            .transpose()?;
         if let Some(m) = &found {
-            self.members.insert(key.clone(), Arc::clone(m));
+            let key = (org.to_owned(), subject.to_owned());
+            self.members.insert(key, m.clone());
             if self.generation.load(Ordering::SeqCst) != seen {
-                self.members.invalidate(&key);
+                self.members.invalidate(&Pair(org, subject));
             }
         }
         Ok(found)
@@ -111,20 +125,24 @@ impl ReadCache {
         org: &str,
         collection: &str,
         id: &str,
-    ) -> Result<Option<Arc<resource::Model>>, DbErr> {
+    ) -> Result<Option<Arc<CachedResource>>, DbErr> {
         if !self.enabled {
-            return Ok(sc::get(conn, org, collection, id).await?.map(Arc::new));
+            return Ok(sc::get(conn, org, collection, id)
+                .await?
+                .map(CachedResource::new));
         }
-        let key = (org.to_owned(), collection.to_owned(), id.to_owned());
-        if let Some(r) = self.resources.get(&key) {
+        if let Some(r) = self.resources.get(&Triple(org, collection, id)) {
             return Ok(Some(r));
         }
         let seen = self.generation.load(Ordering::SeqCst);
-        let found = sc::get(conn, org, collection, id).await?.map(Arc::new);
+        let found = sc::get(conn, org, collection, id)
+            .await?
+            .map(CachedResource::new);
         if let Some(r) = &found {
-            self.resources.insert(key.clone(), Arc::clone(r));
+            let key = (org.to_owned(), collection.to_owned(), id.to_owned());
+            self.resources.insert(key, Arc::clone(r));
             if self.generation.load(Ordering::SeqCst) != seen {
-                self.resources.invalidate(&key);
+                self.resources.invalidate(&Triple(org, collection, id));
             }
         }
         Ok(found)
@@ -140,8 +158,7 @@ impl ReadCache {
     /// A content row was created, changed or deleted.
     pub fn resource_changed(&self, org: &str, collection: &str, id: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.resources
-            .invalidate(&(org.to_owned(), collection.to_owned(), id.to_owned()));
+        self.resources.invalidate(&Triple(org, collection, id));
     }
 
     /// Applies one ConfigChanged event (`organizations/{org}/{collection}/{id}`).
@@ -165,6 +182,49 @@ impl ReadCache {
         let sub = Subscription::each_replica(TOPIC_CONFIG, "config-read-cache", ctx)
             .only(&["config.changed"]);
         consumer::spawn(ctx, sub, Arc::new(Invalidator(Arc::clone(self))));
+    }
+}
+
+/// A stored member as the access checks see it; a role the code does not know fails closed.
+fn member_of(m: &member::Model) -> ApiResult<Member> {
+    match Role::parse(&m.role) {
+        Some(role) if role != Role::Service => Ok(Member {
+            role,
+            id: m.id.as_str().into(),
+        }),
+        _ => Err(ApiError::internal(anyhow::anyhow!(
+            "member has unknown role"
+        ))),
+    }
+}
+
+/// A content row as cached, and its message once decoded: a hit then decodes nothing. The row
+/// never changes once cached (a write drops the entry), so neither does the message.
+pub struct CachedResource {
+    pub row: resource::Model,
+    decoded: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl CachedResource {
+    fn new(row: resource::Model) -> Arc<Self> {
+        Arc::new(Self {
+            row,
+            decoded: OnceLock::new(),
+        })
+    }
+
+    /// The row's message: a copy of the one decoded before, else `decode(row)`, kept for the
+    /// next reader. A cache entry holds one collection, so one message type.
+    pub fn message<K: Clone + Send + Sync + 'static>(
+        &self,
+        decode: impl FnOnce(&resource::Model) -> ApiResult<K>,
+    ) -> ApiResult<K> {
+        if let Some(k) = self.decoded.get().and_then(|d| d.downcast_ref::<K>()) {
+            return Ok(k.clone());
+        }
+        let k = decode(&self.row)?;
+        let _ = self.decoded.set(Box::new(k.clone()));
+        Ok(k)
     }
 }
 
@@ -240,7 +300,7 @@ mod tests {
             .unwrap();
         let cache = ReadCache::default();
         let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
-        assert_eq!(m.unwrap().role, "admin");
+        assert_eq!(m.unwrap().role, Role::Admin);
         member::Entity::update_many()
             .col_expr(member::Column::Role, Expr::value("trainee"))
             .filter(member::Column::Subject.eq("alice"))
@@ -248,13 +308,19 @@ mod tests {
             .await
             .unwrap();
         let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
-        assert_eq!(m.unwrap().role, "admin", "served from the cache");
+        assert_eq!(m.unwrap().role, Role::Admin, "served from the cache");
+        assert!(cache.cached_member("acme", "alice").is_some());
         cache.members_changed("globex");
         let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
-        assert_eq!(m.unwrap().role, "admin", "another organization's change");
+        assert_eq!(
+            m.unwrap().role,
+            Role::Admin,
+            "another organization's change"
+        );
         cache.members_changed("acme");
+        assert!(cache.cached_member("acme", "alice").is_none(), "dropped");
         let m = cache.member_by_subject(&db, "acme", "alice").await.unwrap();
-        assert_eq!(m.unwrap().role, "trainee");
+        assert_eq!(m.unwrap().role, Role::Trainee);
 
         let off = ReadCache::new(CAPACITY, Duration::ZERO);
         assert!(
@@ -264,5 +330,6 @@ mod tests {
                 .is_some()
         );
         assert!(off.members.is_empty(), "a zero TTL caches nothing");
+        assert!(off.cached_member("acme", "alice").is_none());
     }
 }

@@ -37,7 +37,7 @@ pub struct Reference {
     pub name: String,
 }
 
-pub trait ContentKind: Message + Default + Clone + 'static {
+pub trait ContentKind: Message + Default + Clone + Send + Sync + 'static {
     const COLLECTION: &'static str;
     /// The request field holding the resource, e.g. "persona".
     const FIELD: &'static str;
@@ -145,7 +145,7 @@ async fn check_references<K: ContentKind>(
 /// Whether a trainee may read this resource.
 async fn trainee_may_read<K: ContentKind>(
     db: &DatabaseConnection,
-    caller: &Caller,
+    caller: &Caller<'_>,
     org: &str,
     id: &str,
 ) -> ApiResult<bool> {
@@ -216,7 +216,7 @@ pub async fn create<K: ContentKind>(
     let (db, caller) = app.context(principal).await?;
     let org = fields::parent("parent", parent)?;
     caller.in_org(&org, parent)?;
-    caller.require(K::WRITERS, &format!("create {}", K::COLLECTION))?;
+    caller.require(K::WRITERS, format_args!("create {}", K::COLLECTION))?;
     let mut msg = fields::required(K::FIELD, msg)?;
     let mut v = Violations::new();
     validate::client_id(&mut v, &format!("{}_id", K::FIELD), client_id);
@@ -266,21 +266,21 @@ pub async fn get<K: ContentKind>(
     name: &str,
 ) -> ApiResult<K> {
     let (db, caller) = app.context(principal).await?;
-    let (org, id) = fields::child("name", name, K::COLLECTION)?;
-    caller.in_org(&org, name)?;
-    caller.require(ANYONE, &format!("read {}", K::COLLECTION))?;
-    let row = app
+    let (org, id) = fields::child_ref("name", name, K::COLLECTION)?;
+    caller.in_org(org, name)?;
+    caller.require(ANYONE, format_args!("read {}", K::COLLECTION))?;
+    let cached = app
         .cache
-        .resource(db, &org, K::COLLECTION, &id)
+        .resource(db, org, K::COLLECTION, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(name.to_owned()))?;
-    if caller.is_trainee() && !trainee_may_read::<K>(db, &caller, &org, &id).await? {
+    if caller.is_trainee() && !trainee_may_read::<K>(db, &caller, org, id).await? {
         return Err(ApiError::PermissionDenied(format!(
             "trainees read only the {} of their own assignments or of scenarios open to all",
             K::COLLECTION
         )));
     }
-    row_to(&row)
+    cached.message(row_to::<K>)
 }
 
 pub(super) struct Listed<K> {
@@ -301,7 +301,7 @@ pub(super) async fn list<K: ContentKind>(
     let (db, caller) = app.context(principal).await?;
     let org = fields::parent("parent", parent)?;
     caller.in_org(&org, parent)?;
-    caller.require(ANYONE, &format!("list {}", K::COLLECTION))?;
+    caller.require(ANYONE, format_args!("list {}", K::COLLECTION))?;
     fields::no_filter_expression(filter_expr)?;
     let mut parts = vec![parent, K::COLLECTION];
     parts.extend_from_slice(query);
@@ -309,7 +309,7 @@ pub(super) async fn list<K: ContentKind>(
     let after = paging::decode(page_token, fp)?;
     if caller.is_trainee() && K::COLLECTION != sc::CERTIFICATIONS {
         if K::COLLECTION == sc::ASSIGNMENTS {
-            filter.assignee = Some(caller.member_id.clone());
+            filter.assignee = Some(caller.member_id.to_string());
         } else {
             let visible = sc::visible_to(db, &org, &caller.member_id).await?;
             filter.ids = Some(match K::COLLECTION {
@@ -459,7 +459,7 @@ pub async fn update<K: ContentKind>(
     let name = patch.name().to_owned();
     let (org, id) = fields::child(&format!("{}.name", K::FIELD), &name, K::COLLECTION)?;
     caller.in_org(&org, &name)?;
-    caller.require(K::WRITERS, &format!("update {}", K::COLLECTION))?;
+    caller.require(K::WRITERS, format_args!("update {}", K::COLLECTION))?;
     let paths = fields::mask("update_mask", mask, K::UPDATABLE)?;
 
     let row = sc::get(db, &org, K::COLLECTION, &id)
@@ -518,7 +518,7 @@ pub async fn delete<K: ContentKind>(
     let (db, caller) = app.context(principal).await?;
     let (org, id) = fields::child("name", name, K::COLLECTION)?;
     caller.in_org(&org, name)?;
-    caller.require(K::WRITERS, &format!("delete {}", K::COLLECTION))?;
+    caller.require(K::WRITERS, format_args!("delete {}", K::COLLECTION))?;
     let txn = salestrainer_runtime::db::begin_write(db).await?;
     let row = sc::get(&txn, &org, K::COLLECTION, &id)
         .await?

@@ -83,7 +83,10 @@ impl ConfigApp {
     }
 
     /// The database and the checked caller.
-    async fn context(&self, principal: &Principal) -> ApiResult<(&DatabaseConnection, Caller)> {
+    async fn context<'p>(
+        &self,
+        principal: &'p Principal,
+    ) -> ApiResult<(&DatabaseConnection, Caller<'p>)> {
         let db = self.db.get()?;
         let caller = Caller::resolve(db, &self.cache, principal).await?;
         Ok((db, caller))
@@ -115,6 +118,13 @@ impl Service for ConfigApp {
             app.console = Some(console);
         }
         Ok(Arc::new(app))
+    }
+
+    fn memberships(self: &Arc<Self>) -> Option<Arc<dyn salestrainer_runtime::access::Memberships>> {
+        Some(Arc::new(access::StoreMemberships {
+            db: self.db.clone(),
+            cache: Arc::clone(&self.cache),
+        }))
     }
 
     async fn routes(self: &Arc<Self>, routes: &mut Routes<'_>) {

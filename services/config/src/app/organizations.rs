@@ -181,9 +181,9 @@ pub async fn list_organizations(
 ) -> ApiResult<pb::ListOrganizationsResponse> {
     let (db, caller) = app.context(principal).await?;
     fields::no_filter_expression(&req.filter)?;
-    let fp = paging::fingerprint(&["organizations", &caller.org]);
+    let fp = paging::fingerprint(&["organizations", caller.org]);
     let after = paging::decode(&req.page_token, fp)?;
-    let only = (!caller.service).then_some(caller.org.as_str());
+    let only = (!caller.service).then_some(caller.org);
     let found = so::list(
         db,
         only,
@@ -391,7 +391,7 @@ pub async fn get_member(
     let (db, caller) = app.context(principal).await?;
     let (org, id) = fields::child("name", &req.name, MEMBERS)?;
     caller.in_org(&org, &req.name)?;
-    if caller.is_trainee() && caller.member_id != id {
+    if caller.is_trainee() && *caller.member_id != *id {
         return Err(ApiError::PermissionDenied(
             "trainees read only their own member record".into(),
         ));

@@ -13,14 +13,21 @@ pub fn parent(field: &str, value: &str) -> ApiResult<String> {
 
 /// `(org, id)` of a resource name in `collection`.
 pub fn child(field: &str, value: &str, collection: &str) -> ApiResult<(String, String)> {
-    names::parse_child(value, collection)
-        .map(|(o, i)| (o.to_owned(), i.to_owned()))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                field,
-                format!("must be organizations/{{organization}}/{collection}/{{id}}"),
-            )
-        })
+    child_ref(field, value, collection).map(|(o, i)| (o.to_owned(), i.to_owned()))
+}
+
+/// [`child`], borrowed from `value`.
+pub fn child_ref<'a>(
+    field: &str,
+    value: &'a str,
+    collection: &str,
+) -> ApiResult<(&'a str, &'a str)> {
+    names::parse_child(value, collection).ok_or_else(|| {
+        ApiError::invalid(
+            field,
+            format!("must be organizations/{{organization}}/{collection}/{{id}}"),
+        )
+    })
 }
 
 /// The AIP-160 `filter` string: only the typed filters are supported so far.
