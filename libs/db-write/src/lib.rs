@@ -100,6 +100,8 @@ where
         Ok(r) => r,
         Err(e) => return Err(DbErr::Custom(format!("no SQLite writer thread: {e}")).into()),
     };
+    // The caller's span goes along, so the statements stay inside the request's trace.
+    let work = tracing::Instrument::instrument(work, tracing::Span::current());
     match runtime.spawn(work).await {
         Ok(done) => done,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

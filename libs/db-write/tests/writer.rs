@@ -110,3 +110,28 @@ async fn the_transaction_finishes_when_its_caller_goes_away() {
     }
     assert_eq!(count(&db).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_span_goes_along() {
+    use tracing::Instrument;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // A subscriber for every thread (the writer's included), so spans exist.
+    let _ = tracing_subscriber::registry().try_init();
+    let (_dir, db) = sqlite().await;
+    let conn = db.clone();
+    let seen = async {
+        on_writer(&db, async move {
+            let span = tracing::Span::current();
+            let name = span.metadata().map(|m| m.name()).unwrap_or_default();
+            let txn = begin_write(&conn).await?;
+            txn.commit().await?;
+            Ok::<_, DbErr>((name, std::thread::current().name().map(str::to_owned)))
+        })
+        .await
+    }
+    .instrument(tracing::info_span!("caller_request"))
+    .await
+    .unwrap();
+    assert_eq!(seen.0, "caller_request");
+    assert_eq!(seen.1.as_deref(), Some("sqlite-writer"));
+}
