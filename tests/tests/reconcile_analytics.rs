@@ -136,19 +136,7 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
     assert_eq!(from_call.len(), 2, "{backend:?}: {from_call:?}");
     assert_eq!(deliver(&w, from_call).await, (2, 0));
     // Grading's SessionGraded is lost; the reconciler asks grading.
-    let evaluation = w
-        .grading()
-        .get_evaluation(authed(
-            gr::GetEvaluationRequest {
-                name: w.evaluation.clone(),
-            },
-            &w.admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .evaluation
-        .unwrap();
+    let evaluation = w.evaluation_now().await;
     let score = (evaluation.overall_score * 1000.0).round() / 1000.0;
     let counted = summary_until(&w, "the reconciler counts the graded session", |s| {
         s.graded_sessions == 1

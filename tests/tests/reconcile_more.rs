@@ -96,6 +96,32 @@ async fn session_until(
     }
 }
 
+/// Grading's relay sends `event_id` again (its outbox row unsent) and call handles it.
+async fn send_again_to_call(
+    grading: &DatabaseConnection,
+    calls: &DatabaseConnection,
+    event_id: &str,
+    what: &str,
+    backend: Backend,
+) {
+    grading
+        .execute_raw(sql(
+            grading,
+            "UPDATE bus_outbox SET sent_at = NULL WHERE event_id = $1",
+            vec![event_id.to_owned().into()],
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !inbox_has(calls, event_id).await {
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: {what} never reached call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn inbox_has(db: &DatabaseConnection, event_id: &str) -> bool {
     db.query_one_raw(sql(
         db,
@@ -180,22 +206,7 @@ async fn call_repairs_a_lost_override(backend: Backend) {
 
     // The real event comes late: grading's relay sends it again, call handles it.
     let grading = db_of(&w, "grading").await;
-    grading
-        .execute_raw(sql(
-            &grading,
-            "UPDATE bus_outbox SET sent_at = NULL WHERE event_id = $1",
-            vec![event_id.clone().into()],
-        ))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !inbox_has(&calls, &event_id).await {
-        assert!(
-            Instant::now() < deadline,
-            "{backend:?}: the late event never reached call"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    send_again_to_call(&grading, &calls, &event_id, "the late event", backend).await;
     // Rounds after it: nothing changes, nothing more is repaired.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
@@ -302,22 +313,14 @@ async fn call_repairs_a_lost_override(backend: Backend) {
     );
     assert_eq!(repaired("evaluation_overridden"), before + 1, "{backend:?}");
     // Its real SessionGraded, late, holds no newer revision of the grade call has: nothing.
-    grading
-        .execute_raw(sql(
-            &grading,
-            "UPDATE bus_outbox SET sent_at = NULL WHERE event_id = $1",
-            vec![regrade_event.clone().into()],
-        ))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !inbox_has(&calls, &regrade_event).await {
-        assert!(
-            Instant::now() < deadline,
-            "{backend:?}: the late regrade never reached call"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    send_again_to_call(
+        &grading,
+        &calls,
+        &regrade_event,
+        "the late regrade",
+        backend,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
         get_session(&w).await,
@@ -376,19 +379,7 @@ async fn analytics_repairs_a_session_never_ended(backend: Backend) {
         .into_inner()
         .accepted;
     assert_eq!(accepted, 1);
-    let evaluation = w
-        .grading()
-        .get_evaluation(authed(
-            gr::GetEvaluationRequest {
-                name: w.evaluation.clone(),
-            },
-            &w.admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .evaluation
-        .unwrap();
+    let evaluation = w.evaluation_now().await;
     let score = (evaluation.overall_score * 1000.0).round() / 1000.0;
 
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -406,6 +406,22 @@ impl World {
             .clone();
     }
 
+    /// The session's evaluation as grading serves it now (read as the admin).
+    pub async fn evaluation_now(&self) -> gr::Evaluation {
+        self.grading()
+            .get_evaluation(authed(
+                gr::GetEvaluationRequest {
+                    name: self.evaluation.clone(),
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .evaluation
+            .unwrap()
+    }
+
     pub async fn org_summary(
         &self,
         token: &str,
