@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backoff;
 pub mod cache;
 pub mod changes;
+pub mod conn;
 pub mod consumer;
 pub mod context;
 pub mod crypto;

@@ -5,6 +5,7 @@
 
 use std::{collections::HashSet, convert::Infallible, future::Future, sync::Arc, time::Duration};
 
+use futures::TryStreamExt;
 use tokio::{net::TcpListener, sync::Mutex};
 use tonic::{
     body::Body,
@@ -16,6 +17,7 @@ use tower::ServiceBuilder;
 
 use crate::{
     auth::{AuthLayer, AuthPolicy, JwtVerifier},
+    conn::CoalescingStream,
     drain::DrainLayer,
     limits::MessageLimitLayer,
     metrics::MetricsLayer,
@@ -248,7 +250,9 @@ impl ServerBuilder {
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response's last small frame waits ~40 ms for the
                 // peer's delayed ACK (Nagle), on every call.
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                tonic::transport::server::TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .map_ok(CoalescingStream::new),
                 signal,
             );
         tokio::pin!(serve);
