@@ -1,8 +1,8 @@
 //! `salestrainer up` runs the whole suite on embedded defaults; `salestrainer token` mints
 //! development tokens; `salestrainer grader-eval` measures a grader on the labelled set.
 
-// Fewer instructions per allocation than glibc's malloc on the request path, and no eager
-// purging (bench/README.md, "Fourth set").
+// jemalloc: GetPersona +12–14% req/s against glibc's malloc in the same rounds
+// (bench/README.md, "Fourth set").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
