@@ -90,6 +90,15 @@ pub async fn resend_sent_within<C: ConnectionTrait>(
     let cutoff = Utc::now()
         .checked_sub_signed(window)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    resend_sent_since(conn, cutoff).await
+}
+
+/// Marks rows sent at or after `cutoff` as unsent again; returns how many. For a transport
+/// that lost what it was handed after some moment but kept what came before.
+pub async fn resend_sent_since<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     let res = entity::Entity::update_many()
         .col_expr(
             entity::Column::SentAt,

@@ -44,7 +44,11 @@ pub struct RelayOptions {
     /// every `sweep_interval`, that the transport still holds what was published
     /// ([`Transport::intact`]). When it lost its data (a Redis restarted without persistence),
     /// rows sent within `replay_after_loss` are sent again: consumers that had not taken them
-    /// yet would never see them otherwise. `None`: no check.
+    /// yet would never see them otherwise. The same check finds a lost tail (a failover to a
+    /// replica that lagged keeps the marker and the older events): after each batch the relay
+    /// sets a watermark of its own ([`Transport::set_watermark`]); an older one found later
+    /// means what was sent after it is gone, and that goes out again (within
+    /// `replay_after_loss`). `None`: no check.
     pub loss_marker: Option<String>,
     pub replay_after_loss: Duration,
 }
@@ -147,6 +151,7 @@ impl Relay {
                 }
             }
         }
+        let mut tail = self.opts.loss_marker.as_deref().map(TailCheck::new);
         let mut backoff = self.opts.min_backoff;
         // Clean up soon after start, then every cleanup_interval.
         let mut next_cleanup = tokio::time::Instant::now() + Duration::from_secs(1);
@@ -160,11 +165,28 @@ impl Relay {
             {
                 next_loss_check = tokio::time::Instant::now() + self.opts.sweep_interval;
                 // An unreachable transport says nothing: publishing fails and is retried.
-                if let Ok(false) = self.transport.intact(marker).await {
-                    self.replay_after_loss().await;
+                match self.transport.intact(marker).await {
+                    Ok(false) => {
+                        self.replay_after_loss().await;
+                        if let Some(t) = &mut tail {
+                            t.mark = None;
+                        }
+                    }
+                    Ok(true) => {
+                        if let Some(t) = &mut tail {
+                            self.check_tail(t).await;
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
-            match relay_once(&self.db, self.transport.as_ref(), self.opts.batch_size).await {
+            let sent = relay_once(&self.db, self.transport.as_ref(), self.opts.batch_size).await;
+            if let (Ok(n), Some(t)) = (&sent, &mut tail)
+                && *n > 0
+            {
+                self.set_mark(t).await;
+            }
+            match sent {
                 // A full batch: there may be more, go again at once.
                 Ok(n) if n as u64 >= self.opts.batch_size => {
                     backoff = self.opts.min_backoff;
@@ -228,6 +250,57 @@ impl Relay {
         Ok(n)
     }
 
+    /// Sets this relay's watermark after a batch: the rows sent so far are marked sent before
+    /// `now`, so a later loss is repaired by sending again what was sent after the mark.
+    async fn set_mark(&self, t: &mut TailCheck) {
+        let now = Utc::now().timestamp_micros();
+        let ttl = self.opts.replay_after_loss.max(Duration::from_secs(60));
+        match self.transport.set_watermark(&t.key, now, ttl).await {
+            Ok(()) => t.mark = Some(now),
+            // The next batch sets it; until then a loss of this batch goes unnoticed.
+            Err(e) => tracing::warn!(error = %e, "bus relay: cannot set its watermark"),
+        }
+    }
+
+    /// Whether the transport lost the tail of what this relay sent: the watermark it holds is
+    /// older than the last one set (or gone). What was sent since the mark it still holds
+    /// (within `replay_after_loss`) goes out again.
+    async fn check_tail(&self, t: &mut TailCheck) {
+        let Some(mine) = t.mark else { return };
+        let Ok(held) = self.transport.watermark(&t.key).await else {
+            return;
+        };
+        if held.is_some_and(|h| h >= mine) || self.opts.replay_after_loss.is_zero() {
+            return;
+        }
+        let window = chrono::Duration::from_std(self.opts.replay_after_loss)
+            .unwrap_or(chrono::Duration::MAX);
+        let oldest = Utc::now()
+            .checked_sub_signed(window)
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let since = held
+            .and_then(chrono::DateTime::<Utc>::from_timestamp_micros)
+            .map_or(oldest, |h| Ord::max(h, oldest));
+        let resent = async {
+            let txn = begin_write(&self.db).await?;
+            let n = crate::outbox::resend_sent_since(&txn, since).await?;
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>(n)
+        };
+        match resent.await {
+            Ok(n) => {
+                // The rows go out again in this round and set a new mark.
+                t.mark = None;
+                tracing::warn!(
+                    events = n,
+                    "bus relay: the transport lost the events sent after its watermark; sending them again"
+                );
+                metrics::counter!("bus_relay_replayed_events_total").increment(n);
+            }
+            Err(e) => tracing::warn!(error = %e, "bus relay: cannot mark events for resending"),
+        }
+    }
+
     /// The transport lost what it held: rows sent within `replay_after_loss` go out again
     /// (consumers' inboxes make a second copy harmless).
     async fn replay_after_loss(&self) {
@@ -241,6 +314,28 @@ impl Relay {
                 metrics::counter!("bus_relay_replayed_events_total").increment(n);
             }
             Err(e) => tracing::warn!(error = %e, "bus relay: cannot mark events for resending"),
+        }
+    }
+}
+
+/// This relay's watermark: its key (unique to the relay, under the loss marker) and the last
+/// mark it set.
+struct TailCheck {
+    key: String,
+    mark: Option<i64>,
+}
+
+impl TailCheck {
+    fn new(marker: &str) -> Self {
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            key: format!(
+                "{marker}:{}-{}-{n}",
+                std::process::id(),
+                Utc::now().timestamp_micros()
+            ),
+            mark: None,
         }
     }
 }

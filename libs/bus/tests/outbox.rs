@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, bounded, envelope, payload_str, redis_url, unique};
+use common::{OwnRedis, TestDb, bounded, envelope, payload_str, redis_url, unique};
 use salestrainer_bus::outbox::{self, entity};
 use salestrainer_bus::{
     CancellationToken, Envelope, Error, InProcessOptions, InProcessTransport, RedisOptions,
@@ -316,6 +316,117 @@ async fn loss_scenario(tdb: TestDb, replay_after_loss: Duration) {
         .await
         .unwrap();
     tdb.cleanup().await;
+}
+
+/// What a failover to a replica that lagged does: Redis comes back holding the marker and
+/// the older events but not the latest ones. A Redis of the test's own is SIGKILLed and
+/// started again from a snapshot taken after e1 was sent and before e2 was: the relay finds
+/// its watermark older than the one it set, and sends e2 again, and only e2.
+async fn tail_loss_scenario(tdb: TestDb) {
+    let db = &tdb.db;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = OwnRedis::start(None, Some(dir.path()));
+    let transport = Arc::new(
+        RedisStreamsTransport::from_url(&server.url(None), RedisOptions::default()).unwrap(),
+    );
+    let topic = unique("tail");
+    let marker = unique("relay-tail");
+    let watermarks = format!("salestrainer:bus:watermark:{marker}:*");
+    let opts = RelayOptions {
+        sweep_interval: Duration::from_millis(100),
+        loss_marker: Some(marker.clone()),
+        ..RelayOptions::default()
+    };
+    let shutdown = CancellationToken::new();
+    let (notifier, handle) = Relay::start(db.clone(), transport.clone(), opts, shutdown.clone());
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let e1 = envelope(&topic, 1);
+    enqueue_committed(db, &e1).await;
+    notifier.notify();
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e1);
+    d.ack().await.unwrap();
+    drop(sub);
+    let first = wait_for_watermark(&transport, &watermarks, None).await;
+    let mut conn = transport.pool().get().await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut *conn).await.unwrap();
+
+    // e2 is sent after the snapshot; no consumer takes it before Redis goes.
+    let e2 = envelope(&topic, 2);
+    enqueue_committed(db, &e2).await;
+    notifier.notify();
+    wait_for_watermark(&transport, &watermarks, Some(first)).await;
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&topic)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 2);
+    drop(conn);
+
+    server.kill_and_restart();
+    let mut conn = transport.pool().get().await.unwrap();
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&topic)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "the snapshot holds e1 only");
+    drop(conn);
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let d = expect_next(&mut sub).await;
+    assert_eq!(d.envelope, e2, "the lost tail is sent again");
+    d.ack().await.unwrap();
+    // e1 was kept: neither it nor e2 comes again.
+    expect_nothing(&mut sub, Duration::from_millis(500)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+    drop(sub);
+    drop(server);
+    tdb.cleanup().await;
+}
+
+/// The relay's watermark under `pattern`, once set (and newer than `after`).
+async fn wait_for_watermark(
+    transport: &RedisStreamsTransport,
+    pattern: &str,
+    after: Option<i64>,
+) -> i64 {
+    let mut conn = transport.pool().get().await.unwrap();
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut *conn)
+            .await
+            .unwrap();
+        if let [key] = keys.as_slice() {
+            let mark: i64 = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut *conn)
+                .await
+                .unwrap();
+            if after.is_none_or(|a| mark > a) {
+                return mark;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn relay_resends_the_tail_a_lagging_redis_lost_sqlite() {
+    bounded(tail_loss_scenario(TestDb::sqlite().await)).await;
+}
+
+#[tokio::test]
+async fn relay_resends_the_tail_a_lagging_redis_lost_postgres() {
+    bounded(tail_loss_scenario(TestDb::postgres().await)).await;
 }
 
 #[tokio::test]

@@ -6,72 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bounded, envelope, unique};
+use common::{OwnRedis, bounded, envelope, unique};
 use salestrainer_bus::{RedisOptions, RedisStreamsTransport, SubscribeOptions, Transport};
 
 const PASSWORD: &str = "s3cret-pass_word";
-
-/// A `redis-server` of this test's own; killed when dropped.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        // A free loopback port: bound, read, released just before redis takes it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--requirepass",
-                PASSWORD,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn url(&self, password: Option<&str>) -> String {
-        match password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn fast() -> SubscribeOptions {
     SubscribeOptions {
@@ -85,7 +25,7 @@ fn fast() -> SubscribeOptions {
 
 #[tokio::test]
 async fn password_in_the_url_authenticates_and_a_wrong_one_is_refused() {
-    let server = OwnRedis::start();
+    let server = OwnRedis::start(Some(PASSWORD), None);
     bounded(async {
         // The right password: publish, consume, ack.
         let t =

@@ -34,6 +34,7 @@ const F_PAYLOAD: &str = "payload";
 const F_OCCURRED_AT: &str = "occurred_at";
 /// Keys of [`Transport::intact`]'s markers.
 const MARKER_PREFIX: &str = "salestrainer:bus:marker:";
+const WATERMARK_PREFIX: &str = "salestrainer:bus:watermark:";
 
 /// Transport-wide settings.
 #[derive(Clone, Debug)]
@@ -316,6 +317,38 @@ impl Transport for RedisStreamsTransport {
                 .query_async(&mut conn)
                 .await?;
             Ok(set.is_none())
+        })
+    }
+
+    /// A plain key: Redis replicates commands in the order it ran them, so a replica holding
+    /// a mark holds every XADD that returned before it was set.
+    fn set_watermark<'a>(
+        &'a self,
+        key: &'a str,
+        mark: i64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.pool.get().await?;
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let _: () = redis::cmd("SET")
+                .arg(format!("{WATERMARK_PREFIX}{key}"))
+                .arg(mark)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn watermark<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<i64>>> {
+        Box::pin(async move {
+            let mut conn = self.pool.get().await?;
+            Ok(redis::cmd("GET")
+                .arg(format!("{WATERMARK_PREFIX}{key}"))
+                .query_async(&mut conn)
+                .await?)
         })
     }
 

@@ -3,7 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use salestrainer_bus::{CreateInbox, CreateOutbox, Envelope};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -130,4 +132,80 @@ pub fn envelope(topic: &str, n: u32) -> Envelope {
 
 pub fn payload_str(env: &Envelope) -> String {
     String::from_utf8(env.payload.to_vec()).unwrap()
+}
+
+/// A `redis-server` of a test's own on a free loopback port; killed when dropped. With `dir`
+/// it loads and writes its snapshot there (only on SAVE), so a kill and start again brings
+/// back exactly what the last SAVE held: a replica that lagged, promoted.
+pub struct OwnRedis {
+    child: Child,
+    pub port: u16,
+    password: Option<String>,
+    dir: Option<PathBuf>,
+}
+
+impl OwnRedis {
+    pub fn start(password: Option<&str>, dir: Option<&Path>) -> Self {
+        // A free loopback port: bound, read, released just before redis takes it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            child: Self::spawn(port, password, dir),
+            port,
+            password: password.map(str::to_owned),
+            dir: dir.map(Path::to_path_buf),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(port: u16, password: Option<&str>, dir: Option<&Path>) -> Child {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--protected-mode", "yes"]);
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
+        if let Some(d) = dir {
+            cmd.arg("--dir").arg(d).args(["--dbfilename", "dump.rdb"]);
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed")
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, then a new server on the same port and directory (what the last SAVE held).
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, self.password.as_deref(), self.dir.as_deref());
+        self.wait_ready();
+    }
+
+    pub fn url(&self, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
