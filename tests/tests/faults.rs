@@ -76,20 +76,41 @@ fn kill9(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// What a killed Redis comes back with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Persistence {
+    /// Nothing: it restarts empty.
+    None,
+    /// Everything it acknowledged (append-only file, fsync always).
+    AppendOnly,
+    /// What it held at the test's last SAVE: a replica that lagged, promoted.
+    Snapshot,
+}
+
+impl Persistence {
+    fn describe(self) -> &'static str {
+        match self {
+            Persistence::None => "no persistence",
+            Persistence::AppendOnly => "appendonly, fsync always",
+            Persistence::Snapshot => "back from an older snapshot",
+        }
+    }
+}
+
 /// A redis-server of the test's own on an ephemeral port.
 struct Redis {
     port: u16,
     dir: PathBuf,
-    persistent: bool,
+    persistence: Persistence,
     child: Option<Child>,
 }
 
 impl Redis {
-    async fn start(dir: &Path, persistent: bool) -> Redis {
+    async fn start(dir: &Path, persistence: Persistence) -> Redis {
         let mut r = Redis {
             port: free_port(),
             dir: dir.join("redis"),
-            persistent,
+            persistence,
             child: None,
         };
         std::fs::create_dir_all(&r.dir).unwrap();
@@ -107,9 +128,10 @@ impl Redis {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--save", ""]);
-        if self.persistent {
+        if self.persistence == Persistence::AppendOnly {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
+            // A snapshot only on the test's SAVE; none without persistence.
             cmd.args(["--appendonly", "no"]);
         }
         let log = std::fs::File::create(self.dir.join("redis.log")).unwrap();
@@ -136,6 +158,13 @@ impl Redis {
             kill9(&mut c);
         }
     }
+
+    /// Writes the snapshot a restart comes back with (persistence `Snapshot`).
+    async fn save(&self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
+    }
 }
 
 struct Service {
@@ -157,7 +186,7 @@ struct Suite {
 }
 
 impl Suite {
-    async fn start(persistent_redis: bool) -> Suite {
+    async fn start(persistence: Persistence) -> Suite {
         salestrainer_runtime::install_crypto_provider();
         let bin = std::env::var_os("SALESTRAINER_FAULTS_BIN_DIR")
             .map(PathBuf::from)
@@ -174,7 +203,7 @@ impl Suite {
             .prefix("salestrainer-faults-")
             .tempdir()
             .unwrap();
-        let redis = Redis::start(dir.path(), persistent_redis).await;
+        let redis = Redis::start(dir.path(), persistence).await;
         let services = SERVICES
             .iter()
             .map(|name| Service {
@@ -750,14 +779,24 @@ async fn kill_grading_mid_job(suite: &mut Suite, load: &mut Load, label: &str) -
 
 /// Redis killed with SIGKILL while it holds events nobody has consumed yet — grading and
 /// analytics are paused (SIGSTOP) while the first half of the sessions end — and started again
-/// on the same port (with its append-only file, or empty); the second half ends while Redis
-/// is down.
+/// on the same port (with its append-only file, empty, or with the snapshot taken before this
+/// phase's sessions started: their SessionStarted and the first half's SessionEnded gone, the
+/// marker and everything older kept); the second half ends while Redis is down.
 async fn kill_redis(suite: &mut Suite, load: &mut Load, label: &str) {
+    let paused = [suite.pid("grading"), suite.pid("analytics")];
+    let snapshot = suite.redis.persistence == Persistence::Snapshot;
+    if snapshot {
+        for pid in paused {
+            signal(pid, "-STOP");
+        }
+        suite.redis.save().await;
+    }
     let sessions = load.prepare(suite, label, SESSIONS).await;
     let (first, second) = sessions.split_at(SESSIONS / 2);
-    let paused = [suite.pid("grading"), suite.pid("analytics")];
-    for pid in paused {
-        signal(pid, "-STOP");
+    if !snapshot {
+        for pid in paused {
+            signal(pid, "-STOP");
+        }
     }
     load.end_all(suite, first).join_all().await;
     load.accepted.extend(first.iter().cloned());
@@ -777,11 +816,7 @@ async fn kill_redis(suite: &mut Suite, load: &mut Load, label: &str) {
     println!(
         "FAULT {label}: SIGKILL Redis ({}) holding unconsumed events, under load -> all {} \
          accepted sessions graded once and counted once {:.1}s after the kill",
-        if suite.redis.persistent {
-            "appendonly, fsync always"
-        } else {
-            "no persistence"
-        },
+        suite.redis.persistence.describe(),
         load.accepted.len(),
         took.as_secs_f64()
     );
@@ -819,7 +854,7 @@ async fn load_for(suite: &Suite) -> Load {
 async fn sigkill_each_service_and_persistent_redis_under_load() {
     let _turn = SERIAL.lock().await;
     let run = async {
-        let mut suite = Suite::start(true).await;
+        let mut suite = Suite::start(Persistence::AppendOnly).await;
         let mut load = load_for(&suite).await;
         kill_grading_mid_job(&mut suite, &mut load, "grading").await;
         for service in ["call", "config", "analytics"] {
@@ -839,7 +874,7 @@ async fn sigkill_each_service_and_persistent_redis_under_load() {
 async fn sigkill_redis_without_persistence_under_load() {
     let _turn = SERIAL.lock().await;
     let run = async {
-        let mut suite = Suite::start(false).await;
+        let mut suite = Suite::start(Persistence::None).await;
         let mut load = load_for(&suite).await;
         kill_redis(&mut suite, &mut load, "redis-volatile").await;
         let mut replayed = 0;
@@ -851,6 +886,35 @@ async fn sigkill_redis_without_persistence_under_load() {
         println!(
             "FAULT redis-volatile: relays sent {replayed} events again, the grading scheduler \
              requeued {requeued} jobs, the call reconciler repaired {repaired} sessions"
+        );
+    };
+    tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the fault suite took longer than 90 s");
+}
+
+/// Redis back from a snapshot older than what it acknowledged (a failover to a replica that
+/// lagged): the marker survives, so only the relays' watermarks tell that the latest events
+/// are gone; they are sent again, SessionStarted included (no reconciler looks for those).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_redis_back_from_an_older_snapshot_under_load() {
+    let _turn = SERIAL.lock().await;
+    let run = async {
+        let mut suite = Suite::start(Persistence::Snapshot).await;
+        let mut load = load_for(&suite).await;
+        kill_redis(&mut suite, &mut load, "redis-snapshot").await;
+        let replayed = suite
+            .counter("call", "bus_relay_replayed_events_total")
+            .await;
+        let repaired = suite.counter("call", "reconciler_repaired_total").await;
+        println!(
+            "FAULT redis-snapshot: call's relay sent {replayed} events again, the call \
+             reconciler repaired {repaired} sessions"
+        );
+        // The SessionStarted and SessionEnded events of the first half, at least.
+        assert!(
+            replayed >= (SESSIONS + SESSIONS / 2) as u64,
+            "call's relay sent only {replayed} events again"
         );
     };
     tokio::time::timeout(Duration::from_secs(90), run)

@@ -168,8 +168,10 @@ impl Relay {
                 match self.transport.intact(marker).await {
                     Ok(false) => {
                         self.replay_after_loss().await;
+                        // Everything within the window goes again: the mark goes on from
+                        // whatever the transport holds (none, after a real loss).
                         if let Some(t) = &mut tail {
-                            t.mark = None;
+                            t.mark = self.transport.watermark(&t.key).await.unwrap_or(None);
                         }
                     }
                     Ok(true) => {
@@ -250,27 +252,41 @@ impl Relay {
         Ok(n)
     }
 
-    /// Sets this relay's watermark after a batch: the rows sent so far are marked sent before
-    /// `now`, so a later loss is repaired by sending again what was sent after the mark.
+    /// Moves this relay's watermark after a batch: the rows sent so far are marked sent before
+    /// `now`, so a later loss is repaired by sending again what was sent after the mark. A
+    /// transport that holds another mark than the last one set lost the tail.
     async fn set_mark(&self, t: &mut TailCheck) {
         let now = Utc::now().timestamp_micros();
         let ttl = self.opts.replay_after_loss.max(Duration::from_secs(60));
-        match self.transport.set_watermark(&t.key, now, ttl).await {
-            Ok(()) => t.mark = Some(now),
-            // The next batch sets it; until then a loss of this batch goes unnoticed.
+        match self
+            .transport
+            .advance_watermark(&t.key, t.mark, now, ttl)
+            .await
+        {
+            Ok(Ok(())) => t.mark = Some(now),
+            Ok(Err(held)) => self.resend_tail(t, held).await,
+            // The next batch moves it; until then a loss of this batch goes unnoticed.
             Err(e) => tracing::warn!(error = %e, "bus relay: cannot set its watermark"),
         }
     }
 
-    /// Whether the transport lost the tail of what this relay sent: the watermark it holds is
-    /// older than the last one set (or gone). What was sent since the mark it still holds
-    /// (within `replay_after_loss`) goes out again.
+    /// Whether the transport lost the tail of what this relay sent while it sent nothing new:
+    /// the mark it holds is not the last one set.
     async fn check_tail(&self, t: &mut TailCheck) {
         let Some(mine) = t.mark else { return };
-        let Ok(held) = self.transport.watermark(&t.key).await else {
-            return;
-        };
-        if held.is_some_and(|h| h >= mine) || self.opts.replay_after_loss.is_zero() {
+        if let Ok(held) = self.transport.watermark(&t.key).await
+            && held != Some(mine)
+        {
+            self.resend_tail(t, held).await;
+        }
+    }
+
+    /// The transport holds mark `held` (or none) in place of the last one set: what was sent
+    /// since `held` (within `replay_after_loss`) goes out again, and the mark goes on from
+    /// `held`.
+    async fn resend_tail(&self, t: &mut TailCheck, held: Option<i64>) {
+        if self.opts.replay_after_loss.is_zero() {
+            t.mark = held;
             return;
         }
         let window = chrono::Duration::from_std(self.opts.replay_after_loss)
@@ -289,14 +305,16 @@ impl Relay {
         };
         match resent.await {
             Ok(n) => {
-                // The rows go out again in this round and set a new mark.
-                t.mark = None;
-                tracing::warn!(
-                    events = n,
-                    "bus relay: the transport lost the events sent after its watermark; sending them again"
-                );
-                metrics::counter!("bus_relay_replayed_events_total").increment(n);
+                t.mark = held;
+                if n > 0 {
+                    tracing::warn!(
+                        events = n,
+                        "bus relay: the transport lost the events sent after its watermark; sending them again"
+                    );
+                    metrics::counter!("bus_relay_replayed_events_total").increment(n);
+                }
             }
+            // The mark stays: the next check finds the loss again.
             Err(e) => tracing::warn!(error = %e, "bus relay: cannot mark events for resending"),
         }
     }
@@ -318,8 +336,8 @@ impl Relay {
     }
 }
 
-/// This relay's watermark: its key (unique to the relay, under the loss marker) and the last
-/// mark it set.
+/// This relay's watermark: its key (unique to the relay, under the loss marker) and the mark
+/// the transport should hold.
 struct TailCheck {
     key: String,
     mark: Option<i64>,

@@ -300,3 +300,47 @@ async fn unreachable_redis_fails_subscribe_and_publish() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_watermark_moves_only_from_the_mark_it_holds() {
+    bounded(async {
+        let t = transport();
+        let key = unique("watermark-test");
+        let ttl = Duration::from_secs(60);
+        assert_eq!(t.watermark(&key).await.unwrap(), None);
+        assert_eq!(
+            t.advance_watermark(&key, None, 10, ttl).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            t.advance_watermark(&key, Some(10), 20, ttl).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(t.watermark(&key).await.unwrap(), Some(20));
+        // From a mark it does not hold (or from none): refused, and what it holds is told.
+        assert_eq!(
+            t.advance_watermark(&key, Some(10), 30, ttl).await.unwrap(),
+            Err(Some(20))
+        );
+        assert_eq!(
+            t.advance_watermark(&key, None, 30, ttl).await.unwrap(),
+            Err(Some(20))
+        );
+        assert_eq!(t.watermark(&key).await.unwrap(), Some(20));
+        delete_key(&t, &format!("salestrainer:bus:watermark:{key}")).await;
+        assert_eq!(
+            t.advance_watermark(&key, Some(20), 30, ttl).await.unwrap(),
+            Err(None)
+        );
+        // Kept for its TTL only.
+        assert_eq!(
+            t.advance_watermark(&key, None, 40, Duration::from_millis(50))
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(t.watermark(&key).await.unwrap(), None);
+    })
+    .await;
+}

@@ -109,23 +109,26 @@ pub trait Transport: Send + Sync + 'static {
         Box::pin(async { Ok(true) })
     }
 
-    /// Records under `key` how far a publisher's publishes reached: `mark` (which only grows)
-    /// is set after publishes that returned, so finding an older mark later means the
-    /// transport lost the publishes after it while keeping what came before (a failover to a
-    /// replica that lagged). The mark expires after `ttl` without a new one. Transports that
-    /// cannot lose a tail keep nothing.
-    fn set_watermark<'a>(
+    /// Records under `key` how far a publisher's publishes reached: the mark moves from
+    /// `from` (`None`: no mark yet) to `to` after publishes that returned, so finding an older
+    /// mark later means the transport lost the publishes after it while keeping what came
+    /// before (a failover to a replica that lagged). Atomic: when the transport holds another
+    /// mark than `from`, nothing changes and `Err(held)` says which (`None`: none). The mark
+    /// expires after `ttl` without a new one. Transports that cannot lose a tail keep nothing
+    /// and always advance.
+    fn advance_watermark<'a>(
         &'a self,
         key: &'a str,
-        mark: i64,
+        from: Option<i64>,
+        to: i64,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
-        let _ = (key, mark, ttl);
-        Box::pin(async { Ok(()) })
+    ) -> BoxFuture<'a, Result<std::result::Result<(), Option<i64>>>> {
+        let _ = (key, from, to, ttl);
+        Box::pin(async { Ok(Ok(())) })
     }
 
-    /// The mark last set under `key` that the transport still holds; `None` when it holds
-    /// none (or keeps none).
+    /// The mark under `key` that the transport holds; `None` when it holds none (or keeps
+    /// none).
     fn watermark<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<i64>>> {
         let _ = key;
         Box::pin(async { Ok(None) })

@@ -35,6 +35,14 @@ const F_OCCURRED_AT: &str = "occurred_at";
 /// Keys of [`Transport::intact`]'s markers.
 const MARKER_PREFIX: &str = "salestrainer:bus:marker:";
 const WATERMARK_PREFIX: &str = "salestrainer:bus:watermark:";
+/// KEYS[1] moves from ARGV[1] ('' for none) to ARGV[2] with a TTL of ARGV[3] ms; otherwise
+/// the mark held ('' for none) comes back and nothing changes.
+const ADVANCE_WATERMARK: &str = r"
+local held = redis.call('GET', KEYS[1]) or ''
+if held ~= ARGV[1] then return held end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return false
+";
 
 /// Transport-wide settings.
 #[derive(Clone, Debug)]
@@ -320,25 +328,30 @@ impl Transport for RedisStreamsTransport {
         })
     }
 
-    /// A plain key: Redis replicates commands in the order it ran them, so a replica holding
-    /// a mark holds every XADD that returned before it was set.
-    fn set_watermark<'a>(
+    /// A plain key, moved by a script (compare and set): Redis replicates commands in the
+    /// order it ran them, so a replica holding a mark holds every XADD that returned before it
+    /// was set.
+    fn advance_watermark<'a>(
         &'a self,
         key: &'a str,
-        mark: i64,
+        from: Option<i64>,
+        to: i64,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> BoxFuture<'a, Result<std::result::Result<(), Option<i64>>>> {
         Box::pin(async move {
             let mut conn = self.pool.get().await?;
             let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            let _: () = redis::cmd("SET")
-                .arg(format!("{WATERMARK_PREFIX}{key}"))
-                .arg(mark)
-                .arg("PX")
+            let held: Option<String> = redis::Script::new(ADVANCE_WATERMARK)
+                .key(format!("{WATERMARK_PREFIX}{key}"))
+                .arg(from.map(|m| m.to_string()).unwrap_or_default())
+                .arg(to)
                 .arg(ttl_ms)
-                .query_async(&mut conn)
+                .invoke_async(&mut conn)
                 .await?;
-            Ok(())
+            Ok(match held {
+                None => Ok(()),
+                Some(h) => Err(h.parse().ok()),
+            })
         })
     }
 
