@@ -344,6 +344,30 @@ async fn outcomes_answer_services_only(backend: Backend) {
     let graded = o.graded.as_ref().expect("the current evaluation");
     assert_eq!(graded.evaluation, w.evaluation);
     assert!(o.overridden.is_none() && o.failed.is_none());
+    // What the real SessionGraded said, LLM usage included (none paid here: zeros).
+    let real = outbox(&w, "grading", &w.session)
+        .await
+        .into_iter()
+        .find_map(|e| match e.payload {
+            Some(ev::event::Payload::SessionGraded(g)) => Some(g),
+            _ => None,
+        })
+        .expect("grading's SessionGraded");
+    assert_eq!(graded.usage, real.usage, "{backend:?}");
+    assert!(graded.usage.is_some(), "{backend:?}");
+    assert_eq!(
+        (
+            &graded.skill_scores,
+            graded.overall_score,
+            &graded.criterion_scores
+        ),
+        (
+            &real.skill_scores,
+            real.overall_score,
+            &real.criterion_scores
+        ),
+        "{backend:?}"
+    );
     assert_eq!(answer[1].session, missing);
     assert_eq!(answer[1].job_state, gr::JobState::Unspecified as i32);
     assert!(answer[1].graded.is_none());

@@ -164,8 +164,15 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                     }
                 }
                 sk.sort();
+                // The grader's own LLM usage, counted once per evaluation.
+                let tokens = rng.random_range(1..300);
+                usage.0 += tokens;
+                usage.1 += 2 * tokens;
+                usage.2 += tokens * 5;
+                usage.3 += 1;
+                let graded_id = next_id(&mut n);
                 events.push(event(
-                    &next_id(&mut n),
+                    &graded_id,
                     org,
                     end_us + (g as i64 + 1) * 60_000_000,
                     ev::event::Payload::SessionGraded(ev::SessionGraded {
@@ -187,7 +194,14 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                             })
                             .collect(),
                         metrics: None,
-                        usage: None,
+                        usage: Some(ev::LlmUsage {
+                            prompt_tokens: tokens,
+                            completion_tokens: 2 * tokens,
+                            cost_micros: tokens * 5,
+                            provider: "openai".into(),
+                            model: "grader".into(),
+                            requests: 1,
+                        }),
                         regrade: g > 0,
                         supersedes: previous.clone(),
                         // The session events say the source.
@@ -195,6 +209,13 @@ fn generate(rng: &mut StdRng, org: &str) -> Case {
                         criterion_scores: Vec::new(),
                     }),
                 ));
+                // The reconciler's copy of the same SessionGraded (another event id), as
+                // if the real one had been thought lost.
+                if rng.random_bool(0.3) {
+                    let mut copy = events.last().cloned().expect("just pushed");
+                    copy.event_id = format!("reconciled-graded-{graded_id}");
+                    events.push(copy);
+                }
                 previous = evaluation;
                 grade = Some((score_milli, passed, closed, sk));
             }

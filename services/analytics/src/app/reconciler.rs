@@ -24,8 +24,9 @@
 //! rollups, criterion scores, certifications follow), with event ids made of the evaluation
 //! (or job) and revision: replicas doing the same repair meet in the inbox, and the real
 //! event arriving later merges as a copy (same evaluation, not a higher revision, the earliest
-//! date kept) and changes nothing. The synthesized SessionGraded carries no LLM usage (the
-//! real event, if it ever comes, adds it once). Counted in `reconciler_repaired_total{kind}`.
+//! date kept) and changes nothing. The synthesized SessionGraded carries the grader's LLM
+//! usage as the real one did; an evaluation's usage counts once, whichever copy comes first
+//! (`store::ingest`). Counted in `reconciler_repaired_total{kind}`.
 
 use std::sync::Arc;
 

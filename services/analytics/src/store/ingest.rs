@@ -11,7 +11,7 @@ use super::{
     FACT_COLUMN_COUNT, FACT_COLUMNS, fact_from_row, fact_values, get_i64, get_opt_i64, marks, stmt,
 };
 use crate::domain::{
-    Delta, Fact, day_of,
+    Delta, Fact, SessionEvent, day_of,
     events::{Body, Parsed},
 };
 
@@ -26,6 +26,23 @@ pub struct Outcome {
     pub changed: usize,
     /// Organizations whose numbers (or names) changed: their cache version must move.
     pub orgs: BTreeSet<String>,
+}
+
+/// The inbox's consumer name for evaluations whose LLM usage was counted.
+pub const USAGE_CONSUMER: &str = "analytics.usage";
+
+/// The evaluation of a SessionGraded that reports LLM usage.
+fn graded_usage(e: &Parsed) -> Option<&str> {
+    match &e.body {
+        Body::Session {
+            event,
+            usage: Some(_),
+        } => match event.as_ref() {
+            SessionEvent::Graded { grade, .. } => Some(grade.evaluation.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Applies `events` atomically; retries the transaction (up to four times) on lock
@@ -100,6 +117,19 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
 
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let fresh = salestrainer_bus::inbox::mark_handled_many(&txn, CONSUMER, &ids).await?;
+    // An evaluation's LLM usage counts once: the reconciler's copy of a SessionGraded and the
+    // real event carry the same usage under different event ids. Marked in the inbox under a
+    // consumer of its own, keyed by the evaluation.
+    let graded: Vec<&str> = events
+        .iter()
+        .filter(|e| fresh.contains(e.event_id.as_str()))
+        .filter_map(graded_usage)
+        .collect();
+    let mut usage_fresh = if graded.is_empty() {
+        BTreeSet::new()
+    } else {
+        salestrainer_bus::inbox::mark_handled_many(&txn, USAGE_CONSUMER, &graded).await?
+    };
     let mut delta = Delta::default();
     let mut dirty: BTreeSet<String> = BTreeSet::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
@@ -123,7 +153,11 @@ async fn apply_once(db: &DatabaseConnection, events: &[Parsed]) -> Result<Outcom
                 }
                 delta.replace(&before, fact);
                 dirty.insert(session.clone());
-                if let Some(u) = usage {
+                let counts = match graded_usage(e) {
+                    Some(evaluation) => usage_fresh.remove(evaluation),
+                    None => true,
+                };
+                if let (Some(u), true) = (usage, counts) {
                     delta.add_usage(&e.org, day_of(e.occur_us), &u.provider, &u.model, &u.stats);
                 }
             }

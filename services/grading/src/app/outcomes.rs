@@ -149,7 +149,16 @@ fn outcome(
         closed: e.closed,
         skill_scores: skills(&body.skill_scores),
         metrics: None,
-        usage: None,
+        // As the SessionGraded reported it (analytics counts an evaluation's usage once,
+        // whichever copy comes first).
+        usage: body.usage.as_ref().map(|u| ev::LlmUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cost_micros: u.cost_micros,
+            provider: u.provider.clone(),
+            model: u.model.clone(),
+            requests: u.requests,
+        }),
         regrade: e.supersedes.is_some(),
         supersedes: e
             .supersedes
