@@ -10,8 +10,8 @@ use common::{OwnRedis, TestDb, bounded, envelope, payload_str, redis_url, unique
 use salestrainer_bus::outbox::{self, entity};
 use salestrainer_bus::{
     CancellationToken, Envelope, Error, InProcessOptions, InProcessTransport, RedisOptions,
-    RedisStreamsTransport, Relay, RelayOptions, SubscribeOptions, Subscription, Transport,
-    relay_once,
+    RedisStreamsTransport, Relay, RelayNotifier, RelayOptions, SubscribeOptions, Subscription,
+    Transport, relay_once,
 };
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait};
 
@@ -253,34 +253,16 @@ async fn loss_scenario(tdb: TestDb, replay_after_loss: Duration) {
     // A marker's first check says "lost"; later ones say "kept" until it disappears.
     assert!(!transport.intact(&marker).await.unwrap());
     assert!(transport.intact(&marker).await.unwrap());
-    let opts = RelayOptions {
-        sweep_interval: Duration::from_millis(100),
-        loss_marker: Some(marker.clone()),
-        replay_after_loss,
-        ..RelayOptions::default()
-    };
     let short = replay_after_loss < Duration::from_secs(60);
-    let shutdown = CancellationToken::new();
-    let (notifier, handle) = Relay::start(db.clone(), transport.clone(), opts, shutdown.clone());
-    let mut sub = transport
-        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let (notifier, shutdown, handle, mut sub) =
+        watched_relay(db, &transport, &topic, &marker, replay_after_loss).await;
     let e1 = envelope(&topic, 1);
-    enqueue_committed(db, &e1).await;
-    notifier.notify();
-    let d = expect_next(&mut sub).await;
-    assert_eq!(d.envelope, e1);
-    d.ack().await.unwrap();
+    send_and_take(db, &notifier, &mut sub, &e1).await;
     // The window only bounds what goes out again: e1 falls out of a short one.
     let resent = if short {
         tokio::time::sleep(replay_after_loss + Duration::from_millis(500)).await;
         let e2 = envelope(&topic, 2);
-        enqueue_committed(db, &e2).await;
-        notifier.notify();
-        let d = expect_next(&mut sub).await;
-        assert_eq!(d.envelope, e2);
-        d.ack().await.unwrap();
+        send_and_take(db, &notifier, &mut sub, &e2).await;
         e2
     } else {
         e1
@@ -332,23 +314,11 @@ async fn tail_loss_scenario(tdb: TestDb) {
     let topic = unique("tail");
     let marker = unique("relay-tail");
     let watermarks = format!("salestrainer:bus:watermark:{marker}:*");
-    let opts = RelayOptions {
-        sweep_interval: Duration::from_millis(100),
-        loss_marker: Some(marker.clone()),
-        ..RelayOptions::default()
-    };
-    let shutdown = CancellationToken::new();
-    let (notifier, handle) = Relay::start(db.clone(), transport.clone(), opts, shutdown.clone());
-    let mut sub = transport
-        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
+    let (notifier, shutdown, handle, mut sub) =
+        watched_relay(db, &transport, &topic, &marker, window).await;
     let e1 = envelope(&topic, 1);
-    enqueue_committed(db, &e1).await;
-    notifier.notify();
-    let d = expect_next(&mut sub).await;
-    assert_eq!(d.envelope, e1);
-    d.ack().await.unwrap();
+    send_and_take(db, &notifier, &mut sub, &e1).await;
     drop(sub);
     let first = wait_for_watermark(&transport, &watermarks, None).await;
     let mut conn = transport.pool().get().await.unwrap();
@@ -359,23 +329,15 @@ async fn tail_loss_scenario(tdb: TestDb) {
     enqueue_committed(db, &e2).await;
     notifier.notify();
     wait_for_watermark(&transport, &watermarks, Some(first)).await;
-    let len: u64 = redis::cmd("XLEN")
-        .arg(&topic)
-        .query_async(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(len, 2);
     drop(conn);
+    assert_eq!(xlen(&transport, &topic).await, 2);
 
     server.kill_and_restart();
-    let mut conn = transport.pool().get().await.unwrap();
-    let len: u64 = redis::cmd("XLEN")
-        .arg(&topic)
-        .query_async(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(len, 1, "the snapshot holds e1 only");
-    drop(conn);
+    assert_eq!(
+        xlen(&transport, &topic).await,
+        1,
+        "the snapshot holds e1 only"
+    );
     let mut sub = transport
         .subscribe(&topic, "g", "c1", SubscribeOptions::default())
         .await
@@ -390,6 +352,57 @@ async fn tail_loss_scenario(tdb: TestDb) {
     drop(sub);
     drop(server);
     tdb.cleanup().await;
+}
+
+/// A relay checking for losses under `marker` every 100 ms, and a consumer on `topic`.
+async fn watched_relay(
+    db: &DatabaseConnection,
+    transport: &Arc<RedisStreamsTransport>,
+    topic: &str,
+    marker: &str,
+    replay_after_loss: Duration,
+) -> (
+    RelayNotifier,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    Subscription,
+) {
+    let opts = RelayOptions {
+        sweep_interval: Duration::from_millis(100),
+        loss_marker: Some(marker.to_owned()),
+        replay_after_loss,
+        ..RelayOptions::default()
+    };
+    let shutdown = CancellationToken::new();
+    let (notifier, handle) = Relay::start(db.clone(), transport.clone(), opts, shutdown.clone());
+    let sub = transport
+        .subscribe(topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    (notifier, shutdown, handle, sub)
+}
+
+/// Commits `e` to the outbox, wakes the relay, and takes `e` as the consumer.
+async fn send_and_take(
+    db: &DatabaseConnection,
+    notifier: &RelayNotifier,
+    sub: &mut Subscription,
+    e: &Envelope,
+) {
+    enqueue_committed(db, e).await;
+    notifier.notify();
+    let d = expect_next(sub).await;
+    assert_eq!(&d.envelope, e);
+    d.ack().await.unwrap();
+}
+
+async fn xlen(transport: &RedisStreamsTransport, topic: &str) -> u64 {
+    let mut conn = transport.pool().get().await.unwrap();
+    redis::cmd("XLEN")
+        .arg(topic)
+        .query_async(&mut *conn)
+        .await
+        .unwrap()
 }
 
 /// The relay's watermark under `pattern`, once set (and newer than `after`).
