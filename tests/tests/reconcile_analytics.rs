@@ -13,45 +13,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use salestrainer_analytics::app::{AnalyticsApp, settings::AnalyticsSettings};
 use salestrainer_proto::{analytics as an, call, events as ev, grading as gr};
 use salestrainer_tests::{Backend, authed, spawn_service_with, wait_serving};
 use sea_orm::ConnectionTrait;
 use support::{World, repaired};
 use tonic::Code;
-
-fn session_of(e: &ev::Event) -> &str {
-    use ev::event::Payload as P;
-    match &e.payload {
-        Some(P::SessionStarted(p)) => &p.session,
-        Some(P::SessionEnded(p)) => &p.session,
-        Some(P::SessionGraded(p)) => &p.session,
-        Some(P::EvaluationOverridden(p)) => &p.session,
-        Some(P::GradingFailed(p)) => &p.session,
-        _ => "",
-    }
-}
-
-/// The events `service` wrote to its outbox about `session`, oldest first.
-async fn outbox(w: &World, service: &str, session: &str) -> Vec<ev::Event> {
-    let db = salestrainer_runtime::db::connect(&w.app.settings.database_url_for(service))
-        .await
-        .unwrap();
-    let rows = db
-        .query_all_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT payload FROM bus_outbox ORDER BY id",
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| {
-            ev::Event::decode(r.try_get::<Vec<u8>>("", "payload").unwrap().as_slice()).unwrap()
-        })
-        .filter(|e| session_of(e) == session)
-        .collect()
-}
 
 /// Hands `events` to analytics as the call service would (IngestEvents).
 async fn deliver(w: &World, events: Vec<ev::Event>) -> (i32, i32) {
@@ -132,7 +99,7 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
     let session = w.session.clone();
 
     // Analytics hears what call said of the session: started, ended.
-    let from_call = outbox(&w, "call", &session).await;
+    let from_call = w.outbox("call", &session).await;
     assert_eq!(from_call.len(), 2, "{backend:?}: {from_call:?}");
     assert_eq!(deliver(&w, from_call).await, (2, 0));
     // Grading's SessionGraded is lost; the reconciler asks grading.
@@ -151,7 +118,8 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
     assert_eq!(repaired("session_graded"), graded_before + 1, "{backend:?}");
 
     // The real SessionGraded, arriving late, is accepted and changes nothing.
-    let graded: Vec<ev::Event> = outbox(&w, "grading", &session)
+    let graded: Vec<ev::Event> = w
+        .outbox("grading", &session)
         .await
         .into_iter()
         .filter(|e| is_type(e, |p| matches!(p, ev::event::Payload::SessionGraded(_))))
@@ -193,7 +161,8 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
         overridden_before + 1,
         "{backend:?}"
     );
-    let late: Vec<ev::Event> = outbox(&w, "grading", &session)
+    let late: Vec<ev::Event> = w
+        .outbox("grading", &session)
         .await
         .into_iter()
         .filter(|e| {
@@ -250,7 +219,8 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !outbox(&w, "grading", &silent)
+    while !w
+        .outbox("grading", &silent)
         .await
         .iter()
         .any(|e| is_type(e, |p| matches!(p, ev::event::Payload::GradingFailed(_))))
@@ -261,11 +231,8 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(deliver(&w, outbox(&w, "call", &silent).await).await, (2, 0));
-    let analytics =
-        salestrainer_runtime::db::connect(&w.app.settings.database_url_for("analytics"))
-            .await
-            .unwrap();
+    assert_eq!(deliver(&w, w.outbox("call", &silent).await).await, (2, 0));
+    let analytics = w.db_of("analytics").await;
     let failed_flag = || async {
         analytics
             .query_one_raw(sea_orm::Statement::from_sql_and_values(
@@ -286,7 +253,8 @@ async fn lost_grade_and_override_are_repaired(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(repaired("grading_failed"), failed_before + 1, "{backend:?}");
-    let late: Vec<ev::Event> = outbox(&w, "grading", &silent)
+    let late: Vec<ev::Event> = w
+        .outbox("grading", &silent)
         .await
         .into_iter()
         .filter(|e| is_type(e, |p| matches!(p, ev::event::Payload::GradingFailed(_))))
@@ -345,7 +313,8 @@ async fn outcomes_answer_services_only(backend: Backend) {
     assert_eq!(graded.evaluation, w.evaluation);
     assert!(o.overridden.is_none() && o.failed.is_none());
     // What the real SessionGraded said, LLM usage included (none paid here: zeros).
-    let real = outbox(&w, "grading", &w.session)
+    let real = w
+        .outbox("grading", &w.session)
         .await
         .into_iter()
         .find_map(|e| match e.payload {

@@ -17,47 +17,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use salestrainer_proto::{analytics as an, call, events as ev, grading as gr};
 use salestrainer_tests::{Backend, authed};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use support::{World, repaired};
-
-async fn db_of(w: &World, service: &str) -> DatabaseConnection {
-    salestrainer_runtime::db::connect(&w.app.settings.database_url_for(service))
-        .await
-        .unwrap()
-}
-
-fn sql(db: &DatabaseConnection, q: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(db.get_database_backend(), q, values)
-}
-
-/// The events `service` wrote to its outbox about `session`, oldest first.
-async fn outbox(w: &World, service: &str, session: &str) -> Vec<ev::Event> {
-    use ev::event::Payload as P;
-    let db = db_of(w, service).await;
-    let rows = db
-        .query_all_raw(sql(
-            &db,
-            "SELECT payload FROM bus_outbox ORDER BY id",
-            vec![],
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| {
-            ev::Event::decode(r.try_get::<Vec<u8>>("", "payload").unwrap().as_slice()).unwrap()
-        })
-        .filter(|e| match &e.payload {
-            Some(P::SessionStarted(p)) => p.session == session,
-            Some(P::SessionEnded(p)) => p.session == session,
-            Some(P::SessionGraded(p)) => p.session == session,
-            Some(P::EvaluationOverridden(p)) => p.session == session,
-            _ => false,
-        })
-        .collect()
-}
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use support::{World, repaired, sql};
 
 async fn get_session(w: &World) -> call::Session {
     w.call()
@@ -122,6 +85,17 @@ async fn send_again_to_call(
     }
 }
 
+/// Takes `event_id` out of `consumer`'s inbox: as if the event had never come.
+async fn forget(db: &DatabaseConnection, consumer: &str, event_id: &str) {
+    db.execute_raw(sql(
+        db,
+        "DELETE FROM bus_inbox WHERE consumer = $1 AND event_id = $2",
+        vec![consumer.into(), event_id.into()],
+    ))
+    .await
+    .unwrap();
+}
+
 async fn inbox_has(db: &DatabaseConnection, event_id: &str) -> bool {
     db.query_one_raw(sql(
         db,
@@ -162,14 +136,15 @@ async fn call_repairs_a_lost_override(backend: Backend) {
     })
     .await;
     // The event is lost: call's copy as it was before it, and its inbox without it.
-    let overridden: Vec<ev::Event> = outbox(&w, "grading", &w.session)
+    let overridden: Vec<ev::Event> = w
+        .outbox("grading", &w.session)
         .await
         .into_iter()
         .filter(|e| matches!(e.payload, Some(ev::event::Payload::EvaluationOverridden(_))))
         .collect();
     assert_eq!(overridden.len(), 1, "{backend:?}");
     let event_id = overridden[0].event_id.clone();
-    let calls = db_of(&w, "call").await;
+    let calls = w.db_of("call").await;
     let id = w.session.rsplit('/').next().unwrap().to_owned();
     calls
         .execute_raw(sql(
@@ -184,14 +159,7 @@ async fn call_repairs_a_lost_override(backend: Backend) {
         ))
         .await
         .unwrap();
-    calls
-        .execute_raw(sql(
-            &calls,
-            "DELETE FROM bus_inbox WHERE consumer = $1 AND event_id = $2",
-            vec!["call".into(), event_id.clone().into()],
-        ))
-        .await
-        .unwrap();
+    forget(&calls, "call", &event_id).await;
     assert_eq!(get_session(&w).await.overall_score, graded.overall_score);
 
     // Within its bound (3 s, a round a second) the reconciler applies grading's override.
@@ -205,7 +173,7 @@ async fn call_repairs_a_lost_override(backend: Backend) {
     assert_eq!(repaired("session_regraded"), regraded_before, "{backend:?}");
 
     // The real event comes late: grading's relay sends it again, call handles it.
-    let grading = db_of(&w, "grading").await;
+    let grading = w.db_of("grading").await;
     send_again_to_call(&grading, &calls, &event_id, "the late event", backend).await;
     // Rounds after it: nothing changes, nothing more is repaired.
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -263,7 +231,8 @@ async fn call_repairs_a_lost_override(backend: Backend) {
         .evaluation
         .unwrap();
     assert_eq!(new.supersedes, w.evaluation, "{backend:?}");
-    let regrade_event = outbox(&w, "grading", &w.session)
+    let regrade_event = w
+        .outbox("grading", &w.session)
         .await
         .into_iter()
         .find(|e| {
@@ -288,14 +257,7 @@ async fn call_repairs_a_lost_override(backend: Backend) {
         ))
         .await
         .unwrap();
-    calls
-        .execute_raw(sql(
-            &calls,
-            "DELETE FROM bus_inbox WHERE consumer = $1 AND event_id = $2",
-            vec!["call".into(), regrade_event.clone().into()],
-        ))
-        .await
-        .unwrap();
+    forget(&calls, "call", &regrade_event).await;
     assert_eq!(get_session(&w).await.evaluation, w.evaluation);
     let repaired_regrade = session_until(&w, 15, "the reconciler applies the regrade", |s| {
         s.evaluation == new.name
@@ -353,7 +315,7 @@ async fn analytics_repairs_a_session_never_ended(backend: Backend) {
     w.end_and_grade().await;
     let session = w.session.clone();
     // Analytics hears only that the session started.
-    let from_call = outbox(&w, "call", &session).await;
+    let from_call = w.outbox("call", &session).await;
     let ended = from_call
         .iter()
         .find_map(|e| match &e.payload {
@@ -406,7 +368,7 @@ async fn analytics_repairs_a_session_never_ended(backend: Backend) {
         length_ms,
         "{backend:?}: the duration call measured"
     );
-    let analytics = db_of(&w, "analytics").await;
+    let analytics = w.db_of("analytics").await;
     let row = analytics
         .query_one_raw(sql(
             &analytics,

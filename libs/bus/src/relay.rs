@@ -151,7 +151,11 @@ impl Relay {
                 }
             }
         }
-        let mut tail = self.opts.loss_marker.as_deref().map(TailCheck::new);
+        // Only a durable transport can lose a tail and keep the rest.
+        let mut tail = (self.transport.durable())
+            .then_some(self.opts.loss_marker.as_deref())
+            .flatten()
+            .map(TailCheck::new);
         let mut backoff = self.opts.min_backoff;
         // Clean up soon after start, then every cleanup_interval.
         let mut next_cleanup = tokio::time::Instant::now() + Duration::from_secs(1);

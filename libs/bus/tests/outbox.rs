@@ -432,6 +432,38 @@ async fn wait_for_watermark(
     }
 }
 
+/// The in-process bus keeps no watermark: a relay with a loss marker on it sends each event
+/// once and never again while it runs.
+async fn in_process_sends_once_scenario(tdb: TestDb) {
+    let db = &tdb.db;
+    let topic = unique("once");
+    let transport = Arc::new(InProcessTransport::default());
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let opts = RelayOptions {
+        sweep_interval: Duration::from_millis(50),
+        loss_marker: Some(unique("relay-once")),
+        ..RelayOptions::default()
+    };
+    let shutdown = CancellationToken::new();
+    let (notifier, handle) = Relay::start(db.clone(), transport, opts, shutdown.clone());
+    for n in 1..=3 {
+        send_and_take(db, &notifier, &mut sub, &envelope(&topic, n)).await;
+    }
+    expect_nothing(&mut sub, Duration::from_millis(600)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+    drop(sub);
+    tdb.cleanup().await;
+}
+
+#[tokio::test]
+async fn in_process_relay_sends_once_sqlite() {
+    bounded(in_process_sends_once_scenario(TestDb::sqlite().await)).await;
+}
+
 #[tokio::test]
 async fn relay_resends_the_tail_a_lagging_redis_lost_sqlite() {
     bounded(tail_loss_scenario(TestDb::sqlite().await)).await;

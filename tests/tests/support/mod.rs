@@ -8,16 +8,19 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use prost::Message;
 use salestrainer_proto::{
     analytics::{self as an, analytics_service_client::AnalyticsServiceClient},
     call::{self, call_service_client::CallServiceClient},
     config::{self as cfg, config_service_client::ConfigServiceClient},
+    events as ev,
     grading::{self as gr, grading_service_client::GradingServiceClient},
 };
 use salestrainer_runtime::Role;
 use salestrainer_tests::{
     Backend, TEST_SECRET, TestApp, authed, drop_postgres_databases, spawn_app_with, wait_serving,
 };
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tonic::{Code, transport::Channel};
 
 pub const ORG: &str = "organizations/acme";
@@ -406,6 +409,32 @@ impl World {
             .clone();
     }
 
+    /// A connection to `service`'s own database.
+    pub async fn db_of(&self, service: &str) -> DatabaseConnection {
+        salestrainer_runtime::db::connect(&self.app.settings.database_url_for(service))
+            .await
+            .unwrap()
+    }
+
+    /// The events `service` wrote to its outbox about `session`, oldest first.
+    pub async fn outbox(&self, service: &str, session: &str) -> Vec<ev::Event> {
+        let db = self.db_of(service).await;
+        let rows = db
+            .query_all_raw(sql(
+                &db,
+                "SELECT payload FROM bus_outbox ORDER BY id",
+                vec![],
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                ev::Event::decode(r.try_get::<Vec<u8>>("", "payload").unwrap().as_slice()).unwrap()
+            })
+            .filter(|e| session_of(e) == session)
+            .collect()
+    }
+
     /// The session's evaluation as grading serves it now (read as the admin).
     pub async fn evaluation_now(&self) -> gr::Evaluation {
         self.grading()
@@ -484,6 +513,24 @@ impl World {
 
 /// Seconds since the epoch.
 /// `reconciler_repaired_total{kind}` in this process (the suite runs in it).
+/// A statement in `db`'s dialect (`$n` placeholders work on both backends).
+pub fn sql(db: &DatabaseConnection, q: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), q, values)
+}
+
+/// The session an event is about; empty for other events.
+pub fn session_of(e: &ev::Event) -> &str {
+    use ev::event::Payload as P;
+    match &e.payload {
+        Some(P::SessionStarted(p)) => &p.session,
+        Some(P::SessionEnded(p)) => &p.session,
+        Some(P::SessionGraded(p)) => &p.session,
+        Some(P::EvaluationOverridden(p)) => &p.session,
+        Some(P::GradingFailed(p)) => &p.session,
+        _ => "",
+    }
+}
+
 pub fn repaired(kind: &str) -> u64 {
     let text = salestrainer_runtime::metrics::prometheus().render();
     let line = format!("reconciler_repaired_total{{kind=\"{kind}\"}} ");

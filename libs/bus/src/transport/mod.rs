@@ -128,7 +128,7 @@ pub trait Transport: Send + Sync + 'static {
     }
 
     /// The mark under `key` that the transport holds; `None` when it holds none (or keeps
-    /// none).
+    /// none: then the relay does not look).
     fn watermark<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<i64>>> {
         let _ = key;
         Box::pin(async { Ok(None) })
