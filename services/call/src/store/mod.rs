@@ -16,6 +16,7 @@ mod m0003_origins;
 mod m0004_comments;
 mod m0005_score_revision;
 mod m0006_recheck_index;
+mod m0007_hot_turns;
 mod receipts;
 mod segments;
 mod sessions;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_comments::Migration),
             Box::new(m0005_score_revision::Migration),
             Box::new(m0006_recheck_index::Migration),
+            Box::new(m0007_hot_turns::Migration),
         ]
     }
 }
