@@ -341,7 +341,10 @@ impl Transport for RedisStreamsTransport {
         Box::pin(async move {
             let mut conn = self.pool.get().await?;
             let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            let held: Option<String> = redis::Script::new(ADVANCE_WATERMARK)
+            // Hashed once: every call after the first is an EVALSHA.
+            static SCRIPT: std::sync::LazyLock<redis::Script> =
+                std::sync::LazyLock::new(|| redis::Script::new(ADVANCE_WATERMARK));
+            let held: Option<String> = SCRIPT
                 .key(format!("{WATERMARK_PREFIX}{key}"))
                 .arg(from.map(|m| m.to_string()).unwrap_or_default())
                 .arg(to)
