@@ -86,11 +86,15 @@ pub async fn resend_sent_within<C: ConnectionTrait>(
     conn: &C,
     window: Duration,
 ) -> Result<u64, DbErr> {
+    resend_sent_since(conn, window_start(window)).await
+}
+
+/// `window` before now (the oldest representable time for a window longer than that).
+pub fn window_start(window: Duration) -> DateTime<Utc> {
     let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-    let cutoff = Utc::now()
+    Utc::now()
         .checked_sub_signed(window)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    resend_sent_since(conn, cutoff).await
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Marks rows sent at or after `cutoff` as unsent again; returns how many. For a transport

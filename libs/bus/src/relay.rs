@@ -242,8 +242,16 @@ impl Relay {
 impl Relay {
     /// [`crate::outbox::resend_sent_within`] as a write queued with the service's own.
     async fn resend_within(&self, window: Duration) -> std::result::Result<u64, sea_orm::DbErr> {
+        self.resend_since(crate::outbox::window_start(window)).await
+    }
+
+    /// [`crate::outbox::resend_sent_since`] as a write queued with the service's own.
+    async fn resend_since(
+        &self,
+        since: chrono::DateTime<Utc>,
+    ) -> std::result::Result<u64, sea_orm::DbErr> {
         let txn = begin_write(&self.db).await?;
-        let n = crate::outbox::resend_sent_within(&txn, window).await?;
+        let n = crate::outbox::resend_sent_since(&txn, since).await?;
         txn.commit().await?;
         Ok(n)
     }
@@ -293,21 +301,11 @@ impl Relay {
             t.mark = held;
             return;
         }
-        let window = chrono::Duration::from_std(self.opts.replay_after_loss)
-            .unwrap_or(chrono::Duration::MAX);
-        let oldest = Utc::now()
-            .checked_sub_signed(window)
-            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let oldest = crate::outbox::window_start(self.opts.replay_after_loss);
         let since = held
             .and_then(chrono::DateTime::<Utc>::from_timestamp_micros)
             .map_or(oldest, |h| Ord::max(h, oldest));
-        let resent = async {
-            let txn = begin_write(&self.db).await?;
-            let n = crate::outbox::resend_sent_since(&txn, since).await?;
-            txn.commit().await?;
-            Ok::<_, sea_orm::DbErr>(n)
-        };
-        match resent.await {
+        match self.resend_since(since).await {
             Ok(n) => {
                 t.mark = held;
                 if n > 0 {
