@@ -62,14 +62,6 @@ pub struct Cluster {
     dir: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
-    // Bound then released: a tiny race with other processes, acceptable on a test machine.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Where cargo put the service binaries: `target/<profile>/`, the parent of the `deps/`
 /// directory holding this test executable.
 pub fn binary_dir() -> PathBuf {
@@ -186,15 +178,16 @@ impl Cluster {
         let db_template = fresh_postgres_template();
         let secret = String::from_utf8_lossy(TEST_SECRET).into_owned();
 
+        // Each service's gRPC and admin ports, then Envoy's two: ten distinct ports.
+        let mut ports =
+            salestrainer_test_ports::free_ports(2 * SERVICE_NAMES.len() + 2).into_iter();
+        let mut port = move || ports.next().expect("as many ports as asked for");
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let services: Vec<(String, SocketAddr)> = SERVICE_NAMES
             .iter()
-            .map(|n| {
-                (
-                    (*n).to_owned(),
-                    SocketAddr::from(([127, 0, 0, 1], free_port())),
-                )
-            })
+            .map(|n| ((*n).to_owned(), loopback(port())))
             .collect();
+        let admins: Vec<SocketAddr> = SERVICE_NAMES.iter().map(|_| loopback(port())).collect();
         let endpoint = |name: &str| {
             let addr = services
                 .iter()
@@ -205,8 +198,8 @@ impl Cluster {
         };
 
         let mut cluster = Cluster {
-            gateway: SocketAddr::from(([127, 0, 0, 1], free_port())),
-            envoy_admin: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            gateway: loopback(port()),
+            envoy_admin: loopback(port()),
             services: services.clone(),
             otlp,
             minter: TokenMinter::new(TEST_SECRET, ""),
@@ -217,7 +210,7 @@ impl Cluster {
         };
         let dir = cluster.dir().to_path_buf();
 
-        for (name, addr) in &services {
+        for ((name, addr), admin) in services.iter().zip(&admins) {
             let log = dir.join(format!("{name}.log"));
             let out = std::fs::File::create(&log).expect("log file");
             let err = out.try_clone().expect("log file");
@@ -229,10 +222,7 @@ impl Cluster {
                 .env("NO_COLOR", "1")
                 .env("HOSTNAME", format!("{name}-e2e"))
                 .env("SALESTRAINER_LISTEN", addr.to_string())
-                .env(
-                    "SALESTRAINER_ADMIN_LISTEN",
-                    format!("127.0.0.1:{}", free_port()),
-                )
+                .env("SALESTRAINER_ADMIN_LISTEN", admin.to_string())
                 .env("SALESTRAINER_DATABASE_URL", &db_template)
                 .env("SALESTRAINER_REDIS_URL", &redis_url)
                 .env("SALESTRAINER_AUTH__DEV_SECRET", &secret)

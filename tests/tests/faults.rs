@@ -30,6 +30,7 @@ use salestrainer_proto::{
     grading::{self, grading_service_client::GradingServiceClient},
 };
 use salestrainer_runtime::{Role, auth::TokenMinter};
+use salestrainer_test_ports::{free_port, free_ports};
 use salestrainer_tests::cluster::SERVICE_NAMES as SERVICES;
 use salestrainer_tests::{
     Backend, TEST_SECRET, authed, cluster::binary_dir, fresh_postgres_template, seed_organization,
@@ -47,13 +48,6 @@ const SESSIONS: usize = 12;
 
 /// One suite at a time: each is six processes on a two-core machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
 
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -204,12 +198,14 @@ impl Suite {
             .tempdir()
             .unwrap();
         let redis = Redis::start(dir.path(), persistence).await;
+        let mut ports = free_ports(2 * SERVICES.len()).into_iter();
+        let mut port = move || SocketAddr::from(([127, 0, 0, 1], ports.next().unwrap()));
         let services = SERVICES
             .iter()
             .map(|name| Service {
                 name,
-                addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
-                admin: SocketAddr::from(([127, 0, 0, 1], free_port())),
+                addr: port(),
+                admin: port(),
                 log: dir.path().join(format!("{name}.log")),
                 child: None,
             })

@@ -146,12 +146,7 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start(password: Option<&str>, dir: Option<&Path>) -> Self {
-        // A free loopback port: bound, read, released just before redis takes it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = salestrainer_test_ports::free_port();
         let mut server = Self {
             child: Self::spawn(port, password, dir),
             port,

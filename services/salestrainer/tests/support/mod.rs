@@ -4,7 +4,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -18,12 +17,7 @@ pub fn repo_root() -> PathBuf {
         .expect("repository root")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use salestrainer_test_ports::free_port;
 
 /// Chromium's path, after checking that Chromium, Node and the console's npm packages are
 /// there: without them the test FAILS and says what to install (it never skips).
