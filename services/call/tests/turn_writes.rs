@@ -3,14 +3,18 @@
 //! PostgreSQL no turn's update could be HOT. The columns a turn changes are found by doing
 //! turns (an LLM reply with usage included) and comparing the row before and after; the
 //! indexes are read from each backend's catalog. SQLite and PostgreSQL.
+//!
+//! And a turn's write is all or nothing on both backends (PostgreSQL writes it in one
+//! statement, SQLite in a transaction): a resend, a half-stored pair, a session that is not
+//! ACTIVE or a limit writes nothing and says why, and concurrent resends store a turn once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
 use salestrainer_call::{
     app::settings::CallSettings,
-    domain::Speaker,
-    store::{self, Migrator, NewTurn, TurnUsage, session},
+    domain::{Speaker, transcript::Limits},
+    store::{self, Migrator, NewTurn, TurnUsage, WriteError, session},
 };
 use salestrainer_proto::call as pb;
 use salestrainer_runtime::time::now_us;
@@ -72,14 +76,13 @@ fn turn(id: &str, speaker: Speaker, usage: Option<TurnUsage>) -> NewTurn {
     }
 }
 
-async fn a_turn_touches_no_index(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = backend.fresh_database::<Migrator>("call", dir.path()).await;
+/// An ACTIVE text session `id`, last active a minute ago.
+async fn active_session(db: &DatabaseConnection, id: &str) {
     let earlier = now_us() - 60_000_000;
     store::insert_session(
-        &db,
+        db,
         session::Model {
-            id: "s1".into(),
+            id: id.into(),
             organization: "acme".into(),
             trainee: "organizations/acme/members/tom".into(),
             scenario: "organizations/acme/scenarios/cold-call".into(),
@@ -94,6 +97,12 @@ async fn a_turn_touches_no_index(backend: Backend) {
     )
     .await
     .unwrap();
+}
+
+async fn a_turn_touches_no_index(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend.fresh_database::<Migrator>("call", dir.path()).await;
+    active_session(&db, "s1").await;
     let limits = CallSettings::default().transcript_limits();
     let before = row(&db, "s1").await;
     let usage = TurnUsage {
@@ -175,4 +184,182 @@ async fn a_turn_touches_no_index_sqlite() {
 #[tokio::test]
 async fn a_turn_touches_no_index_postgres() {
     a_turn_touches_no_index(Backend::Postgres).await;
+}
+
+/// The session's counters and its stored segment ids, in id order.
+async fn state_of(db: &DatabaseConnection, id: &str) -> (i64, i64, i64, Vec<String>) {
+    let m = store::get(db, id).await.unwrap().expect("the session");
+    let mut ids: Vec<String> = store::segments(db, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.segment_id)
+        .collect();
+    ids.sort();
+    (m.segment_count, m.transcript_bytes, m.prompt_tokens, ids)
+}
+
+async fn a_turn_is_written_whole_or_not_at_all(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend.fresh_database::<Migrator>("call", dir.path()).await;
+    active_session(&db, "s1").await;
+    let limits = CallSettings::default().transcript_limits();
+    let usage = || {
+        Some(TurnUsage {
+            prompt_tokens: 7,
+            completion_tokens: 3,
+            model: "m".into(),
+        })
+    };
+    let pair = |n: &str| {
+        vec![
+            turn(&format!("trainee-{n}"), Speaker::Trainee, None),
+            turn(&format!("persona-{n}"), Speaker::Persona, usage()),
+        ]
+    };
+    assert!(
+        store::append_turns(&db, pair("1"), "s1", &limits)
+            .await
+            .unwrap()
+    );
+    let stored = state_of(&db, "s1").await;
+    assert_eq!(
+        (stored.0, stored.1, stored.2),
+        (2, 2 * "words of trainee-1".len() as i64, 7),
+        "{backend:?}"
+    );
+
+    // A resend, and a resent trainee turn with a fresh reply id: false, nothing written.
+    assert!(
+        !store::append_turns(&db, pair("1"), "s1", &limits)
+            .await
+            .unwrap()
+    );
+    let half = vec![
+        turn("trainee-1", Speaker::Trainee, None),
+        turn("persona-other", Speaker::Persona, usage()),
+    ];
+    assert!(!store::append_turns(&db, half, "s1", &limits).await.unwrap());
+    assert_eq!(
+        state_of(&db, "s1").await,
+        stored,
+        "{backend:?}: a resend wrote"
+    );
+
+    // A limit: refused as such, nothing written.
+    let tight = Limits {
+        max_segments: 3,
+        ..limits
+    };
+    let refused = store::append_turns(&db, pair("2"), "s1", &tight).await;
+    assert!(
+        matches!(refused, Err(WriteError::Limit(_))),
+        "{backend:?}: {refused:?}"
+    );
+    let small = Limits {
+        max_transcript_bytes: 40,
+        ..limits
+    };
+    let refused = store::append_turns(&db, pair("2"), "s1", &small).await;
+    assert!(
+        matches!(refused, Err(WriteError::Limit(_))),
+        "{backend:?}: {refused:?}"
+    );
+    assert_eq!(
+        state_of(&db, "s1").await,
+        stored,
+        "{backend:?}: a refusal wrote"
+    );
+    // A limit with room for exactly this turn lets it in.
+    let exact = Limits {
+        max_segments: 4,
+        ..limits
+    };
+    assert!(
+        store::append_turns(&db, pair("2"), "s1", &exact)
+            .await
+            .unwrap()
+    );
+
+    // Gone and not ACTIVE: said so, nothing written.
+    let missing = store::append_turns(&db, pair("3"), "nope", &limits).await;
+    assert!(
+        matches!(missing, Err(WriteError::NotFound)),
+        "{backend:?}: {missing:?}"
+    );
+    db.execute_raw(Statement::from_string(
+        backend_of(&db),
+        format!(
+            "UPDATE call_sessions SET state = {} WHERE id = 's1'",
+            pb::SessionState::Ended as i32
+        ),
+    ))
+    .await
+    .unwrap();
+    let before = state_of(&db, "s1").await;
+    let ended = store::append_turns(&db, pair("3"), "s1", &limits).await;
+    assert!(
+        matches!(ended, Err(WriteError::NotActive(s)) if s == pb::SessionState::Ended as i32),
+        "{backend:?}: {ended:?}"
+    );
+    assert_eq!(state_of(&db, "s1").await, before, "{backend:?}");
+}
+
+fn backend_of(db: &DatabaseConnection) -> DbBackend {
+    db.get_database_backend()
+}
+
+/// The same turn sent by two writers at once (a client resending on a second stream, served
+/// by another replica): stored once, counted once, one writer told it was a resend.
+async fn concurrent_resends_store_a_turn_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend.fresh_database::<Migrator>("call", dir.path()).await;
+    active_session(&db, "s1").await;
+    let limits = CallSettings::default().transcript_limits();
+    const ROUNDS: usize = 25;
+    for round in 0..ROUNDS {
+        let write = |reply: &str| {
+            let db = db.clone();
+            let turns = vec![
+                turn(&format!("trainee-{round}"), Speaker::Trainee, None),
+                turn(&format!("persona-{round}-{reply}"), Speaker::Persona, None),
+            ];
+            tokio::spawn(async move { store::append_turns(&db, turns, "s1", &limits).await })
+        };
+        let (a, b) = (write("a"), write("b"));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let fresh = [&a, &b].iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(fresh, 1, "{backend:?} round {round}: {a:?} {b:?}");
+        assert!(
+            matches!((&a, &b), (Ok(_), Ok(_))),
+            "{backend:?} round {round}: {a:?} {b:?}"
+        );
+    }
+    let (count, _, _, ids) = state_of(&db, "s1").await;
+    assert_eq!(
+        count,
+        2 * ROUNDS as i64,
+        "{backend:?}: counters moved for a resend"
+    );
+    assert_eq!(ids.len(), 2 * ROUNDS, "{backend:?}: {ids:?}");
+}
+
+#[tokio::test]
+async fn a_turn_is_written_whole_or_not_at_all_sqlite() {
+    a_turn_is_written_whole_or_not_at_all(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_turn_is_written_whole_or_not_at_all_postgres() {
+    a_turn_is_written_whole_or_not_at_all(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_resends_store_a_turn_once_sqlite() {
+    concurrent_resends_store_a_turn_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_resends_store_a_turn_once_postgres() {
+    concurrent_resends_store_a_turn_once(Backend::Postgres).await;
 }

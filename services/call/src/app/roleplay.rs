@@ -243,12 +243,18 @@ impl Conversation {
     }
 
     async fn load_thread(&self) -> ApiResult<Thread> {
+        let llm = self.endpoint.is_some();
+        // A session with nothing said yet (its counter, read by `prepare`, moves with every
+        // stored segment) needs neither its transcript nor a cached thread: the greeting of a
+        // new session waits on no read but its own row's.
+        if self.session.segment_count == 0 {
+            return Ok(Thread::rebuild(&self.setup, llm, &[]));
+        }
         let segs = store::segments(self.core.db()?, &self.session.id).await?;
         let persona_turns = segs
             .iter()
             .filter(|s| store::speaker_from_i32(s.speaker) == Speaker::Persona)
             .count();
-        let llm = self.endpoint.is_some();
         if let Some(t) = self.core.threads.get(&self.session.id).await
             && t.answered() == persona_turns
             && t.is_llm() == llm

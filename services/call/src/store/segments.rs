@@ -6,8 +6,8 @@ use salestrainer_runtime::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order, QueryFilter,
-    QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, Statement, Value,
     sea_query::{Expr, OnConflict},
 };
 
@@ -194,6 +194,9 @@ pub async fn append_turns(
     session_id: &str,
     limits: &Limits,
 ) -> Result<bool, WriteError> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        return append_turns_postgres(db, turns, session_id, limits).await;
+    }
     // Every text turn writes: on SQLite the transaction runs on the writer thread.
     let (conn, session_id, limits) = (db.clone(), session_id.to_owned(), *limits);
     on_writer(db, async move {
@@ -209,6 +212,147 @@ pub async fn append_turns(
         }
     })
     .await
+}
+
+/// [`append_turns`] on PostgreSQL: one statement, so one round trip and one commit instead
+/// of four (BEGIN, UPDATE, INSERT, COMMIT) while the trainee waits for the reply. The session
+/// row is updated first (its lock orders concurrent writers, and its state and limits are
+/// re-checked on the latest row), and the turns are inserted only when it was; a segment id
+/// stored already, or stored concurrently (a unique violation aborts the whole statement),
+/// leaves nothing written. Only when nothing was written is the row read again, to say why.
+async fn append_turns_postgres(
+    db: &DatabaseConnection,
+    turns: Vec<NewTurn>,
+    session_id: &str,
+    limits: &Limits,
+) -> Result<bool, WriteError> {
+    if turns.is_empty() {
+        return Ok(true);
+    }
+    let added = turns.len() as i64;
+    let grow_bytes: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
+    let grow = i64::try_from(grow_bytes).unwrap_or(i64::MAX);
+    let largest = turns.iter().map(|t| text_bytes(&t.text)).max().unwrap_or(0);
+    limits.check_segment(largest).map_err(WriteError::Limit)?;
+    let ids: Vec<String> = turns.iter().map(|t| t.segment_id.clone()).collect();
+    let statement = turn_statement(session_id, now_us(), &ids, turns, limits, grow);
+    match db.execute_raw(statement).await {
+        Ok(r) if r.rows_affected() == added as u64 => return Ok(true),
+        Ok(_) => {}
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // Nothing was written: the session is gone or not ACTIVE, a limit would be passed, or the
+    // turn was stored before (a resend). Said in that order, as the SQLite path says it.
+    let m = get(db, session_id).await?.ok_or(WriteError::NotFound)?;
+    if m.state != state_code(SessionState::Active) {
+        return Err(WriteError::NotActive(m.state));
+    }
+    check(limits, &m, added as u64, grow, largest)?;
+    let stored = segment::Entity::find()
+        .filter(segment::Column::SessionId.eq(session_id))
+        .filter(segment::Column::SegmentId.is_in(ids))
+        .count(db)
+        .await?;
+    if stored > 0 {
+        return Ok(false);
+    }
+    // A write of another transaction moved the row between the statement and the read (it
+    // rolled back, or ended the session and it was reopened): the turn is not stored.
+    Err(WriteError::Db(DbErr::Custom(
+        "the session changed during the turn's write; send the turn again".into(),
+    )))
+}
+
+/// The one statement of [`append_turns_postgres`]: the session's counters and activity move
+/// (if it is ACTIVE, within its limits, and none of the turns' ids is stored), and the turns
+/// are inserted only when they did.
+fn turn_statement(
+    session_id: &str,
+    now: i64,
+    ids: &[String],
+    turns: Vec<NewTurn>,
+    limits: &Limits,
+    grow: i64,
+) -> Statement {
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let usage = turns.iter().rev().find_map(|t| t.usage.clone());
+    let (prompt, completion, requests, model) = match usage {
+        Some(u) => (u.prompt_tokens, u.completion_tokens, 1i32, u.model),
+        None => (0, 0, 0, String::new()),
+    };
+    let mut values: Vec<Value> = vec![
+        session_id.into(),                         // $1
+        now.into(),                                // $2
+        (turns.len() as i64).into(),               // $3
+        grow.into(),                               // $4
+        prompt.into(),                             // $5
+        completion.into(),                         // $6
+        requests.into(),                           // $7
+        model.into(),                              // $8
+        state_code(SessionState::Active).into(),   // $9
+        clamp(limits.max_segments).into(),         // $10
+        clamp(limits.max_transcript_bytes).into(), // $11
+    ];
+    let id_params: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            values.push(id.as_str().into());
+            format!("${}", values.len())
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(turns.len());
+    for (i, turn) in turns.into_iter().enumerate() {
+        let source = match turn.speaker {
+            Speaker::Trainee => Source::TraineeClient,
+            _ => Source::PersonaEngine,
+        };
+        let first = values.len() + 1;
+        values.extend([
+            turn.segment_id.into(),
+            // Text turns of one session arrive one at a time: the clock orders them.
+            (now + i as i64).into(),
+            speaker_to_i32(turn.speaker).into(),
+            turn.text.into(),
+            turn.start_ms.into(),
+            turn.end_ms.into(),
+            turn.reply_to.into(),
+            source_to_i32(source).into(),
+        ]);
+        let p = |k: usize| first + k;
+        rows.push(format!(
+            "(${}::text, ${}::int8, ${}::int4, ${}::text, ${}::int8, ${}::int8, ${}::text, ${}::int4)",
+            p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7)
+        ));
+    }
+    let sql = format!(
+        "WITH s AS ( \
+           UPDATE call_sessions SET \
+             last_activity_us = $2, \
+             transcript_version = transcript_version + 1, \
+             segment_count = segment_count + $3, \
+             transcript_bytes = transcript_bytes + $4, \
+             prompt_tokens = prompt_tokens + $5, \
+             completion_tokens = completion_tokens + $6, \
+             llm_requests = llm_requests + $7, \
+             llm_model = CASE WHEN $7 > 0 THEN $8 ELSE llm_model END \
+           WHERE id = $1 AND state = $9 \
+             AND segment_count + $3 <= $10 \
+             AND ($4 <= 0 OR transcript_bytes + $4 <= $11) \
+             AND NOT EXISTS (SELECT 1 FROM call_segments \
+                             WHERE session_id = $1 AND segment_id IN ({ids})) \
+           RETURNING id) \
+         INSERT INTO call_segments \
+           (session_id, segment_id, seq, speaker, text, start_ms, end_ms, is_final, reply_to, \
+            create_us, source) \
+         SELECT s.id, t.segment_id, t.seq, t.speaker, t.text, t.start_ms, t.end_ms, true, \
+                t.reply_to, $2, t.source \
+         FROM s, (VALUES {rows}) \
+           AS t(segment_id, seq, speaker, text, start_ms, end_ms, reply_to, source)",
+        ids = id_params.join(", "),
+        rows = rows.join(", "),
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 async fn write_turns<C: ConnectionTrait>(
