@@ -5,7 +5,10 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use sea_orm::{
@@ -19,11 +22,19 @@ use sea_orm::{
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// SQLite: the file written, to count the commit towards its next checkpoint.
+    sqlite: Option<(Arc<SqliteFile>, DatabaseConnection)>,
 }
 
 impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        let WriteTxn { txn, _gate, sqlite } = self;
+        txn.commit().await?;
+        drop(_gate);
+        if let Some((file, db)) = sqlite {
+            file.committed(db);
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {
@@ -67,9 +78,13 @@ impl ConnectionTrait for WriteTxn {
 /// transaction that reads first and writes later fails with "database is locked" when another
 /// writer committed in between. PostgreSQL is not gated and ignores the option.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    let gate = match db.get_database_backend() {
-        DbBackend::Sqlite => Some(sqlite_gate(db).lock_owned().await),
-        _ => None,
+    let (gate, sqlite) = match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let file = sqlite_file(db);
+            let gate = file.gate.clone().lock_owned().await;
+            (Some(gate), Some((file, db.clone())))
+        }
+        _ => (None, None),
     };
     let txn = db
         .begin_with_options(TransactionOptions {
@@ -77,7 +92,11 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
             ..TransactionOptions::default()
         })
         .await?;
-    Ok(WriteTxn { txn, _gate: gate })
+    Ok(WriteTxn {
+        txn,
+        _gate: gate,
+        sqlite,
+    })
 }
 
 /// Runs `work` — one whole write transaction, [`begin_write`] to commit — on the process's
@@ -126,17 +145,79 @@ fn writer_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
         .map_err(Clone::clone)
 }
 
-/// One gate per SQLite file in the process (every connection to a file shares its writer).
-fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let file = db
+/// Gated write transactions between two checkpoints of a file (a text turn writes a handful
+/// of pages: a few hundred pages of WAL, well under SQLite's own 1,000-page trigger).
+pub const CHECKPOINT_EVERY_COMMITS: u64 = 100;
+
+/// The pages of WAL at which a commit itself checkpoints (SQLite's `wal_autocheckpoint`, set
+/// on every connection by the caller). A backstop: under writes that never pause, the
+/// passive checkpoints copy the log but SQLite starts it over only when one has copied all of
+/// it with no reader behind, so the log grows to this size (about 40 MB) before a commit's own
+/// checkpoint starts it over; it also covers writes made outside the gate.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// One SQLite file of the process: its write gate (every connection to a file shares its
+/// writer) and its checkpoints. SQLite's own checkpoint runs inside the commit that passes
+/// its threshold, with the gate held: every write queued behind it waits for the copy and two
+/// fsyncs (tens of ms here, several times a second under load). So the commits are counted
+/// here, and every [`CHECKPOINT_EVERY_COMMITS`] a passive checkpoint runs on another
+/// connection, beside the writer, outside the gate.
+struct SqliteFile {
+    gate: Arc<tokio::sync::Mutex<()>>,
+    commits: AtomicU64,
+    checkpointing: AtomicBool,
+}
+
+impl SqliteFile {
+    fn committed(self: Arc<Self>, db: DatabaseConnection) {
+        if self.commits.fetch_add(1, Ordering::Relaxed) + 1 < CHECKPOINT_EVERY_COMMITS
+            || self.checkpointing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.commits.store(0, Ordering::Relaxed);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.checkpointing.store(false, Ordering::Release);
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = self.checkpoint(&db).await {
+                tracing::warn!(error = %e, "SQLite checkpoint failed; the next commits retry");
+            }
+            self.checkpointing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn checkpoint(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        // PASSIVE copies what it can without waiting for, or blocking, readers and writers.
+        db.query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+fn sqlite_file(db: &DatabaseConnection) -> Arc<SqliteFile> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<SqliteFile>>>> = OnceLock::new();
+    let path = db
         .get_sqlite_connection_pool()
         .connect_options()
         .get_filename()
         .to_path_buf();
-    let mut gates = GATES
+    let mut files = FILES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    gates.entry(file).or_default().clone()
+    files
+        .entry(path)
+        .or_insert_with(|| {
+            Arc::new(SqliteFile {
+                gate: Arc::default(),
+                commits: AtomicU64::new(0),
+                checkpointing: AtomicBool::new(false),
+            })
+        })
+        .clone()
 }

@@ -135,3 +135,54 @@ async fn the_callers_span_goes_along() {
     assert_eq!(seen.0, "caller_request");
     assert_eq!(seen.1.as_deref(), Some("sqlite-writer"));
 }
+
+/// A WAL-mode file with SQLite's own checkpoint far away, as the services connect.
+async fn sqlite_wal(dir: &std::path::Path) -> DatabaseConnection {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("wal.db").display());
+    let mut opts = sea_orm::ConnectOptions::new(url);
+    opts.max_connections(4).map_sqlx_sqlite_opts(|o| {
+        o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+            .pragma(
+                "wal_autocheckpoint",
+                salestrainer_db_write::WAL_AUTOCHECKPOINT_PAGES.to_string(),
+            )
+    });
+    let db = Database::connect(opts).await.unwrap();
+    db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .await
+        .unwrap();
+    db
+}
+
+/// Checkpoints come from the gated commits' count, beside the writer: the main file takes
+/// the pages only once `CHECKPOINT_EVERY_COMMITS` commits were made, and then without
+/// another write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hundredth_commit_checkpoints_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_wal(dir.path()).await;
+    let main_file = dir.path().join("wal.db");
+    let size = || std::fs::metadata(&main_file).map(|m| m.len()).unwrap_or(0);
+    let row = "x".repeat(3000);
+    for _ in 1..salestrainer_db_write::CHECKPOINT_EVERY_COMMITS {
+        insert(db.clone(), row.clone()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = size();
+    assert!(
+        before < 100 * 3000 / 2,
+        "the rows reached the main file before the checkpoint: {before} bytes"
+    );
+    insert(db.clone(), row.clone()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size() < 100 * 3000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after the 100th commit: main file {} bytes",
+            size()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&db).await, 100);
+}

@@ -109,6 +109,12 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
+                    // Checkpoints run beside the writer (salestrainer_db_write), not inside
+                    // a commit; SQLite's own stays as a far backstop.
+                    .pragma(
+                        "wal_autocheckpoint",
+                        salestrainer_db_write::WAL_AUTOCHECKPOINT_PAGES.to_string(),
+                    )
             });
     } else {
         opts.max_connections(16).min_connections(1);
