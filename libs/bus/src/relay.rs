@@ -468,15 +468,12 @@ async fn publish_rows(rows: Vec<entity::Model>, transport: &dyn Transport) -> Ou
         sent_ids: Vec::with_capacity(rows.len()),
         failure: None,
     };
-    for row in rows {
-        let id = row.id;
-        match transport.publish(&to_envelope(row)).await {
-            Ok(()) => outcome.sent_ids.push(id),
-            Err(e) => {
-                outcome.failure = Some((id, e));
-                break;
-            }
-        }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let envs: Vec<Envelope> = rows.into_iter().map(to_envelope).collect();
+    let (published, error) = transport.publish_many(&envs).await;
+    outcome.sent_ids = ids[..published.min(ids.len())].to_vec();
+    if let (Some(e), Some(id)) = (error, ids.get(published)) {
+        outcome.failure = Some((*id, e));
     }
     outcome
 }

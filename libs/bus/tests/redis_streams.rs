@@ -87,6 +87,48 @@ async fn publish_consume_ack() {
     .await;
 }
 
+/// A relay's batch goes out as one pipeline: every event, in order, each as `publish` sends
+/// it; and an error in the batch is reported with none counted as published (the relay sends
+/// them again), never as a success.
+#[tokio::test]
+async fn publish_many_sends_a_batch_in_order_and_reports_an_error() {
+    bounded(async {
+        let t = transport();
+        let topic = unique("bus-batch");
+        let mut sub = t.subscribe(&topic, "g", "c1", fast()).await.unwrap();
+        let envs: Vec<_> = (1..=5).map(|i| envelope(&topic, i)).collect();
+        let (sent, error) = t.publish_many(&envs).await;
+        assert_eq!((sent, error.map(|e| e.to_string())), (5, None));
+        for env in &envs {
+            let d = expect_next(&mut sub).await;
+            assert_eq!(&d.envelope, env);
+            d.ack().await.unwrap();
+        }
+        assert_eq!(t.publish_many(&[]).await.0, 0);
+
+        // The second event's topic is a key of another type: XADD fails there.
+        let wrong = unique("bus-batch-wrongtype");
+        let mut conn = t.pool().get().await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&wrong)
+            .arg("not a stream")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let batch = vec![envelope(&topic, 6), envelope(&wrong, 7)];
+        let (sent, error) = t.publish_many(&batch).await;
+        assert_eq!(sent, 0);
+        assert!(
+            error.is_some_and(|e| e.to_string().contains("WRONGTYPE")),
+            "the error is reported"
+        );
+        drop(sub);
+        delete_key(&t, &topic).await;
+        delete_key(&t, &wrong).await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn groups_each_get_every_event_and_consumers_share_within_a_group() {
     bounded(async {

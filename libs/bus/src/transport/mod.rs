@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::{Envelope, Result};
+use crate::{Envelope, Error, Result};
 
 mod memory;
 mod redis_streams;
@@ -83,6 +83,21 @@ pub trait Transport: Send + Sync + 'static {
     /// Publishes one event to `env.topic`. Once this returns `Ok`, the transport holds the event
     /// for every group of the topic.
     fn publish<'a>(&'a self, env: &'a Envelope) -> BoxFuture<'a, Result<()>>;
+
+    /// Publishes `envs` in order: how many were published before an error stopped the rest,
+    /// and that error. One at a time by default; a transport may send them all in one round
+    /// trip, and then on an error it may report fewer published than were (they are sent
+    /// again: at least once, as after a crash).
+    fn publish_many<'a>(&'a self, envs: &'a [Envelope]) -> BoxFuture<'a, (usize, Option<Error>)> {
+        Box::pin(async move {
+            for (i, env) in envs.iter().enumerate() {
+                if let Err(e) = self.publish(env).await {
+                    return (i, Some(e));
+                }
+            }
+            (envs.len(), None)
+        })
+    }
 
     /// Joins `consumer` to consumer `group` on `topic`, creating the group if needed.
     fn subscribe<'a>(
