@@ -214,6 +214,19 @@ pub async fn append_turns(
     .await
 }
 
+/// The turns' count, total bytes and largest segment's bytes, after checking that largest
+/// against the segment limit: before any statement, so an oversized turn costs no write.
+fn sizes(turns: &[NewTurn], limits: &Limits) -> Result<(i64, i64, u64), WriteError> {
+    let grow_bytes: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
+    let largest = turns.iter().map(|t| text_bytes(&t.text)).max().unwrap_or(0);
+    limits.check_segment(largest).map_err(WriteError::Limit)?;
+    Ok((
+        turns.len() as i64,
+        i64::try_from(grow_bytes).unwrap_or(i64::MAX),
+        largest,
+    ))
+}
+
 /// [`append_turns`] on PostgreSQL: one statement, so one round trip and one commit instead
 /// of four (BEGIN, UPDATE, INSERT, COMMIT) while the trainee waits for the reply. The session
 /// row is updated first (its lock orders concurrent writers, and its state and limits are
@@ -229,11 +242,7 @@ async fn append_turns_postgres(
     if turns.is_empty() {
         return Ok(true);
     }
-    let added = turns.len() as i64;
-    let grow_bytes: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
-    let grow = i64::try_from(grow_bytes).unwrap_or(i64::MAX);
-    let largest = turns.iter().map(|t| text_bytes(&t.text)).max().unwrap_or(0);
-    limits.check_segment(largest).map_err(WriteError::Limit)?;
+    let (added, grow, largest) = sizes(&turns, limits)?;
     let ids: Vec<String> = turns.iter().map(|t| t.segment_id.clone()).collect();
     let statement = turn_statement(session_id, now_us(), &ids, turns, limits, grow);
     match db.execute_raw(statement).await {
@@ -365,12 +374,7 @@ async fn write_turns<C: ConnectionTrait>(
         return Ok(());
     }
     let now = now_us();
-    let added = turns.len() as i64;
-    let grow_bytes: u64 = turns.iter().map(|t| text_bytes(&t.text)).sum();
-    let grow = i64::try_from(grow_bytes).unwrap_or(i64::MAX);
-    let largest = turns.iter().map(|t| text_bytes(&t.text)).max().unwrap_or(0);
-    // Checked before any statement, so an oversized turn costs no write at all.
-    limits.check_segment(largest).map_err(WriteError::Limit)?;
+    let (added, grow, largest) = sizes(&turns, limits)?;
     let usage = turns.iter().rev().find_map(|t| t.usage.clone());
     // The counters move in the same statement that marks activity (the limits are checked
     // against the values before it); the transaction is dropped, not committed, on a refusal.
