@@ -7,8 +7,8 @@
 # one run and a ratio taken two minutes later do not compare well. Here both suites run at
 # once (each `salestrainer up` from its own directory, SQLite, server core 0, h2load core 1,
 # as bench/h2load.sh), and each round measures bare-health (system allocator),
-# bare-health-jemalloc, GetPersona of BEFORE, GetPersona of AFTER, Health/Check of AFTER, then the two bare servers
-# again, so before and after see the same moment. BEFORE needs salestrainer; AFTER needs
+# bare-health-jemalloc, GetPersona of BEFORE, GetPersona of AFTER, Health/Check of BEFORE and of
+# AFTER, then the two bare servers again, so before and after see the same moment. BEFORE needs salestrainer; AFTER needs
 # salestrainer, bare-health and bare-health-jemalloc.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -79,18 +79,19 @@ h2() {
 health_of() { echo "http://127.0.0.1:$1/grpc.health.v1.Health/Check"; }
 persona_of() { echo "http://127.0.0.1:$1/salestrainer.config.v1.ConfigService/GetPersona"; }
 
-printf '%-6s %8s %8s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s\n' round bare bare-je before after aft-hc bare2 bare-je2 bef/bare aft/bare aft/b-je aft/bef hc/bare
+printf '%-6s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s\n' round bare bare-je before after bef-hc aft-hc bare2 bare-je2 bef/bare aft/bare aft/b-je aft/bef bhc/bare ahc/bare
 for r in $(seq 1 "$rounds"); do
   b1="$(h2 "bare-$r-a" "$(health_of $bare_port)" "$out/health.bin")"
   m1="$(h2 "bare-je-$r-a" "$(health_of $bare_je_port)" "$out/health.bin")"
   pb="$(h2 "before-$r" "$(persona_of "${port[before]}")" "$out/get-persona.bin" -H "authorization: Bearer ${token[before]}")"
   pa="$(h2 "after-$r" "$(persona_of "${port[after]}")" "$out/get-persona.bin" -H "authorization: Bearer ${token[after]}")"
+  hb="$(h2 "before-health-$r" "$(health_of "${port[before]}")" "$out/health.bin")"
   hc="$(h2 "after-health-$r" "$(health_of "${port[after]}")" "$out/health.bin")"
   m2="$(h2 "bare-je-$r-b" "$(health_of $bare_je_port)" "$out/health.bin")"
   b2="$(h2 "bare-$r-b" "$(health_of $bare_port)" "$out/health.bin")"
   python3 -c "
 b = max(($b1 + $b2) / 2, 1); m = max(($m1 + $m2) / 2, 1)
-print('%-6s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.1f%% %8.1f%% %8.1f%% %8.1f%% %8.1f%%' % (
-  '$r', $b1, $m1, $pb, $pa, $hc, $b2, $m2, 100 * $pb / b, 100 * $pa / b, 100 * $pa / m, 100 * $pa / max($pb, 1), 100 * $hc / b))"
+print('%-6s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.1f%% %8.1f%% %8.1f%% %8.1f%% %8.1f%% %8.1f%%' % (
+  '$r', $b1, $m1, $pb, $pa, $hb, $hc, $b2, $m2, 100 * $pb / b, 100 * $pa / b, 100 * $pa / m, 100 * $pa / max($pb, 1), 100 * $hb / b, 100 * $hc / b))"
 done
 echo "h2load logs: $out"

@@ -290,6 +290,94 @@ async fn oversized_message_is_resource_exhausted() {
     app.stop().await;
 }
 
+/// A server at its concurrency limit sheds calls at once (UNAVAILABLE, no queueing) but still
+/// answers health checks: Kubernetes probes them on the serving port, and a shed probe would
+/// pull a busy pod out of its Service or restart it mid-load.
+#[tokio::test]
+async fn a_saturated_server_sheds_calls_but_answers_health() {
+    use salestrainer_proto::call;
+
+    let app = spawn_app_with(|s| s.server.concurrency_limit = 1).await;
+    wait_serving(&app, "", Duration::from_secs(30)).await;
+    seed_organization(
+        &app,
+        "demo",
+        &[("demo-admin", Role::Admin), ("tom", Role::Trainee)],
+    )
+    .await;
+    let admin = app.token(Role::Admin, "demo-admin", "demo");
+    let tom = app.token(Role::Trainee, "tom", "demo");
+    let list = || {
+        let mut client =
+            config::config_service_client::ConfigServiceClient::new(app.channel.clone());
+        let req = authed(
+            config::ListPersonasRequest {
+                parent: "organizations/demo".into(),
+                ..Default::default()
+            },
+            &admin,
+        );
+        async move { client.list_personas(req).await.map(|_| ()) }
+    };
+    list().await.expect("an idle server answers");
+
+    // A Converse stream that never sends its start message holds the one slot: the server
+    // waits for that message before it answers the call. The suite's own background calls
+    // (its services call each other through this server) can hold the slot for a moment, so
+    // a stream shed on arrival is opened again.
+    let hold_slot = || {
+        let mut client = call::call_service_client::CallServiceClient::new(app.channel.clone());
+        let (hold, requests) = tokio::sync::mpsc::channel::<call::ConverseRequest>(1);
+        let req = authed(tokio_stream::wrappers::ReceiverStream::new(requests), &tom);
+        let held = tokio::spawn(async move { client.converse(req).await.map(|_| ()) });
+        (hold, held)
+    };
+    let (mut hold, mut held) = hold_slot();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let shed = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held stream never filled the server's one slot"
+        );
+        if held.is_finished() {
+            let ended = held.await.unwrap();
+            let code = ended.as_ref().err().map(|s| s.code());
+            assert_eq!(code, Some(Code::ResourceExhausted), "{ended:?}");
+            (hold, held) = hold_slot();
+        }
+        // Shed twice, 100 ms apart, with the stream still open: the stream holds the slot.
+        if let Err(status) = list().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if !held.is_finished() && list().await.is_err() {
+                break status;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed:?}");
+    for service in ["", "salestrainer.config.v1.ConfigService"] {
+        assert_eq!(
+            health(&app, service).await,
+            Some(ServingStatus::Serving),
+            "health of {service:?} while saturated"
+        );
+    }
+    assert!(list().await.is_err(), "still saturated after the probes");
+
+    drop(hold);
+    let _ = held.await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while list().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
+
 async fn migrated_tables(url: &str) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
     let db = sea_orm::Database::connect(url).await.expect("connect");

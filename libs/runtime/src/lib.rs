@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod paging;
+pub mod probes;
 pub mod ready;
 pub mod redact;
 pub mod redis;
