@@ -78,23 +78,8 @@ async fn completions(
 
 use futures::StreamExt;
 
-async fn fake_server(fake: Arc<Fake>) -> String {
-    let app = Router::new()
-        .route("/v1/chat/completions", post(completions))
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/v1")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streaming_persona_and_failure_mid_stream() {
-    let fake = Arc::new(Fake::default());
-    let base_url = fake_server(fake.clone()).await;
-    let s = suite(Backend::Sqlite).await;
+/// Gives organization acme an LLM persona: the fake at `base_url`.
+async fn use_llm(s: &common::Suite, base_url: String) {
     s.config
         .clone()
         .create_provider_credential(authed(
@@ -114,6 +99,26 @@ async fn streaming_persona_and_failure_mid_stream() {
         ))
         .await
         .unwrap();
+}
+
+async fn fake_server(fake: Arc<Fake>) -> String {
+    let app = Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(fake);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_persona_and_failure_mid_stream() {
+    let fake = Arc::new(Fake::default());
+    let base_url = fake_server(fake.clone()).await;
+    let s = suite(Backend::Sqlite).await;
+    use_llm(&s, base_url).await;
     let mut sub = s
         .app
         .ctx
@@ -207,4 +212,104 @@ async fn streaming_persona_and_failure_mid_stream() {
     assert_eq!(usage.requests, 2);
     assert_eq!(usage.prompt_tokens, 84);
     assert_eq!(usage.model, "fake-model");
+}
+
+/// How many requests the fake has seen, waiting up to 10 s for at least `n`.
+async fn requests_reach(fake: &Fake, n: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = fake.requests.lock().unwrap().len();
+        if seen >= n || tokio::time::Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Locks the session's row in `txn` until it ends.
+async fn lock_session(txn: &sea_orm::DatabaseTransaction, id: &str) {
+    use sea_orm::{ConnectionTrait, Statement};
+    txn.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT id FROM call_sessions WHERE id = $1 FOR UPDATE",
+        [id.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+/// The LLM is asked for the reply while the trainee's turn is still being written, so the
+/// trainee waits for the slower of the two, not their sum. The session row is held locked
+/// from another connection: the turn's write cannot finish, yet the request reaches the
+/// provider; the turn is accepted only once stored, and its reply follows. A turn refused
+/// by its write (here the session ended meanwhile) sends no chunk of the reply it requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_is_requested_while_the_turn_is_written() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let fake = Arc::new(Fake::default());
+    let base_url = fake_server(fake.clone()).await;
+    let s = suite(Backend::Postgres).await;
+    use_llm(&s, base_url).await;
+    let url = s.app.settings.database_url.clone();
+    let db = sea_orm::Database::connect(url.replace("{service}", "call"))
+        .await
+        .unwrap();
+    let session = s
+        .start(&s.tom, pb::SessionMode::Text)
+        .await
+        .session
+        .unwrap();
+    let id = session.name.rsplit('/').next().unwrap().to_owned();
+    let mut c = s.converse(&s.tom, &session.name).await;
+    c.next().await.unwrap();
+    c.reply().await.unwrap();
+
+    let held = db.begin().await.unwrap();
+    lock_session(&held, &id).await;
+    c.send_turn("How are things at Northwind?", "w1").await;
+    assert_eq!(
+        requests_reach(&fake, 1).await,
+        1,
+        "the reply was not requested while the turn's write waited"
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), c.next())
+            .await
+            .is_err(),
+        "nothing is sent before the turn is stored"
+    );
+    held.rollback().await.unwrap();
+    match c.next().await.unwrap() {
+        pb::converse_response::Payload::Accepted(a) => assert_eq!(a.client_turn_id, "w1"),
+        other => panic!("expected accepted, got {other:?}"),
+    }
+    let r = c.reply().await.unwrap();
+    assert_eq!(r.text(), "Sure, tell me more.");
+    let t = s.transcript(&session.name).await;
+    assert_eq!(t.segments.len(), 3);
+
+    // The session ends while the next turn's write waits: the turn is refused, and the reply
+    // already requested is dropped unsent.
+    let held = db.begin().await.unwrap();
+    lock_session(&held, &id).await;
+    c.send_turn("And the price?", "w2").await;
+    assert_eq!(requests_reach(&fake, 2).await, 2);
+    held.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "UPDATE call_sessions SET state = $1 WHERE id = $2",
+        [(pb::SessionState::Ended as i32).into(), id.clone().into()],
+    ))
+    .await
+    .unwrap();
+    held.commit().await.unwrap();
+    let refused = c.next().await.expect_err("the turn is refused");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(s.transcript(&session.name).await.segments.len(), 3);
+
+    drop(c);
+    drop(db);
+    s.app.stop().await;
+    salestrainer_tests::drop_postgres_databases(&url, &["config", "call", "grading", "analytics"])
+        .await;
 }

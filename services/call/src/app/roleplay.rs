@@ -12,8 +12,11 @@
 
 use std::{
     collections::HashMap,
+    pin::pin,
     sync::{Arc, Mutex},
 };
+
+use futures::future::maybe_done;
 
 use salestrainer_proto::call as pb;
 use salestrainer_runtime::{ApiError, ApiResult, Principal, app::BoxStream, time::now_us};
@@ -23,7 +26,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     CallApp,
-    llm_persona::{ChatMessage, Delta, Endpoint, LlmError},
+    llm_persona::{ChatMessage, ChatStream, Delta, Endpoint, LlmError},
     load_visible, member_name,
     persona_engine::{PersonaSetup, Thread},
     write_error,
@@ -388,7 +391,33 @@ impl Conversation {
         if let Some((r, _, _)) = &scripted {
             turns.push(persona_turn(&r.text, None, at));
         }
-        let fresh = self.store_turns(turns).await?;
+        // An LLM reply is requested while the turn is being stored: the trainee waits for the
+        // slower of the write and the provider, not for both one after the other. A refused
+        // or already answered turn drops the request unread.
+        let llm_request = match (&*thread, &self.endpoint) {
+            (Thread::Llm { messages, .. }, Some(endpoint)) if scripted.is_none() => {
+                let mut messages = messages.clone();
+                messages.push(ChatMessage::new("user", text.clone()));
+                Some((endpoint, messages))
+            }
+            _ => None,
+        };
+        let llm = &self.core.llm;
+        let mut opening = pin!(maybe_done(async move {
+            let (endpoint, messages) = llm_request?;
+            let opened = llm.stream_chat(endpoint, &messages).await;
+            Some((endpoint, messages, opened))
+        }));
+        let fresh = {
+            let mut store = pin!(self.store_turns(turns));
+            let mut opened = false;
+            loop {
+                tokio::select! {
+                    stored = &mut store => break stored,
+                    () = &mut opening, if !opened => opened = true,
+                }
+            }
+        }?;
         self.send(pb::converse_response::Payload::Accepted(pb::TurnAccepted {
             client_turn_id: turn.client_turn_id.clone(),
             segment_id: segment_id.clone(),
@@ -412,8 +441,8 @@ impl Conversation {
                 self.store_turn(persona_turn(&r.text, None, at)).await?;
             }
         }
-        let (reply, next_thread, agreed, next) = match (scripted, &*thread, &self.endpoint) {
-            (Some((r, persona, answered)), _, _) => {
+        let (reply, next_thread, agreed, next) = match scripted {
+            Some((r, persona, answered)) => {
                 self.stream_text(&reply_id, &r.text).await.map_err(Err)?;
                 let next = Thread::Scripted {
                     persona,
@@ -421,12 +450,18 @@ impl Conversation {
                 };
                 (r.text, next, r.agreed_next_step, Next::Continue)
             }
-            (None, Thread::Llm { messages, answered }, Some(endpoint)) => {
+            None => {
                 let reply_start = self.offset_ms();
-                let mut messages = messages.clone();
-                messages.push(ChatMessage::new("user", text.clone()));
+                opening.as_mut().await;
+                let Some((endpoint, mut messages, opened)) =
+                    opening.as_mut().take_output().flatten()
+                else {
+                    return Err(Ok(Status::internal(
+                        "conversation thread does not match its engine",
+                    )));
+                };
                 let (reply, usage, next) = self
-                    .stream_llm(endpoint, &messages, &reply_id, inbound)
+                    .stream_llm(endpoint, opened, &reply_id, inbound)
                     .await?;
                 // Stored only once complete: a failed stream leaves no half reply.
                 self.store_turn(persona_turn(&reply, Some(usage), reply_start))
@@ -434,14 +469,9 @@ impl Conversation {
                 messages.push(ChatMessage::new("assistant", reply.clone()));
                 let next_thread = Thread::Llm {
                     messages,
-                    answered: answered + 1,
+                    answered: thread.answered() + 1,
                 };
                 (reply, next_thread, false, next)
-            }
-            _ => {
-                return Err(Ok(Status::internal(
-                    "conversation thread does not match its engine",
-                )));
             }
         };
         *thread = next_thread;
@@ -482,7 +512,7 @@ impl Conversation {
     async fn stream_llm(
         &self,
         endpoint: &Endpoint,
-        messages: &[ChatMessage],
+        opened: Result<ChatStream, LlmError>,
         reply_id: &str,
         mut inbound: Option<&mut Streaming<pb::ConverseRequest>>,
     ) -> Result<(String, TurnUsage, Next), Result<Status, Gone>> {
@@ -493,12 +523,7 @@ impl Conversation {
                  was kept: reconnect and resend it with the same client_turn_id"
             )))
         };
-        let mut stream = self
-            .core
-            .llm
-            .stream_chat(endpoint, messages)
-            .await
-            .map_err(failed)?;
+        let mut stream = opened.map_err(failed)?;
         let mut text = String::new();
         let mut usage = TurnUsage {
             model: endpoint.model.clone(),
