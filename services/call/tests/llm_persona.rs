@@ -255,15 +255,8 @@ async fn the_reply_is_requested_while_the_turn_is_written() {
     let db = sea_orm::Database::connect(url.replace("{service}", "call"))
         .await
         .unwrap();
-    let session = s
-        .start(&s.tom, pb::SessionMode::Text)
-        .await
-        .session
-        .unwrap();
+    let (session, mut c) = s.greeted(&s.tom).await;
     let id = session.name.rsplit('/').next().unwrap().to_owned();
-    let mut c = s.converse(&s.tom, &session.name).await;
-    c.next().await.unwrap();
-    c.reply().await.unwrap();
 
     let held = db.begin().await.unwrap();
     lock_session(&held, &id).await;

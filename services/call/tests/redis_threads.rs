@@ -6,7 +6,6 @@ mod common;
 
 use common::{Backend, suite_with};
 use salestrainer_call::app::threads::redis_key;
-use salestrainer_proto::call as pb;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -18,15 +17,8 @@ async fn threads_live_in_redis_with_a_ttl() {
         .get_multiplexed_async_connection()
         .await
         .expect("Redis at 127.0.0.1:6379");
-    let session = s
-        .start(&s.tom, pb::SessionMode::Text)
-        .await
-        .session
-        .unwrap();
+    let (session, mut c) = s.greeted(&s.tom).await;
     let id = session.name.rsplit('/').next().unwrap().to_owned();
-    let mut c = s.converse(&s.tom, &session.name).await;
-    c.next().await.unwrap();
-    c.reply().await.unwrap();
     c.say("How do you plan your routes today?", "r1")
         .await
         .unwrap();

@@ -277,6 +277,19 @@ impl Suite {
             .await
             .expect("open conversation")
     }
+
+    /// A new TEXT session of `token`'s trainee, and its conversation past the greeting.
+    pub async fn greeted(&self, token: &str) -> (pb::Session, Conversation) {
+        let session = self
+            .start(token, pb::SessionMode::Text)
+            .await
+            .session
+            .expect("session");
+        let mut c = self.converse(token, &session.name).await;
+        c.next().await.expect("started");
+        c.reply().await.expect("greeting");
+        (session, c)
+    }
 }
 
 /// A Converse stream driven turn by turn.
