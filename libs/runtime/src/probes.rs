@@ -1,8 +1,9 @@
-//! Health checks go around the overload guards (load shedding, the concurrency limit, the
-//! message limit, auth). Kubernetes' gRPC probes call `grpc.health.v1.Health/Check` on the
-//! serving port: if a saturated server shed them, readiness would pull the pod out of the
-//! Service exactly when its peers need it most, and liveness would restart it mid-load. A
-//! probe is a tiny public request answered from memory, so it has nothing to guard against.
+//! Health checks go around the overload guards (load shedding, the concurrency limit) and
+//! auth; the message limit, outside this split, still applies to them. Kubernetes' gRPC
+//! probes and Envoy's active health checks call `grpc.health.v1.Health/Check` on the serving
+//! port: if a saturated server shed them, readiness would pull the pod out of the Service
+//! exactly when its peers need it most, and liveness would restart it mid-load. A probe is a
+//! tiny public request answered from memory, so it has nothing to guard against.
 
 use std::task::{Context, Poll};
 

@@ -1,8 +1,8 @@
 //! The gRPC server every service runs on: health (NOT_SERVING until the service says it is
 //! ready), reflection, gRPC-Web over HTTP/1.1, plain HTTP routes (webhooks), a default
 //! deadline, a global concurrency limit with load shedding, a per-message size limit, JWT
-//! auth (health checks go around those four: `probes`), metrics, tracing, and a graceful
-//! drain bounded by a deadline.
+//! auth (health checks go around the shedding, the limit and auth: `probes`), metrics,
+//! tracing, and a graceful drain bounded by a deadline.
 
 use std::{collections::HashSet, convert::Infallible, future::Future, sync::Arc, time::Duration};
 
@@ -222,13 +222,13 @@ impl ServerBuilder {
             .option_layer(crate::telemetry::exporting().then_some(TraceLayer))
             .layer(MetricsLayer::default())
             .layer(DrainLayer::new(cut.clone()))
+            .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
             .layer(ProbesBypassLayer::new(
                 ServiceBuilder::new()
                     .load_shed()
                     .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                         self.settings.concurrency_limit,
                     ))
-                    .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
                     .layer(AuthLayer::new(
                         self.verifier.clone(),
                         self.policy.clone(),
