@@ -48,7 +48,8 @@ pub struct RelayOptions {
     /// replica that lagged keeps the marker and the older events): after each batch the relay
     /// sets a watermark of its own ([`Transport::set_watermark`]); an older one found later
     /// means what was sent after it is gone, and that goes out again (within
-    /// `replay_after_loss`). `None`: no check.
+    /// `replay_after_loss`). A batch whose mark could not be set goes again, with what was
+    /// sent since the last mark, at the transport's next answer. `None`: no check.
     pub loss_marker: Option<String>,
     pub replay_after_loss: Duration,
 }
@@ -176,6 +177,7 @@ impl Relay {
                         // whatever the transport holds (none, after a real loss).
                         if let Some(t) = &mut tail {
                             t.mark = self.transport.watermark(&t.key).await.unwrap_or(None);
+                            t.unmarked = false;
                         }
                     }
                     Ok(true) => {
@@ -275,34 +277,56 @@ impl Relay {
             .advance_watermark(&t.key, t.mark, now, ttl)
             .await
         {
-            Ok(Ok(())) => t.mark = Some(now),
-            Ok(Err(held)) => self.resend_tail(t, held).await,
-            // The next batch moves it; until then a loss of this batch goes unnoticed.
-            Err(e) => tracing::warn!(error = %e, "bus relay: cannot set its watermark"),
+            Ok(Ok(())) => {
+                t.mark = Some(now);
+                t.unmarked = false;
+                t.resent_unmarked = false;
+            }
+            Ok(Err(held)) => self.resend_tail(t, held, held).await,
+            // The transport took the batch and then failed (it may be going down): whether it
+            // keeps the batch is unknown, so what was sent since the last mark goes again once
+            // it answers (`check_tail`). Once per failure streak: a transport that keeps
+            // refusing the mark but takes events would otherwise get everything again and again.
+            Err(e) => {
+                tracing::warn!(error = %e, "bus relay: cannot set its watermark");
+                if !t.resent_unmarked {
+                    t.unmarked = true;
+                }
+            }
         }
     }
 
     /// Whether the transport lost the tail of what this relay sent while it sent nothing new:
-    /// the mark it holds is not the last one set.
+    /// the mark it holds is not the last one set. After a batch whose mark could not be set,
+    /// the first answer sends again what was sent since the last mark set.
     async fn check_tail(&self, t: &mut TailCheck) {
-        let Some(mine) = t.mark else { return };
-        if let Ok(held) = self.transport.watermark(&t.key).await
-            && held != Some(mine)
-        {
-            self.resend_tail(t, held).await;
+        if t.mark.is_none() && !t.unmarked {
+            return;
+        }
+        let Ok(held) = self.transport.watermark(&t.key).await else {
+            return;
+        };
+        if t.unmarked {
+            t.unmarked = false;
+            t.resent_unmarked = true;
+            // From the older of the two marks: none held means the whole window.
+            let since = held.zip(t.mark).map(|(h, m)| Ord::min(h, m));
+            self.resend_tail(t, since, held).await;
+        } else if t.mark.is_some() && held != t.mark {
+            self.resend_tail(t, held, held).await;
         }
     }
 
-    /// The transport holds mark `held` (or none) in place of the last one set: what was sent
-    /// since `held` (within `replay_after_loss`) goes out again, and the mark goes on from
-    /// `held`.
-    async fn resend_tail(&self, t: &mut TailCheck, held: Option<i64>) {
+    /// What was sent after mark `since` (none: the whole window; within `replay_after_loss`
+    /// either way) goes out again, and the mark goes on from `held`, the one the transport
+    /// holds.
+    async fn resend_tail(&self, t: &mut TailCheck, since: Option<i64>, held: Option<i64>) {
         if self.opts.replay_after_loss.is_zero() {
             t.mark = held;
             return;
         }
         let oldest = crate::outbox::window_start(self.opts.replay_after_loss);
-        let since = held
+        let since = since
             .and_then(chrono::DateTime::<Utc>::from_timestamp_micros)
             .map_or(oldest, |h| Ord::max(h, oldest));
         match self.resend_since(since).await {
@@ -343,6 +367,10 @@ impl Relay {
 struct TailCheck {
     key: String,
     mark: Option<i64>,
+    /// A batch went out whose mark could not be set.
+    unmarked: bool,
+    /// What was sent since the last mark went again for this failure streak already.
+    resent_unmarked: bool,
 }
 
 impl TailCheck {
@@ -356,6 +384,8 @@ impl TailCheck {
                 Utc::now().timestamp_micros()
             ),
             mark: None,
+            unmarked: false,
+            resent_unmarked: false,
         }
     }
 }

@@ -354,6 +354,83 @@ async fn tail_loss_scenario(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// Redis takes a batch and then fails before the relay can set its watermark, as a server
+/// going down can (here an ACL refuses every command but XADD, so the relay's mark and checks
+/// fail), and comes back from a snapshot taken before the batch. The mark it holds is the
+/// relay's last one, which proves nothing: the relay sends the batch again at Redis's first
+/// answer.
+///
+/// `for_good`: Redis stays up and keeps refusing only the mark. The batch goes again once, at
+/// the first check, and not at every check after it.
+async fn unmarked_batch_scenario(tdb: TestDb, for_good: bool) {
+    let db = &tdb.db;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = OwnRedis::start(None, Some(dir.path()));
+    let transport = Arc::new(
+        RedisStreamsTransport::from_url(&server.url(None), RedisOptions::default()).unwrap(),
+    );
+    let topic = unique("unmarked");
+    let marker = unique("relay-unmarked");
+    let watermarks = format!("salestrainer:bus:watermark:{marker}:*");
+    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
+    let (notifier, shutdown, handle, mut sub) =
+        watched_relay(db, &transport, &topic, &marker, window).await;
+    send_and_take(db, &notifier, &mut sub, &envelope(&topic, 1)).await;
+    drop(sub);
+    wait_for_watermark(&transport, &watermarks, None).await;
+    let mut conn = transport.pool().get().await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut *conn).await.unwrap();
+    let refused: &[&str] = if for_good {
+        &["-eval", "-evalsha"]
+    } else {
+        &["-set", "-get", "-eval", "-evalsha"]
+    };
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg(refused)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+
+    let e2 = envelope(&topic, 2);
+    enqueue_committed(db, &e2).await;
+    notifier.notify();
+    while xlen(&transport, &topic).await < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The relay tries its mark right after the batch, and checks every 100 ms: all refused.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(conn);
+
+    let copies = if for_good {
+        2
+    } else {
+        server.kill_and_restart();
+        assert_eq!(
+            xlen(&transport, &topic).await,
+            1,
+            "the snapshot holds e1 only"
+        );
+        1
+    };
+    let mut sub = transport
+        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..copies {
+        let d = expect_next(&mut sub).await;
+        assert_eq!(d.envelope, e2, "the unmarked batch is sent again");
+        d.ack().await.unwrap();
+    }
+    expect_nothing(&mut sub, Duration::from_millis(500)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+    drop(sub);
+    drop(server);
+    tdb.cleanup().await;
+}
+
 /// A relay checking for losses under `marker` every 100 ms, and a consumer on `topic`.
 async fn watched_relay(
     db: &DatabaseConnection,
@@ -462,6 +539,21 @@ async fn in_process_sends_once_scenario(tdb: TestDb) {
 #[tokio::test]
 async fn in_process_relay_sends_once_sqlite() {
     bounded(in_process_sends_once_scenario(TestDb::sqlite().await)).await;
+}
+
+#[tokio::test]
+async fn relay_resends_a_batch_whose_mark_failed_sqlite() {
+    bounded(unmarked_batch_scenario(TestDb::sqlite().await, false)).await;
+}
+
+#[tokio::test]
+async fn relay_resends_a_batch_whose_mark_failed_postgres() {
+    bounded(unmarked_batch_scenario(TestDb::postgres().await, false)).await;
+}
+
+#[tokio::test]
+async fn relay_resends_once_while_its_mark_keeps_failing_sqlite() {
+    bounded(unmarked_batch_scenario(TestDb::sqlite().await, true)).await;
 }
 
 #[tokio::test]
