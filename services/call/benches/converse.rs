@@ -4,6 +4,10 @@
 //! from a turn sent to the first reply chunk, and the process RSS (client and server share the
 //! process, so the figure is an upper bound for the server).
 //!
+//! `BENCH_LLM_FIRST_TOKEN_MS=N`: the persona is an LLM instead, a local fake OpenAI-compatible
+//! provider (real SSE) whose first token comes N ms after each request; the time to the first
+//! chunk then includes those N ms.
+//!
 //! `cargo bench -p salestrainer-call --bench converse` (release), or build it with
 //! `cargo build -p salestrainer-call --bench converse` for a debug figure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use salestrainer_proto::call as pb;
+use salestrainer_proto::{call as pb, config as cfg};
 use salestrainer_runtime::Role;
 use salestrainer_tests::authed;
 use tonic::transport::Channel;
@@ -58,6 +62,14 @@ async fn run() {
     let streams = env_usize("BENCH_STREAMS", 1000);
     let turns = env_usize("BENCH_TURNS", 5);
     let s = common::suite(common::Backend::Sqlite).await;
+    let first_token = std::env::var("BENCH_LLM_FIRST_TOKEN_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
+    if let Some(wait) = first_token {
+        common::use_llm(&s, common::steady_llm(wait).await).await;
+        println!("persona: LLM, a fake provider whose first token comes after {wait:?}");
+    }
     let rss_idle = rss_mb();
     // Several connections, as many browsers would use; HTTP/2 caps streams per connection.
     let channels: Vec<Channel> = (0..20)
@@ -67,6 +79,15 @@ async fn run() {
                 .connect_lazy()
         })
         .collect();
+
+    // Each stream is a trainee of its own: members of the organization.
+    let trainees: Vec<String> = (0..streams).map(|i| format!("bench-{i}")).collect();
+    for chunk in trainees.chunks(50) {
+        let adds = chunk
+            .iter()
+            .map(|t| common::add_member(&s, t, cfg::Role::Trainee));
+        futures::future::join_all(adds).await;
+    }
 
     let t0 = Instant::now();
     let mut sessions = Vec::with_capacity(streams);

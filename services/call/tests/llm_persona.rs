@@ -11,11 +11,10 @@ use std::sync::{
 
 use axum::{Json, Router, body::Body, extract::State, http::HeaderMap, routing::post};
 use bytes::Bytes;
-use common::{Backend, await_event, suite};
+use common::{Backend, await_event, suite, use_llm};
 use salestrainer_bus::SubscribeOptions;
-use salestrainer_proto::{call as pb, config as cfg, events as ev};
+use salestrainer_proto::{call as pb, events as ev};
 use salestrainer_runtime::events::TOPIC_SESSIONS;
-use salestrainer_tests::authed;
 use tonic::Code;
 
 #[derive(Default)]
@@ -77,29 +76,6 @@ async fn completions(
 }
 
 use futures::StreamExt;
-
-/// Gives organization acme an LLM persona: the fake at `base_url`.
-async fn use_llm(s: &common::Suite, base_url: String) {
-    s.config
-        .clone()
-        .create_provider_credential(authed(
-            cfg::CreateProviderCredentialRequest {
-                parent: "organizations/acme".into(),
-                provider_credential: Some(cfg::ProviderCredential {
-                    kind: cfg::ProviderKind::OpenaiCompatible as i32,
-                    display_name: "fake".into(),
-                    base_url,
-                    model: "fake-model".into(),
-                    api_key: "sk-test-key".into(),
-                    ..Default::default()
-                }),
-                provider_credential_id: "llm".into(),
-            },
-            &s.admin,
-        ))
-        .await
-        .unwrap();
-}
 
 async fn fake_server(fake: Arc<Fake>) -> String {
     let app = Router::new()

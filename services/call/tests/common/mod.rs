@@ -79,21 +79,7 @@ async fn seed(s: &Suite) {
         ("tom", cfg::Role::Trainee),
         ("tina", cfg::Role::Trainee),
     ] {
-        c.create_member(authed(
-            cfg::CreateMemberRequest {
-                parent: "organizations/acme".into(),
-                member: Some(cfg::Member {
-                    subject: id.into(),
-                    display_name: id.into(),
-                    role: role as i32,
-                    ..Default::default()
-                }),
-                member_id: id.into(),
-            },
-            &s.service,
-        ))
-        .await
-        .expect("create member");
+        add_member(s, id, role).await;
     }
     c.create_persona(authed(
         cfg::CreatePersonaRequest {
@@ -421,4 +407,96 @@ pub async fn await_event(
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Makes subject `id` a member of organization acme with `role`.
+pub async fn add_member(s: &Suite, id: &str, role: cfg::Role) {
+    s.config
+        .clone()
+        .create_member(authed(
+            cfg::CreateMemberRequest {
+                parent: "organizations/acme".into(),
+                member: Some(cfg::Member {
+                    subject: id.into(),
+                    display_name: id.into(),
+                    role: role as i32,
+                    ..Default::default()
+                }),
+                member_id: id.into(),
+            },
+            &s.service,
+        ))
+        .await
+        .expect("create member");
+}
+
+/// Gives organization acme an LLM persona: the OpenAI-compatible provider at `base_url`.
+pub async fn use_llm(s: &Suite, base_url: String) {
+    s.config
+        .clone()
+        .create_provider_credential(authed(
+            cfg::CreateProviderCredentialRequest {
+                parent: "organizations/acme".into(),
+                provider_credential: Some(cfg::ProviderCredential {
+                    kind: cfg::ProviderKind::OpenaiCompatible as i32,
+                    display_name: "fake".into(),
+                    base_url,
+                    model: "fake-model".into(),
+                    api_key: "sk-test-key".into(),
+                    ..Default::default()
+                }),
+                provider_credential_id: "llm".into(),
+            },
+            &s.admin,
+        ))
+        .await
+        .expect("create the LLM credential");
+}
+
+/// A fake OpenAI-compatible provider whose every streamed completion (real SSE) sends its
+/// first token after `first_token` and then two more 10 ms apart, as a steady provider would.
+/// Anything else (a grader's JSON request) is refused with 400. Returns its base URL.
+pub async fn steady_llm(first_token: Duration) -> String {
+    use axum::{Json, Router, body::Body, routing::post};
+    use futures::StreamExt;
+
+    let handler = move |Json(body): Json<serde_json::Value>| async move {
+        if body["stream"] != true {
+            return axum::response::Response::builder()
+                .status(400)
+                .body(Body::empty())
+                .expect("response");
+        }
+        let sse =
+            |data: String| Ok::<_, std::io::Error>(bytes::Bytes::from(format!("data: {data}\n\n")));
+        let chunk =
+            |t: &str| sse(serde_json::json!({"choices":[{"delta":{"content":t}}]}).to_string());
+        let items = vec![
+            (first_token, chunk("Sure")),
+            (Duration::from_millis(10), chunk(", tell")),
+            (Duration::from_millis(10), chunk(" me more.")),
+            (
+                Duration::ZERO,
+                sse(r#"{"choices":[],"usage":{"prompt_tokens":42,"completion_tokens":7}}"#.into()),
+            ),
+            (Duration::ZERO, sse("[DONE]".into())),
+        ];
+        let stream = futures::stream::iter(items).then(|(wait, item)| async move {
+            tokio::time::sleep(wait).await;
+            item
+        });
+        axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .expect("response")
+    };
+    let app = Router::new().route("/v1/chat/completions", post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/v1")
 }
