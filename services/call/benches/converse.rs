@@ -1,4 +1,5 @@
-//! Converse under load: the whole suite in-process on 127.0.0.1:0 (SQLite, scripted persona),
+//! Converse under load: the whole suite in-process on 127.0.0.1:0 (SQLite, or PostgreSQL with
+//! `BENCH_POSTGRES=1`; scripted persona),
 //! N concurrent Converse streams (default 1,000; `BENCH_STREAMS`), each sending `BENCH_TURNS`
 //! turns (default 5) with a random think time of up to 2 s between them. Reports p50/p99/max
 //! from a turn sent to the first reply chunk, and the process RSS (client and server share the
@@ -61,7 +62,14 @@ fn main() {
 async fn run() {
     let streams = env_usize("BENCH_STREAMS", 1000);
     let turns = env_usize("BENCH_TURNS", 5);
-    let s = common::suite(common::Backend::Sqlite).await;
+    // BENCH_POSTGRES=1: the services' databases on PostgreSQL (SALESTRAINER_TEST_POSTGRES_URL or
+    // the local server) instead of SQLite.
+    let backend = if std::env::var("BENCH_POSTGRES").is_ok_and(|v| v == "1") {
+        common::Backend::Postgres
+    } else {
+        common::Backend::Sqlite
+    };
+    let s = common::suite(backend).await;
     let first_token = std::env::var("BENCH_LLM_FIRST_TOKEN_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -181,4 +189,13 @@ async fn run() {
         "process RSS (server + client): idle {rss_idle:.1} MB, with {streams} streams open {rss_open:.1} MB, peak seen {peak:.1} MB"
     );
     drop(keep);
+    let url = s.app.settings.database_url.clone();
+    s.app.stop().await;
+    if matches!(backend, common::Backend::Postgres) {
+        salestrainer_tests::drop_postgres_databases(
+            &url,
+            &["config", "call", "grading", "analytics"],
+        )
+        .await;
+    }
 }
