@@ -306,51 +306,15 @@ async fn loss_scenario(tdb: TestDb, replay_after_loss: Duration) {
 /// its watermark older than the one it set, and sends e2 again, and only e2.
 async fn tail_loss_scenario(tdb: TestDb) {
     let db = &tdb.db;
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = OwnRedis::start(None, Some(dir.path()));
-    let transport = Arc::new(
-        RedisStreamsTransport::from_url(&server.url(None), RedisOptions::default()).unwrap(),
-    );
-    let topic = unique("tail");
-    let marker = unique("relay-tail");
-    let watermarks = format!("salestrainer:bus:watermark:{marker}:*");
-    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
-    let (notifier, shutdown, handle, mut sub) =
-        watched_relay(db, &transport, &topic, &marker, window).await;
-    let e1 = envelope(&topic, 1);
-    send_and_take(db, &notifier, &mut sub, &e1).await;
-    drop(sub);
-    let first = wait_for_watermark(&transport, &watermarks, None).await;
-    let mut conn = transport.pool().get().await.unwrap();
-    let _: () = redis::cmd("SAVE").query_async(&mut *conn).await.unwrap();
-
+    let rig = snapshotted_after_e1(db, "tail").await;
     // e2 is sent after the snapshot; no consumer takes it before Redis goes.
-    let e2 = envelope(&topic, 2);
+    let e2 = envelope(&rig.topic, 2);
     enqueue_committed(db, &e2).await;
-    notifier.notify();
-    wait_for_watermark(&transport, &watermarks, Some(first)).await;
-    drop(conn);
-    assert_eq!(xlen(&transport, &topic).await, 2);
-
-    server.kill_and_restart();
-    assert_eq!(
-        xlen(&transport, &topic).await,
-        1,
-        "the snapshot holds e1 only"
-    );
-    let mut sub = transport
-        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let d = expect_next(&mut sub).await;
-    assert_eq!(d.envelope, e2, "the lost tail is sent again");
-    d.ack().await.unwrap();
-    // e1 was kept: neither it nor e2 comes again.
-    expect_nothing(&mut sub, Duration::from_millis(500)).await;
-    shutdown.cancel();
-    handle.await.unwrap();
-    drop(sub);
-    drop(server);
+    rig.notifier.notify();
+    wait_for_watermark(&rig.transport, &rig.watermarks, Some(rig.first)).await;
+    assert_eq!(xlen(&rig.transport, &rig.topic).await, 2);
+    // e1 was kept: neither it nor e2 comes again after e2's one resend.
+    rig.sends_again(&e2, 1, true).await;
     tdb.cleanup().await;
 }
 
@@ -364,27 +328,13 @@ async fn tail_loss_scenario(tdb: TestDb) {
 /// the first check, and not at every check after it.
 async fn unmarked_batch_scenario(tdb: TestDb, for_good: bool) {
     let db = &tdb.db;
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = OwnRedis::start(None, Some(dir.path()));
-    let transport = Arc::new(
-        RedisStreamsTransport::from_url(&server.url(None), RedisOptions::default()).unwrap(),
-    );
-    let topic = unique("unmarked");
-    let marker = unique("relay-unmarked");
-    let watermarks = format!("salestrainer:bus:watermark:{marker}:*");
-    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
-    let (notifier, shutdown, handle, mut sub) =
-        watched_relay(db, &transport, &topic, &marker, window).await;
-    send_and_take(db, &notifier, &mut sub, &envelope(&topic, 1)).await;
-    drop(sub);
-    wait_for_watermark(&transport, &watermarks, None).await;
-    let mut conn = transport.pool().get().await.unwrap();
-    let _: () = redis::cmd("SAVE").query_async(&mut *conn).await.unwrap();
+    let rig = snapshotted_after_e1(db, "unmarked").await;
     let refused: &[&str] = if for_good {
         &["-eval", "-evalsha"]
     } else {
         &["-set", "-get", "-eval", "-evalsha"]
     };
+    let mut conn = rig.transport.pool().get().await.unwrap();
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("default")
@@ -392,43 +342,96 @@ async fn unmarked_batch_scenario(tdb: TestDb, for_good: bool) {
         .query_async(&mut *conn)
         .await
         .unwrap();
+    drop(conn);
 
-    let e2 = envelope(&topic, 2);
+    let e2 = envelope(&rig.topic, 2);
     enqueue_committed(db, &e2).await;
-    notifier.notify();
-    while xlen(&transport, &topic).await < 2 {
+    rig.notifier.notify();
+    while xlen(&rig.transport, &rig.topic).await < 2 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The relay tries its mark right after the batch, and checks every 100 ms: all refused.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    drop(conn);
-
-    let copies = if for_good {
-        2
+    if for_good {
+        // Redis never went: e2 itself and one copy, then nothing.
+        rig.sends_again(&e2, 2, false).await;
     } else {
-        server.kill_and_restart();
-        assert_eq!(
-            xlen(&transport, &topic).await,
-            1,
-            "the snapshot holds e1 only"
-        );
-        1
-    };
-    let mut sub = transport
-        .subscribe(&topic, "g", "c1", SubscribeOptions::default())
-        .await
-        .unwrap();
-    for _ in 0..copies {
-        let d = expect_next(&mut sub).await;
-        assert_eq!(d.envelope, e2, "the unmarked batch is sent again");
-        d.ack().await.unwrap();
+        rig.sends_again(&e2, 1, true).await;
     }
-    expect_nothing(&mut sub, Duration::from_millis(500)).await;
-    shutdown.cancel();
-    handle.await.unwrap();
-    drop(sub);
-    drop(server);
     tdb.cleanup().await;
+}
+
+/// A relay watched under a fresh marker (the default loss window) on a Redis of the test's
+/// own, after event 1 went through it and Redis saved a snapshot.
+struct Snapshotted {
+    server: OwnRedis,
+    _dir: tempfile::TempDir,
+    transport: Arc<RedisStreamsTransport>,
+    topic: String,
+    watermarks: String,
+    /// The relay's watermark after event 1.
+    first: i64,
+    notifier: RelayNotifier,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+async fn snapshotted_after_e1(db: &DatabaseConnection, name: &str) -> Snapshotted {
+    let dir = tempfile::tempdir().unwrap();
+    let server = OwnRedis::start(None, Some(dir.path()));
+    let transport = Arc::new(
+        RedisStreamsTransport::from_url(&server.url(None), RedisOptions::default()).unwrap(),
+    );
+    let topic = unique(name);
+    let marker = unique(&format!("relay-{name}"));
+    let watermarks = format!("salestrainer:bus:watermark:{marker}:*");
+    let window = Duration::from_secs(salestrainer_bus::REPLAY_AFTER_LOSS_SECS);
+    let (notifier, shutdown, handle, mut sub) =
+        watched_relay(db, &transport, &topic, &marker, window).await;
+    send_and_take(db, &notifier, &mut sub, &envelope(&topic, 1)).await;
+    drop(sub);
+    let first = wait_for_watermark(&transport, &watermarks, None).await;
+    let mut conn = transport.pool().get().await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut *conn).await.unwrap();
+    Snapshotted {
+        server,
+        _dir: dir,
+        transport,
+        topic,
+        watermarks,
+        first,
+        notifier,
+        shutdown,
+        handle,
+    }
+}
+
+impl Snapshotted {
+    /// With `restart`, SIGKILLs Redis and starts it again from the snapshot (which holds event
+    /// 1 only). Then expects `e` `copies` times on the topic and nothing after; stops the relay.
+    async fn sends_again(mut self, e: &Envelope, copies: usize, restart: bool) {
+        if restart {
+            self.server.kill_and_restart();
+            assert_eq!(
+                xlen(&self.transport, &self.topic).await,
+                1,
+                "the snapshot holds event 1 only"
+            );
+        }
+        let mut sub = self
+            .transport
+            .subscribe(&self.topic, "g", "c1", SubscribeOptions::default())
+            .await
+            .unwrap();
+        for _ in 0..copies {
+            let d = expect_next(&mut sub).await;
+            assert_eq!(&d.envelope, e, "the lost event is sent again");
+            d.ack().await.unwrap();
+        }
+        expect_nothing(&mut sub, Duration::from_millis(500)).await;
+        self.shutdown.cancel();
+        self.handle.await.unwrap();
+    }
 }
 
 /// A relay checking for losses under `marker` every 100 ms, and a consumer on `topic`.
