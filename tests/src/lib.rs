@@ -255,6 +255,10 @@ pub async fn spawn_service_with<S: salestrainer_runtime::service::Service>(
     .await
 }
 
+/// The databases of the whole suite, one per service (what `drop_postgres_databases` takes
+/// after a test of the whole suite).
+pub const DATABASES: [&str; 4] = cluster::SERVICE_NAMES;
+
 /// Drops the PostgreSQL databases a [`Backend::Postgres`] template made for `services`
 /// (the test server's disk is shared); nothing for SQLite.
 pub async fn drop_postgres_databases(database_url: &str, services: &[&str]) {

@@ -177,7 +177,7 @@ impl Relay {
                         // whatever the transport holds (none, after a real loss).
                         if let Some(t) = &mut tail {
                             t.mark = self.transport.watermark(&t.key).await.unwrap_or(None);
-                            t.unmarked = false;
+                            t.unmarked = Unmarked::No;
                         }
                     }
                     Ok(true) => {
@@ -279,8 +279,7 @@ impl Relay {
         {
             Ok(Ok(())) => {
                 t.mark = Some(now);
-                t.unmarked = false;
-                t.resent_unmarked = false;
+                t.unmarked = Unmarked::No;
             }
             Ok(Err(held)) => self.resend_tail(t, held, held).await,
             // The transport took the batch and then failed (it may be going down): whether it
@@ -289,8 +288,8 @@ impl Relay {
             // refusing the mark but takes events would otherwise get everything again and again.
             Err(e) => {
                 tracing::warn!(error = %e, "bus relay: cannot set its watermark");
-                if !t.resent_unmarked {
-                    t.unmarked = true;
+                if t.unmarked == Unmarked::No {
+                    t.unmarked = Unmarked::Pending;
                 }
             }
         }
@@ -300,15 +299,15 @@ impl Relay {
     /// the mark it holds is not the last one set. After a batch whose mark could not be set,
     /// the first answer sends again what was sent since the last mark set.
     async fn check_tail(&self, t: &mut TailCheck) {
-        if t.mark.is_none() && !t.unmarked {
+        let pending = t.unmarked == Unmarked::Pending;
+        if t.mark.is_none() && !pending {
             return;
         }
         let Ok(held) = self.transport.watermark(&t.key).await else {
             return;
         };
-        if t.unmarked {
-            t.unmarked = false;
-            t.resent_unmarked = true;
+        if pending {
+            t.unmarked = Unmarked::Resent;
             // From the older of the two marks: none held means the whole window.
             let since = held.zip(t.mark).map(|(h, m)| Ord::min(h, m));
             self.resend_tail(t, since, held).await;
@@ -367,10 +366,20 @@ impl Relay {
 struct TailCheck {
     key: String,
     mark: Option<i64>,
-    /// A batch went out whose mark could not be set.
-    unmarked: bool,
-    /// What was sent since the last mark went again for this failure streak already.
-    resent_unmarked: bool,
+    /// Batches that went out without their mark, since the last mark set.
+    unmarked: Unmarked,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unmarked {
+    /// Every batch since the last check has its mark.
+    No,
+    /// A batch's mark could not be set: what was sent since the last mark goes again at the
+    /// transport's next answer.
+    Pending,
+    /// That was sent again already in this failure streak; it goes again only after a mark is
+    /// set and another one fails.
+    Resent,
 }
 
 impl TailCheck {
@@ -384,8 +393,7 @@ impl TailCheck {
                 Utc::now().timestamp_micros()
             ),
             mark: None,
-            unmarked: false,
-            resent_unmarked: false,
+            unmarked: Unmarked::No,
         }
     }
 }

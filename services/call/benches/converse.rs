@@ -191,11 +191,6 @@ async fn run() {
     drop(keep);
     let url = s.app.settings.database_url.clone();
     s.app.stop().await;
-    if matches!(backend, common::Backend::Postgres) {
-        salestrainer_tests::drop_postgres_databases(
-            &url,
-            &["config", "call", "grading", "analytics"],
-        )
-        .await;
-    }
+    // Nothing to drop on SQLite.
+    salestrainer_tests::drop_postgres_databases(&url, &salestrainer_tests::DATABASES).await;
 }

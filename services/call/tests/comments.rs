@@ -302,8 +302,7 @@ async fn comment_thread(backend: Backend) {
 async fn finish(s: Suite) {
     let url = s.app.settings.database_url.clone();
     s.app.stop().await;
-    salestrainer_tests::drop_postgres_databases(&url, &["config", "call", "grading", "analytics"])
-        .await;
+    salestrainer_tests::drop_postgres_databases(&url, &salestrainer_tests::DATABASES).await;
 }
 
 /// The comment events in call's outbox, in the order they were written.

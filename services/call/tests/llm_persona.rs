@@ -279,6 +279,5 @@ async fn the_reply_is_requested_while_the_turn_is_written() {
     drop(c);
     drop(db);
     s.app.stop().await;
-    salestrainer_tests::drop_postgres_databases(&url, &["config", "call", "grading", "analytics"])
-        .await;
+    salestrainer_tests::drop_postgres_databases(&url, &salestrainer_tests::DATABASES).await;
 }

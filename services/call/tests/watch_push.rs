@@ -157,8 +157,7 @@ async fn a_change_on_one_replica_reaches_a_watcher_on_another() {
     b.stop().await;
     let url = a.app.settings.database_url.clone();
     a.app.stop().await;
-    salestrainer_tests::drop_postgres_databases(&url, &["config", "call", "grading", "analytics"])
-        .await;
+    salestrainer_tests::drop_postgres_databases(&url, &salestrainer_tests::DATABASES).await;
 }
 
 /// Transactions committed in `database` so far, by PostgreSQL's statistics, read from
@@ -255,6 +254,5 @@ async fn idle_watchers_issue_no_database_queries() {
     drop(streams);
     let _ = admin.close().await;
     s.app.stop().await;
-    salestrainer_tests::drop_postgres_databases(&url, &["config", "call", "grading", "analytics"])
-        .await;
+    salestrainer_tests::drop_postgres_databases(&url, &salestrainer_tests::DATABASES).await;
 }

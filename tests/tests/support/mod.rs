@@ -18,13 +18,13 @@ use salestrainer_proto::{
 };
 use salestrainer_runtime::Role;
 use salestrainer_tests::{
-    Backend, TEST_SECRET, TestApp, authed, drop_postgres_databases, spawn_app_with, wait_serving,
+    Backend, DATABASES, TEST_SECRET, TestApp, authed, drop_postgres_databases, spawn_app_with,
+    wait_serving,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tonic::{Code, transport::Channel};
 
 pub const ORG: &str = "organizations/acme";
-pub const DATABASES: [&str; 4] = ["config", "call", "grading", "analytics"];
 
 /// The outcome code of a unary call.
 pub fn code<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
